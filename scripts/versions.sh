@@ -1,0 +1,8 @@
+# versions.sh is sourced by the scripts: the pinned versions of the programs
+# edgeid builds and the cache they are built into. The tools modules under
+# scripts/tools pin the same versions; test/harness reads them from here too.
+SPIRE_VERSION=v1.13.3
+VAULT_VERSION=v1.21.0
+SPIFFE_HELPER_VERSION=v0.11.0
+EDGEID_CACHE="${EDGEID_CACHE:-$HOME/.cache/edgeid}"
+EDGEID_BIN="$EDGEID_CACHE/bin"
