@@ -1,0 +1,233 @@
+package harness
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	rootOnce sync.Once
+	rootDir  string
+	rootErr  error
+
+	versionsOnce sync.Once
+	versions     map[string]string
+	versionsErr  error
+)
+
+// RepoRoot returns the root of the edgeid repository (the directory holding
+// the root go.mod), found by walking up from the working directory.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	rootOnce.Do(func() {
+		dir, err := os.Getwd()
+		if err != nil {
+			rootErr = err
+			return
+		}
+		for {
+			data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+			if err == nil && strings.HasPrefix(string(data), "module github.com/edgeid/edgeid\n") {
+				rootDir = dir
+				return
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				rootErr = fmt.Errorf("no go.mod for github.com/edgeid/edgeid above the working directory")
+				return
+			}
+			dir = parent
+		}
+	})
+	if rootErr != nil {
+		t.Fatalf("harness: %v", rootErr)
+	}
+	return rootDir
+}
+
+// Versions returns the pinned versions and the cache location from
+// scripts/versions.sh, keyed by variable name (SPIRE_VERSION, VAULT_VERSION,
+// SPIFFE_HELPER_VERSION, EDGEID_BIN).
+func Versions(t testing.TB) map[string]string {
+	t.Helper()
+	root := RepoRoot(t)
+	versionsOnce.Do(func() {
+		versions, versionsErr = readVersions(filepath.Join(root, "scripts", "versions.sh"))
+	})
+	if versionsErr != nil {
+		t.Fatalf("harness: %v", versionsErr)
+	}
+	return versions
+}
+
+// readVersions reads the plain NAME=value assignments of versions.sh and
+// resolves the cache directory the same way the script does.
+func readVersions(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read pinned versions: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		name, value, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") || strings.ContainsAny(value, "$\"") {
+			continue
+		}
+		out[name] = value
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read pinned versions: %w", err)
+	}
+	cache := os.Getenv("EDGEID_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("locate the binary cache: %w", err)
+		}
+		cache = filepath.Join(home, ".cache", "edgeid")
+	}
+	out["EDGEID_BIN"] = filepath.Join(cache, "bin")
+	return out, nil
+}
+
+// pinnedBin returns the cached path of a pinned binary, failing the test with
+// a message naming the binary and the command that builds it.
+func pinnedBin(t testing.TB, name, versionKey, tool string) string {
+	t.Helper()
+	path, err := pinnedPath(Versions(t), name, versionKey, tool)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return path
+}
+
+// pinnedPath resolves a pinned binary in the cache described by v.
+func pinnedPath(v map[string]string, name, versionKey, tool string) (string, error) {
+	version := v[versionKey]
+	if version == "" {
+		return "", fmt.Errorf("scripts/versions.sh does not pin %s", versionKey)
+	}
+	path := filepath.Join(v["EDGEID_BIN"], name+"-"+version, name)
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("%s %s is missing (%s): build it with `make tools` or `scripts/build-tools.sh %s`", name, version, path, tool)
+	}
+	return path, nil
+}
+
+// SpireServerBin returns the path of the pinned spire-server binary.
+func SpireServerBin(t testing.TB) string {
+	return pinnedBin(t, "spire-server", "SPIRE_VERSION", "spire")
+}
+
+// SpireAgentBin returns the path of the pinned spire-agent binary.
+func SpireAgentBin(t testing.TB) string {
+	return pinnedBin(t, "spire-agent", "SPIRE_VERSION", "spire")
+}
+
+// VaultBin returns the path of the pinned vault binary.
+func VaultBin(t testing.TB) string {
+	return pinnedBin(t, "vault", "VAULT_VERSION", "vault")
+}
+
+// SpiffeHelperBin returns the path of the pinned spiffe-helper binary, built
+// only for side-by-side comparisons.
+func SpiffeHelperBin(t testing.TB) string {
+	return pinnedBin(t, "spiffe-helper", "SPIFFE_HELPER_VERSION", "spiffe-helper")
+}
+
+// RequireCommand returns the path of a program from the system PATH (kcat,
+// mosquitto, openssl, ...), failing the test with a clear message when it is
+// not installed.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("harness: %s is not installed: run `make deps` (scripts/install-deps.sh) to install it", name)
+	}
+	return path
+}
+
+// Plugin is an edgeid plugin binary built for a test.
+type Plugin struct {
+	// Path is the binary, for plugin_cmd.
+	Path string
+	// Checksum is the binary's SHA-256 in hex, for plugin_checksum.
+	Checksum string
+}
+
+var (
+	pluginMu    sync.Mutex
+	pluginBuilt = map[string]Plugin{}
+)
+
+// BuildPlugin builds the edgeid binary at pkg (a path relative to the
+// repository root, such as "./plugins/cmd/edgeid-nodeattestor-kubeedge-agent")
+// once per test process, and returns its path and checksum.
+func BuildPlugin(t testing.TB, pkg string) Plugin {
+	t.Helper()
+	return BuildBinary(t, pkg, filepath.Base(pkg))
+}
+
+// BuildBinary builds the Go main package pkg (relative to the repository
+// root) into a per-process directory under the name name, once per process.
+func BuildBinary(t testing.TB, pkg, name string) Plugin {
+	t.Helper()
+	root := RepoRoot(t)
+	pluginMu.Lock()
+	defer pluginMu.Unlock()
+	key := pkg + "\x00" + name
+	if p, ok := pluginBuilt[key]; ok {
+		return p
+	}
+	// Binaries go to a stable directory in the cache rather than a fresh
+	// temporary one, so repeated runs do not fill the disk. Each build goes
+	// to a temporary name and is renamed into place, so test processes that
+	// build the same binary concurrently never see a partial file.
+	dir := filepath.Join(filepath.Dir(Versions(t)["EDGEID_BIN"]), "testbin", strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	out := filepath.Join(dir, name)
+	tmp := fmt.Sprintf("%s.tmp.%d", out, os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd.Dir = root
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("harness: go build %s: %v\n%s", pkg, err, msg)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	sum, err := FileSHA256(out)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	p := Plugin{Path: out, Checksum: sum}
+	pluginBuilt[key] = p
+	return p
+}
+
+// FileSHA256 returns the hex SHA-256 of a file.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,82 @@
+package harness
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	vaultapi "github.com/hashicorp/vault/api"
+)
+
+func TestMissingBinaryNamesIt(t *testing.T) {
+	v := map[string]string{"SPIRE_VERSION": "v1.13.3", "EDGEID_BIN": t.TempDir()}
+	_, err := pinnedPath(v, "spire-server", "SPIRE_VERSION", "spire")
+	if err == nil {
+		t.Fatal("expected an error for a binary missing from the cache")
+	}
+	for _, want := range []string{"spire-server v1.13.3 is missing", filepath.Join(v["EDGEID_BIN"], "spire-server-v1.13.3", "spire-server"), "make tools"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestVersionsArePinned(t *testing.T) {
+	v := Versions(t)
+	want := map[string]string{"SPIRE_VERSION": "v1.13.3", "VAULT_VERSION": "v1.21.0", "SPIFFE_HELPER_VERSION": "v0.11.0"}
+	for k, val := range want {
+		if v[k] != val {
+			t.Errorf("%s = %q, want %q", k, v[k], val)
+		}
+	}
+}
+
+func TestVaultDevServes(t *testing.T) {
+	v := StartVaultDev(t)
+	c := v.Client(t)
+	health, err := c.Sys().Health()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !health.Initialized || health.Sealed || !strings.HasPrefix(health.Version, "1.21.0") {
+		t.Fatalf("dev vault health = %+v, want initialised, unsealed, version 1.21.0", health)
+	}
+	if err := c.Sys().Mount("pki", &vaultapi.MountInput{Type: "pki"}); err != nil {
+		t.Fatalf("mount pki: %v", err)
+	}
+	root, err := c.Logical().Write("pki/root/generate/internal", map[string]any{"common_name": "harness test root", "key_type": "ec", "ttl": "1h"})
+	if err != nil {
+		t.Fatalf("generate PKI root: %v", err)
+	}
+	if certs, err := ParseCertsPEM([]byte(root.Data["certificate"].(string))); err != nil || !certs[0].IsCA {
+		t.Fatalf("PKI root is not a CA certificate: %v", err)
+	}
+}
+
+func TestVaultNonDevStartsUninitialisedAndRestarts(t *testing.T) {
+	for _, storage := range []string{"file", "raft"} {
+		t.Run(storage, func(t *testing.T) {
+			v := StartVault(t, VaultOptions{Storage: storage, TLS: storage == "raft"})
+			c := v.Client(t)
+			init, err := c.Sys().InitStatus()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if init {
+				t.Fatal("a fresh non-dev Vault reports itself initialised")
+			}
+			v.Stop(t)
+			v.Start(t)
+			if _, err := c.Sys().InitStatus(); err != nil {
+				t.Fatalf("after restart: %v", err)
+			}
+		})
+	}
+}
+
+func TestPostgresAcceptsConnections(t *testing.T) {
+	pg := StartPostgres(t)
+	if !strings.Contains(pg.DSN, "dbname=spire") {
+		t.Fatalf("DSN %q", pg.DSN)
+	}
+}
