@@ -1,0 +1,271 @@
+package kubeedge
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/edgeid/edgeid/plugins/common/pluginconf"
+)
+
+// Defaults for the server configuration.
+const (
+	// DefaultCommonNamePattern matches the subject CN edgecore requests,
+	// capturing the node name.
+	DefaultCommonNamePattern = `^system:node:(?P<node_name>.+)$`
+	// DefaultOrganization is the subject O edgecore requests.
+	DefaultOrganization = "system:nodes"
+	// DefaultEdgeNodeLabel is the label every KubeEdge edge node carries.
+	DefaultEdgeNodeLabel = "node-role.kubernetes.io/edge"
+	// DefaultMaxClockSkew bounds the difference between the agent's clock in
+	// its challenge response and the server's clock.
+	DefaultMaxClockSkew = 5 * time.Minute
+	// DefaultChallengeTimeout bounds the time between sending the challenge
+	// and receiving the response.
+	DefaultChallengeTimeout = time.Minute
+	// DefaultKubernetesTimeout bounds one request to the Kubernetes API.
+	DefaultKubernetesTimeout = 5 * time.Second
+	// legacyCommonName is the CN of pre-1.18 KubeEdge edge certificates.
+	legacyCommonName = "kubeedge.io"
+	nodeNameGroup    = "node_name"
+)
+
+// Kubernetes check modes.
+const (
+	KubernetesCheckAuto     = "auto"
+	KubernetesCheckRequired = "required"
+	KubernetesCheckDisabled = "disabled"
+)
+
+// Config is the plugin_data of NodeAttestor "kubeedge" on the server.
+type Config struct {
+	// Cluster names the KubeEdge cluster; it appears in the agent ID and in
+	// the kubeedge:cluster selector. Required.
+	Cluster string `hcl:"cluster,optional"`
+	// CABundlePath is a PEM file with one or more KubeEdge CA certificates.
+	CABundlePath string `hcl:"ca_bundle_path,optional"`
+	// CABundlePaths lists more such files (for CA rotation).
+	CABundlePaths []string `hcl:"ca_bundle_paths,optional"`
+	// CommonNamePattern is a regular expression the subject CN must match
+	// in full; its named group node_name captures the node name.
+	CommonNamePattern string `hcl:"common_name_pattern,optional"`
+	// Organizations lists subject O values; the certificate must carry one
+	// of them. Default ["system:nodes"]; an empty list disables the check.
+	Organizations *[]string `hcl:"organizations,optional"`
+	// DenyNodeNames bans node names.
+	DenyNodeNames []string `hcl:"deny_node_names,optional"`
+	// DenyCertSerials bans certificate serial numbers (hex, colons allowed).
+	DenyCertSerials []string `hcl:"deny_cert_serials,optional"`
+	// MaxClockSkew bounds the agent's clock skew, e.g. "5m".
+	MaxClockSkew string `hcl:"max_clock_skew,optional"`
+	// ChallengeTimeout bounds the challenge round trip, e.g. "1m".
+	ChallengeTimeout string `hcl:"challenge_timeout,optional"`
+
+	// KubernetesCheck is "auto" (default: on when kubeconfig is set or the
+	// server runs in a pod), "required" or "disabled".
+	KubernetesCheck string `hcl:"kubernetes_check,optional"`
+	// Kubeconfig is a kubeconfig file for the Kubernetes Node check.
+	Kubeconfig string `hcl:"kubeconfig,optional"`
+	// KubeContext picks a context of Kubeconfig; default current-context.
+	KubeContext string `hcl:"kube_context,optional"`
+	// EdgeNodeLabel is the label the Node must carry.
+	EdgeNodeLabel string `hcl:"edge_node_label,optional"`
+	// EdgeNodeLabelValue is the value that label must have (default "").
+	EdgeNodeLabelValue string `hcl:"edge_node_label_value,optional"`
+	// KubernetesTimeout bounds one API request, e.g. "5s".
+	KubernetesTimeout string `hcl:"kubernetes_timeout,optional"`
+}
+
+// configuration is the validated Config with defaults applied.
+type configuration struct {
+	trustDomain      spiffeid.TrustDomain
+	cluster          string
+	caPaths          []string
+	cnPattern        *regexp.Regexp
+	nodeNameIndex    int
+	organizations    []string
+	denyNodeNames    map[string]bool
+	denySerials      map[string]bool
+	maxClockSkew     time.Duration
+	challengeTimeout time.Duration
+
+	kubeMode           string
+	kubeconfig         string
+	kubeContext        string
+	edgeNodeLabel      string
+	edgeNodeLabelValue string
+	kubeTimeout        time.Duration
+}
+
+// buildConfig decodes and validates hclText. It reports every problem it
+// finds, one per line of the returned error's message.
+func buildConfig(trustDomain, hclText string) (*configuration, error) {
+	var c Config
+	if err := pluginconf.Decode(hclText, &c); err != nil {
+		return nil, err
+	}
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	out := &configuration{}
+	td, err := spiffeid.TrustDomainFromString(trustDomain)
+	if err != nil {
+		bad("trust domain %q from the core configuration is invalid: %v", trustDomain, err)
+	}
+	out.trustDomain = td
+
+	switch {
+	case c.Cluster == "":
+		bad("cluster is required")
+	case !validPathSegment(c.Cluster):
+		bad("cluster %q must be a SPIFFE ID path segment (letters, digits, '.', '-', '_')", c.Cluster)
+	}
+	out.cluster = c.Cluster
+
+	if c.CABundlePath != "" {
+		out.caPaths = append(out.caPaths, c.CABundlePath)
+	}
+	out.caPaths = append(out.caPaths, c.CABundlePaths...)
+	if len(out.caPaths) == 0 {
+		bad("ca_bundle_path or ca_bundle_paths is required")
+	}
+	for _, p := range out.caPaths {
+		if strings.TrimSpace(p) == "" {
+			bad("ca_bundle_paths holds an empty path")
+		}
+	}
+
+	pattern := c.CommonNamePattern
+	if pattern == "" {
+		pattern = DefaultCommonNamePattern
+	}
+	re, err := regexp.Compile(pattern)
+	switch {
+	case err != nil:
+		bad("common_name_pattern %q is not a valid regular expression: %v", pattern, err)
+	case re.SubexpIndex(nodeNameGroup) < 0:
+		bad("common_name_pattern %q has no named group (?P<node_name>...)", pattern)
+	default:
+		// Anchor the pattern so it must match the whole CN.
+		re = regexp.MustCompile(`^(?:` + pattern + `)$`)
+		out.cnPattern = re
+		out.nodeNameIndex = re.SubexpIndex(nodeNameGroup)
+	}
+
+	if c.Organizations == nil {
+		out.organizations = []string{DefaultOrganization}
+	} else {
+		out.organizations = *c.Organizations
+	}
+
+	out.denyNodeNames = make(map[string]bool)
+	for _, n := range c.DenyNodeNames {
+		if n == "" {
+			bad("deny_node_names holds an empty name")
+			continue
+		}
+		out.denyNodeNames[n] = true
+	}
+	out.denySerials = make(map[string]bool)
+	for _, s := range c.DenyCertSerials {
+		norm, err := normalizeSerial(s)
+		if err != nil {
+			bad("deny_cert_serials: %v", err)
+			continue
+		}
+		out.denySerials[norm] = true
+	}
+
+	out.maxClockSkew = parseDuration(c.MaxClockSkew, DefaultMaxClockSkew, "max_clock_skew", bad)
+	out.challengeTimeout = parseDuration(c.ChallengeTimeout, DefaultChallengeTimeout, "challenge_timeout", bad)
+	out.kubeTimeout = parseDuration(c.KubernetesTimeout, DefaultKubernetesTimeout, "kubernetes_timeout", bad)
+
+	out.kubeMode = c.KubernetesCheck
+	if out.kubeMode == "" {
+		out.kubeMode = KubernetesCheckAuto
+	}
+	switch out.kubeMode {
+	case KubernetesCheckAuto, KubernetesCheckRequired:
+	case KubernetesCheckDisabled:
+		if c.Kubeconfig != "" {
+			bad("kubeconfig is set but kubernetes_check is %q", KubernetesCheckDisabled)
+		}
+	default:
+		bad("kubernetes_check %q must be %q, %q or %q", c.KubernetesCheck, KubernetesCheckAuto, KubernetesCheckRequired, KubernetesCheckDisabled)
+	}
+	out.kubeconfig = c.Kubeconfig
+	out.kubeContext = c.KubeContext
+	if c.KubeContext != "" && c.Kubeconfig == "" {
+		bad("kube_context is set but kubeconfig is not")
+	}
+	out.edgeNodeLabel = c.EdgeNodeLabel
+	if out.edgeNodeLabel == "" {
+		out.edgeNodeLabel = DefaultEdgeNodeLabel
+	}
+	out.edgeNodeLabelValue = c.EdgeNodeLabelValue
+
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	return out, nil
+}
+
+func parseDuration(s string, def time.Duration, key string, bad func(string, ...any)) time.Duration {
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		bad("%s %q must be a positive duration such as \"30s\"", key, s)
+		return def
+	}
+	return d
+}
+
+// normalizeSerial turns "0A:1b" or "a1B" into lowercase hex without leading
+// zeros, the form of the kubeedge:cert_serial selector.
+func normalizeSerial(s string) (string, error) {
+	clean := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X"), ":", ""))
+	n, ok := new(big.Int).SetString(clean, 16)
+	if clean == "" || !ok || n.Sign() < 0 {
+		return "", fmt.Errorf("serial %q is not a hexadecimal number", s)
+	}
+	return n.Text(16), nil
+}
+
+// serialHex renders a certificate serial as in normalizeSerial.
+func serialHex(cert *x509.Certificate) string {
+	if cert.SerialNumber == nil {
+		return ""
+	}
+	return cert.SerialNumber.Text(16)
+}
+
+// validPathSegment reports whether s can be one SPIFFE ID path segment.
+func validPathSegment(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 253 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// dns1123Subdomain is the syntax of a Kubernetes Node name.
+var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// validNodeName reports whether s is a valid Kubernetes Node name.
+func validNodeName(s string) bool {
+	return len(s) <= 253 && dns1123Subdomain.MatchString(s)
+}

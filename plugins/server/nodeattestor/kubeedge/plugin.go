@@ -1,0 +1,509 @@
+package kubeedge
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/spire-plugin-sdk/pluginsdk"
+	nodeattestorv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/plugin/server/nodeattestor/v1"
+	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
+)
+
+var (
+	_ nodeattestorv1.NodeAttestorServer = (*Plugin)(nil)
+	_ configv1.ConfigServer             = (*Plugin)(nil)
+	_ pluginsdk.NeedsLogger             = (*Plugin)(nil)
+)
+
+// hooks are the plugin's links to the clock, randomness and the OS, replaced
+// by tests.
+type hooks struct {
+	now                func() time.Time
+	rand               io.Reader
+	getenv             func(string) string
+	inClusterTokenPath string
+	inClusterCAPath    string
+}
+
+// state is what Configure builds and Attest reads: the validated
+// configuration, the CA bundle and the Kubernetes client (nil when off).
+type state struct {
+	config *configuration
+	bundle *caBundle
+	kube   nodeGetter
+}
+
+// Plugin is the server side of NodeAttestor "kubeedge".
+type Plugin struct {
+	nodeattestorv1.UnimplementedNodeAttestorServer
+	configv1.UnimplementedConfigServer
+
+	hooks hooks
+
+	mu     sync.RWMutex
+	state  *state
+	logger hclog.Logger
+}
+
+// New returns an unconfigured plugin.
+func New() *Plugin {
+	return &Plugin{
+		hooks: hooks{
+			now:                time.Now,
+			rand:               rand.Reader,
+			getenv:             os.Getenv,
+			inClusterTokenPath: inClusterTokenPath,
+			inClusterCAPath:    inClusterCAPath,
+		},
+		logger: hclog.NewNullLogger(),
+	}
+}
+
+// SetLogger is called by the plugin framework with SPIRE's logger.
+func (p *Plugin) SetLogger(logger hclog.Logger) {
+	p.mu.Lock()
+	p.logger = logger
+	p.mu.Unlock()
+}
+
+// Configure validates and applies the configuration atomically.
+func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*configv1.ConfigureResponse, error) {
+	st, err := p.build(req.GetCoreConfiguration().GetTrustDomain(), req.GetHclConfiguration())
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.state = st
+	logger := p.logger
+	p.mu.Unlock()
+	if st.kube == nil {
+		logger.Warn("Kubernetes Node check is OFF: any holder of a valid KubeEdge node certificate attests; set kubeconfig or run in-cluster (recommended)", "cluster", st.config.cluster)
+	} else {
+		logger.Info("Kubernetes Node check is on", "cluster", st.config.cluster, "edge_node_label", st.config.edgeNodeLabel)
+	}
+	return &configv1.ConfigureResponse{}, nil
+}
+
+// Validate reports whether a configuration is usable, with every problem.
+func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*configv1.ValidateResponse, error) {
+	st, err := p.build(req.GetCoreConfiguration().GetTrustDomain(), req.GetHclConfiguration())
+	if err != nil {
+		return &configv1.ValidateResponse{Valid: false, Notes: []string{status.Convert(err).Message()}}, nil
+	}
+	notes := []string{"configuration valid"}
+	if st.kube == nil {
+		notes = append(notes, "the Kubernetes Node check is off; set kubeconfig (recommended)")
+	}
+	return &configv1.ValidateResponse{Valid: true, Notes: notes}, nil
+}
+
+func (p *Plugin) build(trustDomain, hclText string) (*state, error) {
+	cfg, err := buildConfig(trustDomain, hclText)
+	if err != nil {
+		if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
+			return nil, err
+		}
+		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: %v", err)
+	}
+	bundle, err := loadCABundle(cfg.caPaths)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: %v", err)
+	}
+	st := &state{config: cfg, bundle: bundle}
+	switch {
+	case cfg.kubeMode == KubernetesCheckDisabled:
+	case cfg.kubeconfig != "":
+		kc, err := newKubeClientFromKubeconfig(cfg.kubeconfig, cfg.kubeContext, cfg.kubeTimeout)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: kubeconfig: %v", err)
+		}
+		st.kube = kc
+	case inClusterEnv(&p.hooks):
+		kc, err := newInClusterKubeClient(&p.hooks, cfg.kubeTimeout)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: in-cluster credentials: %v", err)
+		}
+		st.kube = kc
+	case cfg.kubeMode == KubernetesCheckRequired:
+		return nil, status.Error(codes.InvalidArgument, "invalid configuration: kubernetes_check is \"required\" but neither kubeconfig nor in-cluster credentials are available")
+	}
+	return st, nil
+}
+
+func (p *Plugin) getState() (*state, hclog.Logger, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.state == nil {
+		return nil, p.logger, status.Error(codes.FailedPrecondition, "not configured")
+	}
+	return p.state, p.logger, nil
+}
+
+// setKubeClient replaces the Kubernetes client (tests only).
+func (p *Plugin) setKubeClient(g nodeGetter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != nil {
+		st := *p.state
+		st.kube = g
+		p.state = &st
+	}
+}
+
+// Attest runs the challenge–response attestation of one agent.
+func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
+	st, logger, err := p.getState()
+	if err != nil {
+		return err
+	}
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	payload := req.GetPayload()
+	if payload == nil {
+		return status.Error(codes.InvalidArgument, "expected an attestation payload")
+	}
+	chain, err := ParseAttestationPayload(payload)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+
+	v, err := st.verifyChain(chain, p.hooks.now())
+	if err != nil {
+		return err
+	}
+	log := logger.With("node_name", v.nodeName, "cert_serial", v.serial, "ca_fingerprint", v.caFingerprint)
+
+	// Proof of possession: a fresh nonce the agent signs with the node key.
+	nonce := make([]byte, wire.NonceSize)
+	if _, err := io.ReadFull(p.hooks.rand, nonce); err != nil {
+		return status.Errorf(codes.Internal, "unable to generate challenge: %v", err)
+	}
+	challenge, err := wire.Marshal(&wire.Challenge{Version: wire.ProtocolVersion, Nonce: nonce})
+	if err != nil {
+		return status.Errorf(codes.Internal, "unable to encode challenge: %v", err)
+	}
+	sentAt := p.hooks.now()
+	if err := stream.Send(&nodeattestorv1.AttestResponse{Response: &nodeattestorv1.AttestResponse_Challenge{Challenge: challenge}}); err != nil {
+		return err
+	}
+	req, err = stream.Recv()
+	if err != nil {
+		return err
+	}
+	respBytes := req.GetChallengeResponse()
+	if respBytes == nil {
+		return status.Error(codes.InvalidArgument, "expected a challenge response")
+	}
+	if err := st.verifyChallengeResponse(v.leaf, nonce, respBytes, sentAt, p.hooks.now()); err != nil {
+		log.Warn("Node attestation failed", "reason", status.Convert(err).Message())
+		return err
+	}
+
+	selectors := v.selectors(st.config.cluster)
+	if st.kube != nil {
+		extra, err := st.checkNode(stream.Context(), v.nodeName)
+		if err != nil {
+			log.Warn("Node attestation failed", "reason", status.Convert(err).Message())
+			return err
+		}
+		selectors = append(selectors, extra...)
+	}
+
+	id, err := spiffeid.FromSegments(st.config.trustDomain, "spire", "agent", wire.PluginName, st.config.cluster, v.nodeName)
+	if err != nil {
+		return status.Errorf(codes.Internal, "unable to build agent ID: %v", err)
+	}
+	log.Info("Node attested", "agent_id", id.String())
+	return stream.Send(&nodeattestorv1.AttestResponse{
+		Response: &nodeattestorv1.AttestResponse_AgentAttributes{
+			AgentAttributes: &nodeattestorv1.AgentAttributes{
+				SpiffeId:       id.String(),
+				SelectorValues: selectors,
+				CanReattest:    true,
+			},
+		},
+	})
+}
+
+// ParseAttestationPayload decodes the agent's first message and parses its
+// certificates. Every error is meant for an InvalidArgument status.
+func ParseAttestationPayload(payload []byte) ([]*x509.Certificate, error) {
+	data, err := wire.DecodeAttestationData(payload)
+	if err != nil {
+		return nil, err
+	}
+	chain := make([]*x509.Certificate, 0, len(data.Certificates))
+	for i, der := range data.Certificates {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("kubeedge: malformed certificate %d: %w", i, err)
+		}
+		chain = append(chain, cert)
+	}
+	return chain, nil
+}
+
+// verified is what chain verification learned about the node.
+type verified struct {
+	leaf          *x509.Certificate
+	nodeName      string
+	serial        string
+	caFingerprint string
+}
+
+func (v *verified) selectors(cluster string) []string {
+	return []string{
+		"cluster:" + cluster,
+		"node_name:" + v.nodeName,
+		"ca_fingerprint:" + v.caFingerprint,
+		"cert_serial:" + v.serial,
+	}
+}
+
+// verifyChain checks the leaf (not a CA, validity, EKU, key usage, key type,
+// subject) and its chain to a configured KubeEdge CA, then the deny list.
+func (st *state) verifyChain(chain []*x509.Certificate, now time.Time) (*verified, error) {
+	cfg := st.config
+	leaf := chain[0]
+	switch {
+	case leaf.IsCA:
+		return nil, status.Error(codes.PermissionDenied, "node certificate is a CA certificate")
+	case now.Before(leaf.NotBefore):
+		return nil, status.Errorf(codes.PermissionDenied, "node certificate is not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339))
+	case now.After(leaf.NotAfter):
+		return nil, status.Errorf(codes.PermissionDenied, "node certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339))
+	case !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth):
+		return nil, status.Error(codes.PermissionDenied, "node certificate lacks the client authentication extended key usage")
+	case leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0:
+		return nil, status.Error(codes.PermissionDenied, "node certificate key usage does not allow digital signatures")
+	}
+	if err := wire.CheckPublicKey(leaf.PublicKey); err != nil {
+		return nil, status.Errorf(codes.PermissionDenied, "node certificate key is not supported: %v", err)
+	}
+	nodeName, err := cfg.nodeNameOf(leaf)
+	if err != nil {
+		return nil, err
+	}
+
+	bundle, err := st.bundle.current()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "unable to load KubeEdge CA bundle: %v", err)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         bundle.pool,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		var ua x509.UnknownAuthorityError
+		if errors.As(err, &ua) {
+			return nil, status.Errorf(codes.PermissionDenied, "node certificate is not signed by a configured KubeEdge CA: %v", err)
+		}
+		return nil, status.Errorf(codes.PermissionDenied, "node certificate chain verification failed: %v", err)
+	}
+	root := chains[0][len(chains[0])-1]
+	v := &verified{leaf: leaf, nodeName: nodeName, serial: serialHex(leaf), caFingerprint: fingerprint(root)}
+
+	if cfg.denyNodeNames[nodeName] {
+		return nil, status.Errorf(codes.PermissionDenied, "node %q is on the deny list", nodeName)
+	}
+	if cfg.denySerials[v.serial] {
+		return nil, status.Errorf(codes.PermissionDenied, "node certificate serial %s is on the deny list", v.serial)
+	}
+	return v, nil
+}
+
+// nodeNameOf extracts the node name from the leaf's subject.
+func (cfg *configuration) nodeNameOf(leaf *x509.Certificate) (string, error) {
+	cn := leaf.Subject.CommonName
+	if cn == legacyCommonName {
+		return "", status.Errorf(codes.PermissionDenied, "node certificate has the legacy KubeEdge subject CN=%s, which names no node; rotate the node certificate with a current edgecore", legacyCommonName)
+	}
+	if len(cfg.organizations) > 0 && !slices.ContainsFunc(leaf.Subject.Organization, func(o string) bool { return slices.Contains(cfg.organizations, o) }) {
+		return "", status.Errorf(codes.PermissionDenied, "node certificate subject organization %q includes none of %q", leaf.Subject.Organization, cfg.organizations)
+	}
+	m := cfg.cnPattern.FindStringSubmatch(cn)
+	if m == nil {
+		return "", status.Errorf(codes.PermissionDenied, "node certificate common name %q does not match common_name_pattern %q", cn, cfg.cnPattern.String())
+	}
+	name := m[cfg.nodeNameIndex]
+	if !validNodeName(name) {
+		return "", status.Errorf(codes.PermissionDenied, "node certificate names %q, which is not a valid Kubernetes node name", name)
+	}
+	return name, nil
+}
+
+// verifyChallengeResponse checks the agent's answer to nonce.
+func (st *state) verifyChallengeResponse(leaf *x509.Certificate, nonce, raw []byte, sentAt, now time.Time) error {
+	resp, err := wire.DecodeChallengeResponse(raw)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if !bytes.Equal(resp.Challenge, nonce) {
+		return status.Error(codes.PermissionDenied, "challenge response answers another challenge (replayed or stale response)")
+	}
+	if elapsed := now.Sub(sentAt); elapsed > st.config.challengeTimeout {
+		return status.Errorf(codes.PermissionDenied, "challenge response came %s after the challenge, over challenge_timeout %s", elapsed.Round(time.Millisecond), st.config.challengeTimeout)
+	}
+	agentTime := time.UnixMilli(resp.TimeUnixMilli)
+	if skew := agentTime.Sub(now).Abs(); skew > st.config.maxClockSkew {
+		return status.Errorf(codes.PermissionDenied, "challenge response time %s is %s away from the server's clock, over max_clock_skew %s", agentTime.UTC().Format(time.RFC3339), skew.Round(time.Second), st.config.maxClockSkew)
+	}
+	msg := wire.SignedMessage(st.config.trustDomain.Name(), nonce, resp.Nonce, resp.TimeUnixMilli)
+	if err := wire.Verify(leaf.PublicKey, msg, resp.Signature); err != nil {
+		return status.Errorf(codes.PermissionDenied, "challenge response signature does not verify with the node certificate key: %v", err)
+	}
+	return nil
+}
+
+// checkNode requires that the Node exists, carries the edge label with the
+// configured value and is not being deleted. It fails closed: any error
+// refuses the attestation. It returns the node_label and node_uid selectors.
+func (st *state) checkNode(ctx context.Context, name string) ([]string, error) {
+	cfg := st.config
+	ctx, cancel := context.WithTimeout(ctx, cfg.kubeTimeout)
+	defer cancel()
+	n, err := st.kube.GetNode(ctx, name)
+	switch {
+	case errors.Is(err, errNodeNotFound):
+		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q does not exist", name)
+	case err != nil:
+		return nil, status.Errorf(codes.Unavailable, "unable to check kubernetes node %q: %v", name, err)
+	case n.Metadata.DeletionTimestamp != nil:
+		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q is being deleted", name)
+	}
+	value, ok := n.Metadata.Labels[cfg.edgeNodeLabel]
+	if !ok {
+		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q lacks the edge label %q", name, cfg.edgeNodeLabel)
+	}
+	if value != cfg.edgeNodeLabelValue {
+		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q has edge label %q=%q, want %q", name, cfg.edgeNodeLabel, value, cfg.edgeNodeLabelValue)
+	}
+	keys := make([]string, 0, len(n.Metadata.Labels))
+	for k := range n.Metadata.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]string, 0, len(keys)+1)
+	for _, k := range keys {
+		out = append(out, "node_label:"+k+":"+n.Metadata.Labels[k])
+	}
+	if n.Metadata.UID != "" {
+		out = append(out, "node_uid:"+n.Metadata.UID)
+	}
+	return out, nil
+}
+
+// caBundle holds the configured CA files and reloads them when one changes
+// on disk, so an operator can add the next CA (or drop the old one) without
+// restarting SPIRE.
+type caBundle struct {
+	paths []string
+
+	mu     sync.Mutex
+	stamps []fileStamp
+	loaded *loadedBundle
+}
+
+type fileStamp struct {
+	modTime time.Time
+	size    int64
+}
+
+type loadedBundle struct {
+	pool *x509.CertPool
+	cas  []*x509.Certificate
+}
+
+func loadCABundle(paths []string) (*caBundle, error) {
+	b := &caBundle{paths: paths}
+	if _, err := b.current(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// current returns the bundle, re-reading the files when any changed. When a
+// file is missing or broken it fails (closed) instead of using stale CAs.
+func (b *caBundle) current() (*loadedBundle, error) {
+	stamps := make([]fileStamp, len(b.paths))
+	for i, p := range b.paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("ca bundle: %w", err)
+		}
+		stamps[i] = fileStamp{modTime: fi.ModTime(), size: fi.Size()}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.loaded != nil && slices.Equal(stamps, b.stamps) {
+		return b.loaded, nil
+	}
+	lb := &loadedBundle{pool: x509.NewCertPool()}
+	for _, p := range b.paths {
+		cas, err := readCAFile(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, ca := range cas {
+			lb.pool.AddCert(ca)
+			lb.cas = append(lb.cas, ca)
+		}
+	}
+	b.loaded, b.stamps = lb, stamps
+	return lb, nil
+}
+
+func readCAFile(path string) ([]*x509.Certificate, error) {
+	raw, err := readLimited(path, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("ca bundle: %w", err)
+	}
+	var out []*x509.Certificate
+	rest := raw
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("ca bundle %s: %w", path, err)
+		}
+		if !c.IsCA {
+			return nil, fmt.Errorf("ca bundle %s: certificate %q is not a CA", path, c.Subject.String())
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("ca bundle %s holds no certificate", path)
+	}
+	return out, nil
+}
