@@ -1,0 +1,46 @@
+# edgeid — the two commands are `make demo` and `make test`. Both install
+# what they need first: Debian packages (scripts/install-deps.sh) and the
+# pinned SPIRE, Vault and spiffe-helper binaries (scripts/build-tools.sh),
+# built once into ${EDGEID_CACHE:-$HOME/.cache/edgeid} and reused after.
+
+GO        ?= go
+GOFLAGS_T ?= -race -count=1
+# Packages whose tests start real programs; they run one package at a time.
+INTEGRATION_PKGS = ./test/integration/...
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/integration/ -e /test/bench/)
+
+.PHONY: all deps tools test unit integration demo bench fuzz vet build clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+tools:
+	scripts/build-tools.sh spire vault spiffe-helper
+
+build:
+	$(GO) build ./...
+
+vet:
+	$(GO) vet ./...
+
+## test: every unit test with -race, then every integration test on the real binaries.
+test: deps tools vet unit integration
+
+unit:
+	$(GO) test $(GOFLAGS_T) $(UNIT_PKGS)
+
+integration:
+	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)
+
+## demo: the main chain on this machine, loopback only.
+demo: deps tools
+	scripts/demo.sh
+
+## bench: benchmarks under test/bench; they print their figures.
+bench: deps tools
+	$(GO) test -run '^$$' -bench . -count 1 -timeout 30m ./test/bench/...
+
+clean:
+	rm -rf bin .run
