@@ -1,0 +1,22 @@
+// Package atomicdir publishes a set of files that must change together, such
+// as an X.509 certificate, its private key and the trust bundle.
+//
+// It follows the layout of Kubernetes' AtomicWriter. Every Write creates a
+// new versioned directory inside the target directory, writes and fsyncs
+// each file with its mode set explicitly (so the umask and earlier files
+// never decide the mode), fsyncs the versioned directory, then swaps one
+// symlink, "..data", with a rename and fsyncs the target directory. The
+// user-visible names are symlinks into "..data":
+//
+//	certs/
+//	  ..data -> ..2026_11_23_16_40_00.123456789_ab12
+//	  ..2026_11_23_16_40_00.123456789_ab12/svid.pem
+//	  ..2026_11_23_16_40_00.123456789_ab12/svid_key.pem
+//	  svid.pem     -> ..data/svid.pem
+//	  svid_key.pem -> ..data/svid_key.pem
+//
+// A reader therefore never sees a torn file, and a reader that resolves
+// "..data" once (see Snapshot) never sees files from two versions. A crash
+// at any point leaves "..data" pointing at a complete earlier version;
+// leftovers are removed by the next Write.
+package atomicdir

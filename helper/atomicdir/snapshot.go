@@ -1,0 +1,69 @@
+package atomicdir
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Snapshot reads names from the version that dir's "..data" points at when
+// Snapshot starts. It opens the version directory once and reads every file
+// relative to it, so the files always come from the same version even when
+// a Write swaps "..data" meanwhile. This is how a consumer that reads
+// several files (a certificate and its key) should read them.
+func Snapshot(dir string, names ...string) (map[string][]byte, error) {
+	root, err := os.OpenRoot(filepath.Join(dir, DataLink))
+	if err != nil {
+		return nil, fmt.Errorf("atomicdir: open current version: %w", err)
+	}
+	defer root.Close()
+	out := make(map[string][]byte, len(names))
+	for _, name := range names {
+		data, err := fs.ReadFile(root.FS(), name)
+		if err != nil {
+			return nil, fmt.Errorf("atomicdir: read %s: %w", name, err)
+		}
+		out[name] = data
+	}
+	return out, nil
+}
+
+// WriteFile replaces one file atomically: it writes a temporary file in the
+// same directory with mode, fsyncs it, renames it over path and fsyncs the
+// directory. Use it for single files that change on their own (JWT SVIDs,
+// PID files); use a Writer for sets.
+func WriteFile(path string, data []byte, mode fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("atomicdir: %w", err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("atomicdir: write %s: %w", filepath.Base(path), err)
+	}
+	if err := f.Chmod(mode.Perm()); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("atomicdir: write %s: %w", filepath.Base(path), err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("atomicdir: write %s: %w", filepath.Base(path), err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("atomicdir: sync directory: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,314 @@
+package atomicdir
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DataLink is the name of the symlink that points at the current version.
+const DataLink = "..data"
+
+const (
+	versionPrefix = ".."
+	tmpLinkSuffix = "_tmp"
+	dirMode       = 0o755
+)
+
+// File is one file of a set.
+type File struct {
+	// Name is a plain file name: no directory separators, and it must not
+	// start with "..".
+	Name string
+	// Data is the full content of the file.
+	Data []byte
+	// Mode is the permission the file gets on every write.
+	Mode fs.FileMode
+}
+
+// Writer publishes file sets into one directory. It is safe for concurrent
+// use; writes are serialised.
+type Writer struct {
+	dir   string
+	hooks hooks
+
+	mu sync.Mutex
+}
+
+// hooks are the OS calls tests replace to simulate crashes.
+type hooks struct {
+	now      func() time.Time
+	syncFile func(*os.File) error
+	// beforeSwap runs after the new version is complete and synced, before
+	// "..data" moves. Tests use it to crash mid-rotation.
+	beforeSwap func(version string) error
+}
+
+// New returns a Writer for dir, creating dir (mode 0755) when it is missing.
+func New(dir string) (*Writer, error) {
+	if dir == "" {
+		return nil, errors.New("atomicdir: directory is empty")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("atomicdir: %w", err)
+	}
+	if err := os.MkdirAll(abs, dirMode); err != nil {
+		return nil, fmt.Errorf("atomicdir: create directory: %w", err)
+	}
+	w := &Writer{
+		dir: abs,
+		hooks: hooks{
+			now:        time.Now,
+			syncFile:   (*os.File).Sync,
+			beforeSwap: func(string) error { return nil },
+		},
+	}
+	return w, nil
+}
+
+// Dir returns the absolute target directory.
+func (w *Writer) Dir() string { return w.dir }
+
+// Path returns the user-visible path of a file name.
+func (w *Writer) Path(name string) string { return filepath.Join(w.dir, name) }
+
+// Write publishes files as one new version and returns the version's
+// directory name. Either every file changes or none does.
+func (w *Writer) Write(files []File) (string, error) {
+	if err := validate(files); err != nil {
+		return "", err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	previous, _ := os.Readlink(filepath.Join(w.dir, DataLink))
+
+	version, err := w.writeVersion(files)
+	if err != nil {
+		return "", err
+	}
+	if err := w.hooks.beforeSwap(version); err != nil {
+		return "", err
+	}
+	if err := w.swap(version); err != nil {
+		_ = os.RemoveAll(filepath.Join(w.dir, version))
+		return "", err
+	}
+	if err := w.linkNames(files, previous); err != nil {
+		return version, err
+	}
+	if err := syncDir(w.dir); err != nil {
+		return version, fmt.Errorf("atomicdir: sync directory: %w", err)
+	}
+	w.prune(version, previous)
+	return version, nil
+}
+
+// writeVersion creates the versioned directory and its files, all synced.
+func (w *Writer) writeVersion(files []File) (string, error) {
+	version, err := w.newVersionName()
+	if err != nil {
+		return "", err
+	}
+	vdir := filepath.Join(w.dir, version)
+	if err := os.Mkdir(vdir, dirMode); err != nil {
+		return "", fmt.Errorf("atomicdir: create version directory: %w", err)
+	}
+	if err := os.Chmod(vdir, dirMode); err != nil {
+		_ = os.RemoveAll(vdir)
+		return "", fmt.Errorf("atomicdir: chmod version directory: %w", err)
+	}
+
+	// Write every file, then fsync them concurrently: the filesystem
+	// journal batches concurrent fsyncs into far fewer commits.
+	opened := make([]*os.File, 0, len(files))
+	closeAll := func() {
+		for _, f := range opened {
+			_ = f.Close()
+		}
+	}
+	for _, file := range files {
+		f, err := writeOne(vdir, file)
+		if f != nil {
+			opened = append(opened, f)
+		}
+		if err != nil {
+			closeAll()
+			_ = os.RemoveAll(vdir)
+			return "", err
+		}
+	}
+	errs := make([]error, len(opened))
+	var wg sync.WaitGroup
+	for i, f := range opened {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.hooks.syncFile(f); err != nil {
+				errs[i] = fmt.Errorf("atomicdir: sync %s: %w", filepath.Base(f.Name()), err)
+			}
+		}()
+	}
+	wg.Wait()
+	closeAll()
+	if err := errors.Join(errs...); err != nil {
+		_ = os.RemoveAll(vdir)
+		return "", err
+	}
+	if err := syncDir(vdir); err != nil {
+		_ = os.RemoveAll(vdir)
+		return "", fmt.Errorf("atomicdir: sync version directory: %w", err)
+	}
+	return version, nil
+}
+
+// writeOne creates one file with an exact mode and writes its data. The
+// caller syncs and closes the returned file.
+func writeOne(vdir string, file File) (*os.File, error) {
+	path := filepath.Join(vdir, file.Name)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, file.Mode.Perm())
+	if err != nil {
+		return nil, fmt.Errorf("atomicdir: create %s: %w", file.Name, err)
+	}
+	// The umask may have cleared bits; set the mode explicitly.
+	if err := f.Chmod(file.Mode.Perm()); err != nil {
+		return f, fmt.Errorf("atomicdir: chmod %s: %w", file.Name, err)
+	}
+	if _, err := f.Write(file.Data); err != nil {
+		return f, fmt.Errorf("atomicdir: write %s: %w", file.Name, err)
+	}
+	return f, nil
+}
+
+// swap points "..data" at version with one rename.
+func (w *Writer) swap(version string) error {
+	tmp := filepath.Join(w.dir, DataLink+tmpLinkSuffix)
+	_ = os.Remove(tmp)
+	if err := os.Symlink(version, tmp); err != nil {
+		return fmt.Errorf("atomicdir: create data link: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(w.dir, DataLink)); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("atomicdir: swap data link: %w", err)
+	}
+	return nil
+}
+
+// linkNames makes every user-visible name a symlink into "..data", replacing
+// a regular file of the same name in one rename, and removes links for
+// names the previous version had and this one does not.
+func (w *Writer) linkNames(files []File, previous string) error {
+	want := make(map[string]bool, len(files))
+	for _, file := range files {
+		want[file.Name] = true
+		target := filepath.Join(DataLink, file.Name)
+		path := filepath.Join(w.dir, file.Name)
+		if cur, err := os.Readlink(path); err == nil && cur == target {
+			continue
+		}
+		tmp := path + ".." + tmpLinkSuffix
+		_ = os.Remove(tmp)
+		if err := os.Symlink(target, tmp); err != nil {
+			return fmt.Errorf("atomicdir: link %s: %w", file.Name, err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			_ = os.Remove(tmp)
+			return fmt.Errorf("atomicdir: link %s: %w", file.Name, err)
+		}
+	}
+	if previous == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(filepath.Join(w.dir, previous))
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if want[e.Name()] {
+			continue
+		}
+		path := filepath.Join(w.dir, e.Name())
+		if cur, err := os.Readlink(path); err == nil && cur == filepath.Join(DataLink, e.Name()) {
+			_ = os.Remove(path)
+		}
+	}
+	return nil
+}
+
+// prune removes every version except current and previous, including the
+// leftovers of an interrupted write. The previous version stays for readers
+// that resolved "..data" just before it moved; it goes at the next swap.
+func (w *Writer) prune(current, previous string) {
+	entries, err := os.ReadDir(w.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || !isVersionName(name) || name == current || name == previous {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(w.dir, name))
+	}
+}
+
+// Current returns the version "..data" points at, or "" when none exists.
+func (w *Writer) Current() string {
+	v, err := os.Readlink(filepath.Join(w.dir, DataLink))
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
+func (w *Writer) newVersionName() (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("atomicdir: %w", err)
+	}
+	ts := w.hooks.now().UTC().Format("2006_01_02_15_04_05.000000000")
+	return versionPrefix + ts + "_" + hex.EncodeToString(b[:]), nil
+}
+
+func isVersionName(name string) bool {
+	return strings.HasPrefix(name, versionPrefix) && name != DataLink &&
+		len(name) > len(versionPrefix) && name[len(versionPrefix)] >= '0' && name[len(versionPrefix)] <= '9'
+}
+
+func validate(files []File) error {
+	if len(files) == 0 {
+		return errors.New("atomicdir: no files to write")
+	}
+	seen := make(map[string]bool, len(files))
+	for _, f := range files {
+		switch {
+		case f.Name == "" || f.Name == "." || f.Name == "..":
+			return fmt.Errorf("atomicdir: invalid file name %q", f.Name)
+		case strings.ContainsAny(f.Name, `/\`):
+			return fmt.Errorf("atomicdir: file name %q must not contain a path separator", f.Name)
+		case strings.HasPrefix(f.Name, ".."):
+			return fmt.Errorf("atomicdir: file name %q must not start with \"..\"", f.Name)
+		case seen[f.Name]:
+			return fmt.Errorf("atomicdir: file name %q given twice", f.Name)
+		}
+		seen[f.Name] = true
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,184 @@
+package config
+
+import (
+	"io/fs"
+	"time"
+)
+
+// Defaults shared with spiffe-helper v0.11.
+const (
+	DefaultAgentAddress      = "/tmp/spire-agent/public/api.sock"
+	DefaultCertFileMode      = fs.FileMode(0o644)
+	DefaultKeyFileMode       = fs.FileMode(0o600)
+	DefaultJWTBundleFileMode = fs.FileMode(0o600)
+	DefaultJWTSVIDFileMode   = fs.FileMode(0o600)
+	DefaultBindPort          = 8081
+	DefaultLivenessPath      = "/live"
+	DefaultReadinessPath     = "/ready"
+)
+
+// Defaults of edgeid's own settings.
+const (
+	DefaultStopTimeout        = 10 * time.Second
+	DefaultRestartBackoffMin  = time.Second
+	DefaultRestartBackoffMax  = 30 * time.Second
+	DefaultWorkloadAPITimeout = 30 * time.Second
+	DefaultDialTimeout        = 5 * time.Second
+	DefaultLibrdkafkaFileName = "kafka.properties"
+	DefaultDeepStreamFileName = "cfg_kafka.txt"
+	DefaultJavaFileName       = "client.properties"
+)
+
+// On-rotate actions for the managed process.
+const (
+	OnRotateSignal  = "signal"
+	OnRotateRestart = "restart"
+)
+
+// Tunnel modes.
+const (
+	TunnelClient = "client"
+	TunnelServer = "server"
+)
+
+// Config is a validated helper configuration with defaults applied.
+type Config struct {
+	// AgentAddress is the Workload API address: a socket path as in
+	// spiffe-helper, or a unix:// or tcp:// URL.
+	AgentAddress string
+
+	// Cmd is the program to run; CmdArgs its arguments, split the way
+	// spiffe-helper splits cmd_args.
+	Cmd     string
+	CmdArgs []string
+	// PIDFileName names a file holding the PID of a process to signal
+	// with RenewSignal after every rotation.
+	PIDFileName string
+	// RenewSignal is the signal name ("SIGUSR1"), or "".
+	RenewSignal string
+	// OnRotate is OnRotateSignal or OnRotateRestart.
+	OnRotate string
+	// StopTimeout bounds the wait after SIGTERM before SIGKILL.
+	StopTimeout time.Duration
+	// RestartOnExit restarts Cmd when it exits on its own.
+	RestartOnExit     bool
+	RestartBackoffMin time.Duration
+	RestartBackoffMax time.Duration
+	// HoldUntilSVID starts Cmd held at exec and releases it once the first
+	// SVID is on disk.
+	HoldUntilSVID bool
+
+	// DaemonMode false fetches once, writes, and exits.
+	DaemonMode bool
+	// WorkloadAPITimeout bounds the wait for the first SVID in one-shot
+	// mode and for the first update before readiness is reported lost.
+	WorkloadAPITimeout time.Duration
+
+	// Hint and SPIFFEID select one SVID when the workload gets several.
+	Hint     string
+	SPIFFEID string
+
+	CertDir                  string
+	SVIDFileName             string
+	SVIDKeyFileName          string
+	SVIDBundleFileName       string
+	CombinedPEMFileName      string
+	AddIntermediatesToBundle bool
+	IncludeFederatedDomains  bool
+	OmitExpired              bool
+	CertFileMode             fs.FileMode
+	KeyFileMode              fs.FileMode
+
+	JWTSVIDs          []JWTSVID
+	JWTBundleFileName string
+	JWTBundleFileMode fs.FileMode
+	JWTSVIDFileMode   fs.FileMode
+
+	PKCS12 *PKCS12
+	Kafka  *Kafka
+
+	Tunnels []Tunnel
+
+	HealthChecks HealthChecks
+
+	LogLevel string
+}
+
+// JWTSVID is one entry of jwt_svids.
+type JWTSVID struct {
+	Audience       string
+	ExtraAudiences []string
+	FileName       string
+}
+
+// HealthChecks is the health_checks block: spiffe-helper's keys plus
+// bind_address. The same listener serves /healthz, /readyz and /metrics.
+type HealthChecks struct {
+	ListenerEnabled bool
+	BindAddress     string
+	BindPort        int
+	LivenessPath    string
+	ReadinessPath   string
+}
+
+// PKCS12 is the pkcs12 block.
+type PKCS12 struct {
+	KeystoreFileName   string
+	TruststoreFileName string
+	// PasswordFile or PasswordEnv supply the store password; with neither
+	// the password is empty.
+	PasswordFile string
+	PasswordEnv  string
+	// Legacy selects the SHA-1/3DES encryption older Java and OpenSSL
+	// readers need instead of PBES2/AES-256.
+	Legacy bool
+	// FriendlyName is the keystore entry alias.
+	FriendlyName string
+}
+
+// Kafka is the kafka block: which client configs to render and how.
+type Kafka struct {
+	BootstrapServers string
+	// EndpointIdentificationAlgorithm is "https" (verify the broker's
+	// host name; the default, as in librdkafka >= 2.0) or "none".
+	EndpointIdentificationAlgorithm string
+	// CipherSuites is the OpenSSL cipher list for librdkafka and
+	// DeepStream.
+	CipherSuites string
+
+	LibrdkafkaFileName   string
+	LibrdkafkaTemplate   string
+	LibrdkafkaProperties []Property
+
+	DeepStreamFileName     string
+	DeepStreamTemplate     string
+	DeepStreamPartitionKey string
+	DeepStreamProperties   []Property
+
+	JavaFileName     string
+	JavaTemplate     string
+	JavaKeystoreType string
+	JavaProperties   []Property
+}
+
+// Property is one extra client property; an empty Value removes a rendered
+// property of that key.
+type Property struct {
+	Key, Value string
+}
+
+// Tunnel is one tunnel block.
+type Tunnel struct {
+	Name             string
+	Mode             string
+	Listen           string
+	Target           string
+	AllowedSPIFFEIDs []string
+	MaxConnLifetime  time.Duration
+	DialTimeout      time.Duration
+}
+
+// X509Enabled reports whether the three X.509 file names are set.
+func (c *Config) X509Enabled() bool {
+	return c.SVIDFileName != "" && c.SVIDKeyFileName != "" && c.SVIDBundleFileName != ""
+}

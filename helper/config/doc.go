@@ -1,0 +1,17 @@
+// Package config reads edgeid-helper's configuration file.
+//
+// The file is HCL. It accepts every key of spiffe-helper v0.11 with the same
+// meaning and the same defaults, so an existing helper.conf loads unchanged,
+// including the octal file modes of spiffe-helper's HCL 1 parser
+// (cert_file_mode = 0644 means octal). The camelCase keys of older
+// spiffe-helper releases, still used by the KubeEdge SPIRE example
+// (agentAddress, cmdArgs, certDir, renewSignal, svidFileName, ...), load too
+// and produce a deprecation warning. Any other key is an error naming the
+// key, the file and the line.
+//
+// On top of spiffe-helper's keys the file may hold edgeid's own settings:
+// SVID selection by spiffe_id, on_rotate = "restart", restart on exit with
+// backoff, a combined PEM, PKCS#12 stores, Kafka client configs (a kafka
+// block) and built-in mTLS tunnels (tunnel "name" blocks). The reference
+// page, helper/README.md, lists every key with its default.
+package config
