@@ -1,0 +1,290 @@
+package vaultboot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/edgeid/edgeid/bootstrap/internal/atomicfile"
+)
+
+// Step names, in order. They appear in log lines, in Summary.Changed and
+// as checkpoints passed to Options.AfterStep.
+const (
+	StepWait            = "wait"
+	StepInit            = "init"
+	StepUnseal          = "unseal"
+	StepRootToken       = "root_token"
+	StepPKIRoot         = "pki_root"
+	StepPKIIntermediate = "pki_intermediate"
+	StepPolicy          = "policy"
+	StepAppRole         = "approle"
+	StepAudit           = "audit"
+	StepVaultTLS        = "vault_tls"
+	StepSummary         = "summary"
+)
+
+// Checkpoints inside steps, also passed to Options.AfterStep. Each marks a
+// point where an interrupted run leaves half-done state for the next run to
+// finish.
+const (
+	CheckpointRootMounted       = "pki_root.mounted"
+	CheckpointIntKeyCreated     = "pki_intermediate.key_created"
+	CheckpointIntSigned         = "pki_intermediate.signed"
+	CheckpointIntImported       = "pki_intermediate.imported"
+	CheckpointSecretIDGenerated = "approle.secret_id_generated"
+)
+
+// ErrAwaitingExternalSignature is returned when pki_root.mode is "external"
+// and the CSR for the offline root has been written but no signed
+// certificate has been supplied yet.
+var ErrAwaitingExternalSignature = errors.New("vaultboot: waiting for the external root CA to sign the CSR")
+
+// Options are the caller's hooks. The zero value is usable.
+type Options struct {
+	// Logger receives the progress lines (default: slog.Default()).
+	Logger *slog.Logger
+	// Getenv reads the environment (default: os.Getenv). Decryption
+	// identities and an admin token may come from there.
+	Getenv func(string) string
+	// AfterStep, when set, is called after each step and at the
+	// checkpoints inside steps, with the step or checkpoint name. Tests use
+	// it to interrupt a run at a chosen point.
+	AfterStep func(name string)
+}
+
+// Bootstrapper runs the Vault bootstrap for one configuration.
+type Bootstrapper struct {
+	c         *configuration
+	log       *slog.Logger
+	getenv    func(string) string
+	afterStep func(string)
+	now       func() time.Time
+}
+
+// New validates cfg and returns a Bootstrapper. Every configuration
+// problem is reported at once, each naming the file and the key.
+func New(cfg *Config, opts Options) (*Bootstrapper, error) {
+	c, err := buildConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bootstrapper{c: c, log: opts.Logger, getenv: opts.Getenv, afterStep: opts.AfterStep, now: time.Now}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if b.getenv == nil {
+		b.getenv = os.Getenv
+	}
+	if b.afterStep == nil {
+		b.afterStep = func(string) {}
+	}
+	return b, nil
+}
+
+// run is the state of one bootstrap run.
+type run struct {
+	b   *Bootstrapper
+	c   *configuration
+	log *slog.Logger
+	v   *vaultClient
+
+	sealStatus struct {
+		initialized bool
+		threshold   int
+	}
+	// initShares are the plaintext shares when this run initialised Vault
+	// (age and plaintext modes); decrypted shares are cached in plain.
+	initShares []string
+	plain      []string
+	initToken  string
+
+	token         string
+	tokenAccessor string
+	ownToken      bool
+
+	rootIssuer *issuerInfo
+	intIssuer  *issuerInfo
+
+	sum *Summary
+}
+
+type step struct {
+	name  string
+	title string
+	run   func(context.Context) (bool, error)
+}
+
+// Run brings Vault to the configured state and returns the summary. The
+// root token it obtains is revoked before it returns, whether the run
+// succeeds or not.
+func (b *Bootstrapper) Run(ctx context.Context) (sum *Summary, err error) {
+	v, err := newVaultClient(b.c)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{b: b, c: b.c, log: b.log, v: v, sum: &Summary{VaultAddress: b.c.addr}}
+	defer func() {
+		// Revoke with a context of its own: the run's may be cancelled.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*b.c.requestTimeout+10*time.Second)
+		defer cancel()
+		if rerr := r.releaseToken(rctx); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		clear(r.plain)
+		clear(r.initShares)
+	}()
+
+	steps := []step{
+		{StepWait, "Wait for Vault", r.stepWait},
+		{StepInit, "Initialise Vault and store the encrypted key shares", r.stepInit},
+		{StepUnseal, "Unseal", r.stepUnseal},
+		{StepRootToken, "Get a short-lived root token", r.stepRootToken},
+		{StepPKIRoot, "PKI root CA", r.stepPKIRoot},
+		{StepPKIIntermediate, "PKI intermediate CA", r.stepPKIIntermediate},
+		{StepPolicy, "Policy for the SPIRE server", r.stepPolicy},
+		{StepAppRole, "AppRole for the SPIRE server", r.stepAppRole},
+		{StepAudit, "Audit device", r.stepAudit},
+		{StepVaultTLS, "Vault's own TLS certificate", r.stepVaultTLS},
+	}
+	total := len(steps) + 1
+	for i, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("vaultboot: interrupted before step %s: %w", s.name, err)
+		}
+		start := time.Now()
+		r.log.Info(fmt.Sprintf("[%d/%d] %s", i+1, total, s.title), "step", s.name)
+		changed, err := s.run(ctx)
+		if err != nil {
+			r.log.Error(fmt.Sprintf("[%d/%d] %s failed", i+1, total, s.title), "step", s.name, "error", err)
+			return nil, err
+		}
+		if changed {
+			r.sum.Changed = append(r.sum.Changed, s.name)
+		}
+		r.log.Info(fmt.Sprintf("[%d/%d] %s: done", i+1, total, s.title), "step", s.name, "changed", changed, "elapsed", time.Since(start).Round(time.Millisecond))
+		b.afterStep(s.name)
+	}
+
+	// The token is released before the summary so that the summary can
+	// say it was revoked.
+	if err := r.releaseToken(ctx); err != nil {
+		return nil, err
+	}
+	r.log.Info(fmt.Sprintf("[%d/%d] Summary", total, total), "step", StepSummary)
+	if r.sum.Changed == nil {
+		r.sum.Changed = []string{}
+	}
+	if b.c.summary != "" {
+		data, err := json.MarshalIndent(r.sum, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := atomicfile.MkdirAll(filepath.Dir(b.c.summary), 0o700); err != nil {
+			return nil, fmt.Errorf("vaultboot: summary file: %w", err)
+		}
+		if err := atomicfile.Write(b.c.summary, append(data, '\n'), 0o644); err != nil {
+			return nil, fmt.Errorf("vaultboot: summary file: %w", err)
+		}
+	}
+	r.log.Info("Bootstrap complete", "changed", r.sum.Changed, "root_fingerprint", r.sum.PKIRoot.FingerprintSHA256, "intermediate_fingerprint", r.sum.PKIIntermediate.FingerprintSHA256)
+	b.afterStep(StepSummary)
+	return r.sum, nil
+}
+
+// WriteJSON writes the summary as indented JSON.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// Summary is the machine-readable result of a run. It holds no secret:
+// fingerprints, mount paths, file paths and token accessors only.
+type Summary struct {
+	VaultAddress string `json:"vault_address"`
+	// Changed lists the steps that changed something in this run; empty
+	// when the run found everything in place.
+	Changed         []string         `json:"changed"`
+	Shares          SharesSummary    `json:"shares"`
+	RootToken       RootTokenSummary `json:"root_token"`
+	PKIRoot         CASummary        `json:"pki_root"`
+	PKIIntermediate CASummary        `json:"pki_intermediate"`
+	Policy          PolicySummary    `json:"policy"`
+	AppRole         AppRoleSummary   `json:"approle"`
+	Audit           AuditSummary     `json:"audit"`
+	VaultTLS        *VaultTLSSummary `json:"vault_tls,omitempty"`
+}
+
+// SharesSummary describes where the key shares are and how they are kept.
+type SharesSummary struct {
+	Dir        string   `json:"dir"`
+	Encryption string   `json:"encryption"`
+	Shares     int      `json:"secret_shares"`
+	Threshold  int      `json:"secret_threshold"`
+	Files      []string `json:"files"`
+}
+
+// RootTokenSummary says where this run's privileged token came from and
+// whether it was revoked.
+type RootTokenSummary struct {
+	// Source is "init", "generate-root" or "admin_token_env".
+	Source   string `json:"source"`
+	Accessor string `json:"accessor"`
+	Revoked  bool   `json:"revoked"`
+	// StrayRevoked counts root tokens left by interrupted runs that this
+	// run revoked.
+	StrayRevoked int `json:"stray_revoked"`
+}
+
+// CASummary describes one CA mount.
+type CASummary struct {
+	Mount             string    `json:"mount"`
+	IssuerID          string    `json:"issuer_id"`
+	IssuerName        string    `json:"issuer_name"`
+	Subject           string    `json:"subject"`
+	FingerprintSHA256 string    `json:"fingerprint_sha256"`
+	NotAfter          time.Time `json:"not_after"`
+	IssuingURLs       []string  `json:"issuing_certificates"`
+	CRLURLs           []string  `json:"crl_distribution_points"`
+}
+
+// PolicySummary names the SPIRE server's policy and the KV mount it uses.
+type PolicySummary struct {
+	Name    string `json:"name"`
+	KVMount string `json:"kv_mount"`
+	KVPath  string `json:"kv_path"`
+}
+
+// AppRoleSummary says where the SPIRE server's login is.
+type AppRoleSummary struct {
+	Mount        string `json:"mount"`
+	Role         string `json:"role"`
+	RoleIDFile   string `json:"role_id_file"`
+	SecretIDFile string `json:"secret_id_file"`
+	TokenTTL     string `json:"token_ttl"`
+	TokenMaxTTL  string `json:"token_max_ttl"`
+}
+
+// AuditSummary describes the audit device.
+type AuditSummary struct {
+	Enabled  bool   `json:"enabled"`
+	Path     string `json:"path"`
+	FilePath string `json:"file_path"`
+}
+
+// VaultTLSSummary describes Vault's own TLS files.
+type VaultTLSSummary struct {
+	CertFile          string    `json:"cert_file"`
+	KeyFile           string    `json:"key_file"`
+	CAFile            string    `json:"ca_file"`
+	ConfigFile        string    `json:"config_file"`
+	FingerprintSHA256 string    `json:"fingerprint_sha256"`
+	NotAfter          time.Time `json:"not_after"`
+}
