@@ -1,0 +1,263 @@
+package deepstream
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spiffe/spire-plugin-sdk/pluginsdk"
+	workloadattestorv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/plugin/agent/workloadattestor/v1"
+	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/edgeid/edgeid/plugins/common/pluginconf"
+)
+
+// PluginName is the name SPIRE configs use for this plugin
+// (`WorkloadAttestor "deepstream"`), and the prefix of its selectors.
+const PluginName = "deepstream"
+
+// Defaults and bounds of the configuration.
+const (
+	DefaultChildDepth     = 1
+	MaxChildDepth         = 8
+	DefaultMaxConfigBytes = 256 << 10
+	MaxMaxConfigBytes     = 16 << 20
+	DefaultMaxExeBytes    = 512 << 20
+	DefaultMaxModelBytes  = 4 << 30
+	DefaultInstallDir     = "/opt/nvidia/deepstream/deepstream"
+	// maxProcesses bounds how many processes one attestation inspects.
+	maxProcesses = 256
+)
+
+var (
+	defaultAppNames        = []string{"deepstream-*"}
+	defaultInterpreters    = []string{"python", "python3", "python3.*"}
+	defaultScriptNames     = []string{"deepstream*"}
+	defaultLibraryPrefixes = []string{"libnvds_"}
+)
+
+var (
+	_ pluginsdk.NeedsLogger                      = (*Plugin)(nil)
+	_ workloadattestorv1.WorkloadAttestorServer = (*Plugin)(nil)
+	_ configv1.ConfigServer                      = (*Plugin)(nil)
+)
+
+// Config is the plugin's HCL configuration (the plugin_data block).
+type Config struct {
+	// AppNames are glob patterns matched against the basename of
+	// /proc/<pid>/exe. Default ["deepstream-*"].
+	AppNames []string `hcl:"app_names,optional"`
+	// Interpreters are glob patterns for interpreters whose script decides
+	// (default ["python", "python3", "python3.*"]).
+	Interpreters []string `hcl:"interpreters,optional"`
+	// ScriptNames are glob patterns matched against the basename of the
+	// script an interpreter runs. Default ["deepstream*"].
+	ScriptNames []string `hcl:"script_names,optional"`
+	// LibraryPrefixes are basename prefixes of shared libraries whose
+	// presence in /proc/<pid>/maps marks a DeepStream app. Default
+	// ["libnvds_"].
+	LibraryPrefixes []string `hcl:"library_prefixes,optional"`
+	// DisableLibraryMatch turns the memory-map check off.
+	DisableLibraryMatch bool `hcl:"disable_library_match,optional"`
+	// ChildDepth is how many generations of the caller's children are
+	// examined when the caller is not a DeepStream app itself. 0 attests the
+	// caller only. Default 1, at most 8.
+	ChildDepth *int `hcl:"child_depth,optional"`
+	// HashModels adds model_sha256 selectors for the model and engine files
+	// the config references. Off by default: engines are large.
+	HashModels bool `hcl:"hash_models,optional"`
+	// MaxConfigBytes bounds every config file read. Default 256 KiB.
+	MaxConfigBytes int64 `hcl:"max_config_bytes,optional"`
+	// MaxExeBytes bounds the executable (or script) hashed for exe_sha256.
+	// Default 512 MiB.
+	MaxExeBytes int64 `hcl:"max_exe_bytes,optional"`
+	// MaxModelBytes bounds each model file hashed. Default 4 GiB.
+	MaxModelBytes int64 `hcl:"max_model_bytes,optional"`
+	// InstallDir is where the DeepStream install (with its `version` file) is
+	// looked up, inside the process's root. Default
+	// /opt/nvidia/deepstream/deepstream.
+	InstallDir string `hcl:"install_dir,optional"`
+}
+
+// configuration is the validated Config with defaults applied.
+type configuration struct {
+	appNames        []string
+	interpreters    []string
+	scriptNames     []string
+	libraryPrefixes []string
+	childDepth      int
+	hashModels      bool
+	maxConfigBytes  int64
+	maxExeBytes     int64
+	maxModelBytes   int64
+	installDir      string
+}
+
+// buildConfig decodes and validates hclText, reporting every problem.
+func buildConfig(hclText string) (*configuration, []string, error) {
+	var c Config
+	if err := pluginconf.Decode(hclText, &c); err != nil {
+		return nil, nil, err
+	}
+	var problems []string
+	report := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	patterns := func(key string, list, def []string) []string {
+		if list == nil {
+			return def
+		}
+		for _, p := range list {
+			if p == "" {
+				report("%s: empty pattern", key)
+			} else if _, err := path.Match(p, ""); err != nil {
+				report("%s: bad pattern %q: %v", key, p, err)
+			}
+		}
+		return list
+	}
+	size := func(key string, v, def, max int64) int64 {
+		switch {
+		case v == 0:
+			return def
+		case v < 0 || (max > 0 && v > max):
+			report("%s: %d is out of range (1..%d)", key, v, max)
+		}
+		return v
+	}
+	cfg := &configuration{
+		appNames:       patterns("app_names", c.AppNames, defaultAppNames),
+		interpreters:   patterns("interpreters", c.Interpreters, defaultInterpreters),
+		scriptNames:    patterns("script_names", c.ScriptNames, defaultScriptNames),
+		childDepth:     DefaultChildDepth,
+		hashModels:     c.HashModels,
+		maxConfigBytes: size("max_config_bytes", c.MaxConfigBytes, DefaultMaxConfigBytes, MaxMaxConfigBytes),
+		maxExeBytes:    size("max_exe_bytes", c.MaxExeBytes, DefaultMaxExeBytes, 1<<40),
+		maxModelBytes:  size("max_model_bytes", c.MaxModelBytes, DefaultMaxModelBytes, 1<<40),
+		installDir:     DefaultInstallDir,
+	}
+	if !c.DisableLibraryMatch {
+		cfg.libraryPrefixes = defaultLibraryPrefixes
+		if c.LibraryPrefixes != nil {
+			cfg.libraryPrefixes = c.LibraryPrefixes
+		}
+		for _, p := range cfg.libraryPrefixes {
+			if p == "" {
+				report("library_prefixes: empty prefix")
+			}
+		}
+	}
+	if c.ChildDepth != nil {
+		if *c.ChildDepth < 0 || *c.ChildDepth > MaxChildDepth {
+			report("child_depth: %d is out of range (0..%d)", *c.ChildDepth, MaxChildDepth)
+		}
+		cfg.childDepth = *c.ChildDepth
+	}
+	if c.InstallDir != "" {
+		if !path.IsAbs(c.InstallDir) {
+			report("install_dir: %q is not an absolute path", c.InstallDir)
+		}
+		cfg.installDir = path.Clean(c.InstallDir)
+	}
+	if len(problems) > 0 {
+		return nil, problems, status.Errorf(codes.InvalidArgument, "invalid configuration: %s", joinProblems(problems))
+	}
+	return cfg, nil, nil
+}
+
+func joinProblems(p []string) string {
+	out := ""
+	for i, s := range p {
+		if i > 0 {
+			out += "; "
+		}
+		out += s
+	}
+	return out
+}
+
+// hooks are the OS dependencies tests replace.
+type hooks struct {
+	// procDir is the proc filesystem, normally /proc.
+	procDir string
+}
+
+// Plugin is the deepstream WorkloadAttestor.
+type Plugin struct {
+	workloadattestorv1.UnsafeWorkloadAttestorServer
+	configv1.UnsafeConfigServer
+
+	mu     sync.RWMutex
+	config *configuration
+
+	log    hclog.Logger
+	hashes *hashCache
+	hooks  hooks
+}
+
+// New returns an unconfigured plugin.
+func New() *Plugin {
+	return &Plugin{
+		log:    hclog.NewNullLogger(),
+		hashes: newHashCache(4096),
+		hooks:  hooks{procDir: "/proc"},
+	}
+}
+
+// SetLogger is called by the plugin framework with SPIRE's logger.
+func (p *Plugin) SetLogger(log hclog.Logger) {
+	p.log = log
+}
+
+// Configure validates and applies the configuration.
+func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*configv1.ConfigureResponse, error) {
+	cfg, _, err := buildConfig(req.HclConfiguration)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.config = cfg
+	p.mu.Unlock()
+	return &configv1.ConfigureResponse{}, nil
+}
+
+// Validate reports whether a configuration is acceptable, with every
+// problem as a note.
+func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*configv1.ValidateResponse, error) {
+	_, notes, err := buildConfig(req.HclConfiguration)
+	if err != nil && notes == nil {
+		notes = []string{status.Convert(err).Message()}
+	}
+	return &configv1.ValidateResponse{Valid: err == nil, Notes: notes}, nil
+}
+
+func (p *Plugin) getConfig() (*configuration, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.config == nil {
+		return nil, status.Error(codes.FailedPrecondition, "not configured")
+	}
+	return p.config, nil
+}
+
+// Attest returns the deepstream selectors of the process pid, or of the
+// DeepStream app it launched (see the package documentation for the trust
+// model). A process that is not, and did not launch, a DeepStream app gets
+// no selectors.
+func (p *Plugin) Attest(ctx context.Context, req *workloadattestorv1.AttestRequest) (*workloadattestorv1.AttestResponse, error) {
+	cfg, err := p.getConfig()
+	if err != nil {
+		return nil, err
+	}
+	if req.Pid <= 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "invalid pid %d", req.Pid)
+	}
+	a := &attestation{p: p, cfg: cfg, log: p.log.With("pid", req.Pid)}
+	selectors, err := a.run(ctx, int(req.Pid))
+	if err != nil {
+		return nil, err
+	}
+	return &workloadattestorv1.AttestResponse{SelectorValues: selectors}, nil
+}
