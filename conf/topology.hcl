@@ -1,0 +1,88 @@
+# edgeid topology: one file describes the whole nested deployment.
+# `edgeid up -f conf/topology.hcl` runs it on this machine (every host is a
+# set of local processes on loopback, ports chosen automatically);
+# `edgeid render -f conf/topology.hcl --host <host>` writes one host's
+# configs for a real machine. Relative paths resolve against this file.
+
+# One trust domain spans Vault, the cloud and every edge site.
+trust_domain = "example.org"
+
+vault {
+  # "managed": edgeid starts Vault and runs the bootstrap job (init, unseal,
+  # PKI root in pki_mount, intermediate in pki_int_mount, AppRole for the
+  # cloud servers). "external": your Vault at `address`, already bootstrapped
+  # with `edgeid bootstrap vault`; set role_id_file / secret_id_file.
+  mode          = "managed"
+  pki_mount     = "pki"
+  pki_int_mount = "pki_int"
+  # KV v2 mount that holds the JWT authorities the cloud servers share.
+  kv_mount = "secret"
+}
+
+cloud {
+  # Number of cloud SPIRE servers. More than one needs datastore = "postgres"
+  # (SPIRE's HA mode: every server on one SQL datastore).
+  servers   = 1
+  datastore = "sqlite"
+  # The cloud CA is signed by Vault's intermediate. It must live at least 6×
+  # as long as any edge site's CA (SPIRE activates the next CA when 1/6 of
+  # the current one's life remains).
+  ca_ttl        = "24h"
+  x509_svid_ttl = "1h"
+  port          = 8081
+}
+
+kubeedge {
+  # Cluster name, part of every edge agent's ID:
+  # spiffe://<td>/spire/agent/kubeedge/<cluster>/<node>.
+  cluster = "edge-cluster-1"
+  # cloudcore's CA (rootCA.crt). Leave it out and edgeid plays cloudcore's
+  # CA, issuing KubeEdge-style node certificates (the embedded default).
+  # ca_cert = "/etc/kubeedge/ca/rootCA.crt"
+}
+
+# An edge site: its own nested SPIRE server (on server_node) signs its
+# workloads' SVIDs, and keeps doing so while the uplink is down, until its CA
+# expires. ca_ttl is therefore the longest outage a site survives.
+site "site-a" {
+  ca_ttl        = "2h"
+  x509_svid_ttl = "5m"
+  server_node   = "edge-a-1"
+
+  node "edge-a-1" {
+    labels = { "kubernetes.io/arch" = "arm64" }
+  }
+
+  # A DeepStream pipeline, attested by its binary, its exact config and the
+  # topics the config publishes to; edgeid-helper launches it and keeps its
+  # Kafka client files fresh.
+  workload "deepstream/cam-pipeline" {
+    kind   = "deepstream"
+    node   = "edge-a-1"
+    config = "deepstream/test5_config.txt"
+  }
+}
+
+site "site-b" {
+  ca_ttl        = "2h"
+  x509_svid_ttl = "5m"
+
+  node "edge-b-1" {}
+
+  workload "deepstream/cam-pipeline" {
+    kind   = "deepstream"
+    config = "deepstream/test5_config.txt"
+  }
+}
+
+kafka {
+  # "demo": a TLS Kafka broker on the cloud host that requires client
+  # certificates and presents its own SVID. "external": your brokers.
+  mode = "demo"
+  port = 9093
+  # librdkafka's ssl.endpoint.identification.algorithm. The demo broker
+  # advertises 127.0.0.1, and SVIDs carry no IP SANs, so "none" (the chain is
+  # still verified against the bundle). Use "https" with a real cluster
+  # whose broker SVIDs carry DNS SANs.
+  endpoint_identification = "none"
+}

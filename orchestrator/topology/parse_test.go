@@ -1,0 +1,117 @@
+package topology
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSampleTopologyParses(t *testing.T) {
+	top, err := ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.TrustDomain != "example.org" || len(top.Sites) != 2 || !top.Vault.Managed || !top.Kafka.Demo {
+		t.Fatalf("unexpected topology %+v", top)
+	}
+	a := top.Sites[0]
+	if a.Name != "site-a" || a.ServerNode != "edge-a-1" || a.CATTL != 2*time.Hour || a.X509SVIDTTL != 5*time.Minute {
+		t.Fatalf("site-a = %+v", a)
+	}
+	w := a.Workloads[0]
+	if w.Kind != KindDeepStream || w.App != "deepstream-test5-app" || !filepath.IsAbs(w.Config) || w.Node != "edge-a-1" {
+		t.Fatalf("workload = %+v", w)
+	}
+	if top.Sites[1].ServerNode != "edge-b-1" {
+		t.Fatalf("site-b server node defaults to its first node, got %q", top.Sites[1].ServerNode)
+	}
+}
+
+// base is a minimal valid topology that the bad cases below break one
+// piece at a time.
+const base = `trust_domain = "example.org"
+cloud {
+  ca_ttl = "24h"
+  x509_svid_ttl = "1h"
+}
+site "a" {
+  ca_ttl = "2h"
+  x509_svid_ttl = "5m"
+  node "n1" {}
+  workload "app1" {
+    selectors = ["unix:uid:1000"]
+  }
+}
+`
+
+func TestBadTopologies(t *testing.T) {
+	dir := t.TempDir()
+	write := func(src string) string {
+		p := filepath.Join(dir, "topology.hcl")
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{
+		{"unknown top-level key", base + "trust_domian = \"x\"\n", []string{"topology.hcl:14,1", `An argument named "trust_domian" is not expected here`}},
+		{"unknown key in a site", strings.Replace(base, `node "n1" {}`, "node \"n1\" {}\n  nodes = 3", 1), []string{"topology.hcl:10,3", `"nodes" is not expected`}},
+		{"syntax error", base + "site {\n", []string{"topology.hcl:14"}},
+		{"bad trust domain", strings.Replace(base, "example.org", "Example Org", 1), []string{"topology.hcl:1,1", "trust_domain"}},
+		{"duplicate site", base + "site \"a\" {\n  node \"n2\" {}\n}\n", []string{"topology.hcl:14,6", `duplicate site "a" (first defined at`}},
+		{"duplicate node across sites", base + "site \"b\" {\n  node \"n1\" {}\n}\n", []string{"topology.hcl:15,8", `duplicate node "n1"`}},
+		{"duplicate workload", strings.Replace(base, "  workload \"app1\" {", "  workload \"app1\" {\n    selectors = [\"unix:uid:1\"]\n  }\n  workload \"app1\" {", 1), []string{`duplicate workload "app1"`}},
+		{"site CA too long for cloud CA", strings.Replace(base, `ca_ttl = "2h"`, `ca_ttl = "5h"`, 1), []string{"topology.hcl:7,3", "cloud.ca_ttl (24h0m0s) must be at least 6 × site \"a\" ca_ttl (5h0m0s)"}},
+		{"SVID TTL too long for site CA", strings.Replace(base, `x509_svid_ttl = "5m"`, `x509_svid_ttl = "30m"`, 1), []string{"topology.hcl:8,3", "its x509_svid_ttl (30m0s)"}},
+		{"cloud SVID TTL too long", strings.Replace(base, `x509_svid_ttl = "1h"`, `x509_svid_ttl = "5h"`, 1), []string{"topology.hcl:3,3", "cloud.x509_svid_ttl"}},
+		{"bad duration", strings.Replace(base, `ca_ttl = "2h"`, `ca_ttl = "two hours"`, 1), []string{"topology.hcl:7,3", `site.ca_ttl: "two hours" is not a positive duration`}},
+		{"port clash", base + "kafka {\n  port = 8081\n}\n", []string{"topology.hcl:15,3", "port clash: the demo Kafka broker and cloud server 1 both use port 8081"}},
+		{"server node not in site", strings.Replace(base, `node "n1" {}`, "node \"n1\" {}\n  server_node = \"n9\"", 1), []string{`server_node "n9" is not one of its nodes`}},
+		{"HA without postgres", strings.Replace(base, "cloud {", "cloud {\n  servers = 2", 1), []string{"topology.hcl:3,3", `cloud.servers = 2 needs datastore = "postgres"`}},
+		{"deepstream without config", strings.Replace(base, "selectors = [\"unix:uid:1000\"]", "kind = \"deepstream\"", 1), []string{`kind "deepstream" needs config`}},
+		{"deepstream config missing", strings.Replace(base, "selectors = [\"unix:uid:1000\"]", "kind = \"deepstream\"\n    config = \"nope.txt\"", 1), []string{"topology.hcl:12,5", "nope.txt: no such file"}},
+		{"no sites", "trust_domain = \"example.org\"\n", []string{"no site blocks"}},
+		{"external vault without address", base + "vault {\n  mode = \"external\"\n}\n", []string{"topology.hcl:14,1", `mode "external" needs address`}},
+		{"tunnel to unknown site", base + "tunnel \"t\" {\n  site = \"zz\"\n  workload = \"app1\"\n  mode = \"client\"\n  listen = \"127.0.0.1:1883\"\n  target = \"127.0.0.1:8883\"\n  allowed_spiffe_ids = [\"spiffe://example.org/x\"]\n}\n", []string{"topology.hcl:15,3", `site "zz" is not defined`}},
+		{"bad selector", strings.Replace(base, "unix:uid:1000", "uid1000", 1), []string{`selector "uid1000" is not type:value`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := write(tt.src)
+			top, err := ParseFile(path)
+			if err == nil {
+				t.Fatalf("accepted a bad topology: %+v", top)
+			}
+			if top != nil {
+				t.Fatal("returned a topology along with an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestAllErrorsReported(t *testing.T) {
+	src := strings.Replace(strings.Replace(base, `ca_ttl = "2h"`, `ca_ttl = "5h"`, 1), `node "n1" {}`, "node \"n1\" {}\n  server_node = \"n9\"", 1)
+	_, err := Parse([]byte(src), "top.hcl")
+	errs, ok := err.(Errors)
+	if !ok || len(errs) < 2 {
+		t.Fatalf("want every error reported at once, got %v", err)
+	}
+}
+
+func TestOversizedFileRefused(t *testing.T) {
+	_, err := Parse(make([]byte, MaxFileBytes+1), "big.hcl")
+	if err == nil || !strings.Contains(err.Error(), "over the") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,286 @@
+package topology
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// File is the HCL schema of a topology file, as decoded. Parse turns it into
+// a validated Topology.
+type File struct {
+	TrustDomain string         `hcl:"trust_domain"`
+	Vault       *VaultBlock    `hcl:"vault,block"`
+	Cloud       *CloudBlock    `hcl:"cloud,block"`
+	KubeEdge    *KubeEdgeBlock `hcl:"kubeedge,block"`
+	Sites       []*SiteBlock   `hcl:"site,block"`
+	Kafka       *KafkaBlock    `hcl:"kafka,block"`
+	Tunnels     []*TunnelBlock `hcl:"tunnel,block"`
+
+	TrustDomainRange hcl.Range `hcl:"trust_domain,attr_range"`
+}
+
+// VaultBlock is the `vault { }` block.
+type VaultBlock struct {
+	// Mode is "managed" (edgeid starts and bootstraps a Vault) or
+	// "external" (the company's Vault, already bootstrapped).
+	Mode string `hcl:"mode,optional"`
+	// Address of an external Vault.
+	Address string `hcl:"address,optional"`
+	// CACert verifies an external Vault's TLS certificate.
+	CACert string `hcl:"ca_cert,optional"`
+	// PKIMount and PKIIntMount are the root and intermediate PKI mounts.
+	PKIMount    string `hcl:"pki_mount,optional"`
+	PKIIntMount string `hcl:"pki_int_mount,optional"`
+	// KVMount holds the JWT authorities shared by the cloud servers.
+	KVMount string `hcl:"kv_mount,optional"`
+	// RoleIDFile and SecretIDFile hold the AppRole login of the cloud
+	// servers for an external Vault (written by `edgeid bootstrap vault`).
+	RoleIDFile   string `hcl:"role_id_file,optional"`
+	SecretIDFile string `hcl:"secret_id_file,optional"`
+	// Host is where a managed Vault runs; defaults to the cloud host.
+	Host string `hcl:"host,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// CloudBlock is the `cloud { }` block: the cloud SPIRE servers.
+type CloudBlock struct {
+	Servers     int    `hcl:"servers,optional"`
+	Datastore   string `hcl:"datastore,optional"`
+	PostgresDSN string `hcl:"postgres_dsn,optional"`
+	CATTL       string `hcl:"ca_ttl,optional"`
+	X509SVIDTTL string `hcl:"x509_svid_ttl,optional"`
+	// Hosts lists the host name of each cloud server; defaults to
+	// "cloud", "cloud-2", ...
+	Hosts []string `hcl:"hosts,optional"`
+	// Address is how agents reach the cloud servers: a DNS name or load
+	// balancer in front of them (host:port). Empty means the first server.
+	Address string `hcl:"address,optional"`
+	Port    int    `hcl:"port,optional"`
+
+	DefRange         hcl.Range `hcl:",def_range"`
+	ServersRange     hcl.Range `hcl:"servers,attr_range"`
+	DatastoreRange   hcl.Range `hcl:"datastore,attr_range"`
+	CATTLRange       hcl.Range `hcl:"ca_ttl,attr_range"`
+	X509SVIDTTLRange hcl.Range `hcl:"x509_svid_ttl,attr_range"`
+	PortRange        hcl.Range `hcl:"port,attr_range"`
+}
+
+// KubeEdgeBlock is the `kubeedge { }` block: how edge nodes attest.
+type KubeEdgeBlock struct {
+	// Cluster names the KubeEdge cluster in agent IDs.
+	Cluster string `hcl:"cluster,optional"`
+	// CACert is cloudcore's CA (rootCA.crt). Empty in the embedded mode,
+	// where the orchestrator plays cloudcore's CA.
+	CACert string `hcl:"ca_cert,optional"`
+	// NodeCertPath and NodeKeyPath locate each node's edgecore client
+	// certificate and key on real hosts.
+	NodeCertPath string `hcl:"node_cert_path,optional"`
+	NodeKeyPath  string `hcl:"node_key_path,optional"`
+	// Kubeconfig turns on the Kubernetes Node check (recommended).
+	Kubeconfig string `hcl:"kubeconfig,optional"`
+
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// SiteBlock is a `site "<name>" { }` block: one edge site.
+type SiteBlock struct {
+	Name        string           `hcl:"name,label"`
+	CATTL       string           `hcl:"ca_ttl,optional"`
+	X509SVIDTTL string           `hcl:"x509_svid_ttl,optional"`
+	ServerNode  string           `hcl:"server_node,optional"`
+	Port        int              `hcl:"port,optional"`
+	Nodes       []*NodeBlock     `hcl:"node,block"`
+	Workloads   []*WorkloadBlock `hcl:"workload,block"`
+
+	DefRange         hcl.Range `hcl:",def_range"`
+	NameRange        hcl.Range `hcl:"name,label_range"`
+	CATTLRange       hcl.Range `hcl:"ca_ttl,attr_range"`
+	X509SVIDTTLRange hcl.Range `hcl:"x509_svid_ttl,attr_range"`
+	ServerNodeRange  hcl.Range `hcl:"server_node,attr_range"`
+	PortRange        hcl.Range `hcl:"port,attr_range"`
+}
+
+// NodeBlock is a `node "<kubeedge node name>" { }` block inside a site.
+type NodeBlock struct {
+	Name    string            `hcl:"name,label"`
+	Address string            `hcl:"address,optional"`
+	Labels  map[string]string `hcl:"labels,optional"`
+
+	DefRange  hcl.Range `hcl:",def_range"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+}
+
+// WorkloadBlock is a `workload "<name>" { }` block inside a site.
+type WorkloadBlock struct {
+	Name string `hcl:"name,label"`
+	// Kind is "deepstream", "edgehub", "eventbus" or "app".
+	Kind string `hcl:"kind,optional"`
+	// Node is the KubeEdge node the workload runs on.
+	Node string `hcl:"node,optional"`
+	// Config is the DeepStream app config (deepstream kind).
+	Config string `hcl:"config,optional"`
+	// App is the executable name (default deepstream-test5-app for
+	// deepstream workloads).
+	App string `hcl:"app,optional"`
+	// Topics the workload publishes to; for DeepStream they are read from
+	// its config when omitted.
+	Topics []string `hcl:"topics,optional"`
+	// Command and Args run the workload under edgeid-helper.
+	Command string   `hcl:"command,optional"`
+	Args    []string `hcl:"args,optional"`
+	// Selectors adds registration selectors ("type:value").
+	Selectors []string `hcl:"selectors,optional"`
+	// X509SVIDTTL overrides the site's SVID TTL for this workload.
+	X509SVIDTTL string `hcl:"x509_svid_ttl,optional"`
+
+	DefRange         hcl.Range `hcl:",def_range"`
+	NameRange        hcl.Range `hcl:"name,label_range"`
+	KindRange        hcl.Range `hcl:"kind,attr_range"`
+	NodeRange        hcl.Range `hcl:"node,attr_range"`
+	ConfigRange      hcl.Range `hcl:"config,attr_range"`
+	X509SVIDTTLRange hcl.Range `hcl:"x509_svid_ttl,attr_range"`
+	SelectorsRange   hcl.Range `hcl:"selectors,attr_range"`
+}
+
+// KafkaBlock is the `kafka { }` block.
+type KafkaBlock struct {
+	// Mode is "demo" (edgeid runs a TLS broker on the cloud host) or
+	// "external" (the user's cluster, at Brokers).
+	Mode    string   `hcl:"mode,optional"`
+	Brokers []string `hcl:"brokers,optional"`
+	Port    int      `hcl:"port,optional"`
+	// EndpointIdentification is librdkafka's
+	// ssl.endpoint.identification.algorithm: "https" for a real cluster
+	// whose broker SVIDs carry DNS SANs, "none" for the demo broker.
+	EndpointIdentification string `hcl:"endpoint_identification,optional"`
+	// AllowedSPIFFEIDs are the client IDs the demo broker accepts; empty
+	// means every workload of the trust domain.
+	AllowedSPIFFEIDs []string `hcl:"allowed_spiffe_ids,optional"`
+
+	DefRange  hcl.Range `hcl:",def_range"`
+	ModeRange hcl.Range `hcl:"mode,attr_range"`
+	PortRange hcl.Range `hcl:"port,attr_range"`
+}
+
+// TunnelBlock is a `tunnel "<name>" { }` block: a SPIFFE mTLS tunnel run by
+// a workload's edgeid-helper.
+type TunnelBlock struct {
+	Name string `hcl:"name,label"`
+	// Site and Workload name the helper that runs the tunnel.
+	Site     string `hcl:"site"`
+	Workload string `hcl:"workload"`
+	// Mode is "client" or "server".
+	Mode             string   `hcl:"mode"`
+	Listen           string   `hcl:"listen"`
+	Target           string   `hcl:"target"`
+	AllowedSPIFFEIDs []string `hcl:"allowed_spiffe_ids"`
+
+	DefRange    hcl.Range `hcl:",def_range"`
+	NameRange   hcl.Range `hcl:"name,label_range"`
+	ModeRange   hcl.Range `hcl:"mode,attr_range"`
+	ListenRange hcl.Range `hcl:"listen,attr_range"`
+	SiteRange   hcl.Range `hcl:"site,attr_range"`
+}
+
+// Topology is a parsed and validated topology with defaults applied.
+type Topology struct {
+	// Path is the file it was read from; Dir is its directory, against
+	// which relative paths in it resolve.
+	Path        string
+	Dir         string
+	TrustDomain string
+	Vault       Vault
+	Cloud       Cloud
+	KubeEdge    KubeEdge
+	Sites       []Site
+	Kafka       Kafka
+	Tunnels     []Tunnel
+}
+
+// Vault is the validated vault block.
+type Vault struct {
+	Managed      bool
+	Address      string
+	CACert       string
+	PKIMount     string
+	PKIIntMount  string
+	KVMount      string
+	RoleIDFile   string
+	SecretIDFile string
+	Host         string
+}
+
+// Cloud is the validated cloud block.
+type Cloud struct {
+	Servers     int
+	Datastore   string
+	PostgresDSN string
+	CATTL       time.Duration
+	X509SVIDTTL time.Duration
+	Hosts       []string
+	Address     string
+	Port        int
+}
+
+// KubeEdge is the validated kubeedge block.
+type KubeEdge struct {
+	Cluster      string
+	CACert       string
+	NodeCertPath string
+	NodeKeyPath  string
+	Kubeconfig   string
+}
+
+// Site is a validated edge site.
+type Site struct {
+	Name        string
+	CATTL       time.Duration
+	X509SVIDTTL time.Duration
+	ServerNode  string
+	Port        int
+	Nodes       []Node
+	Workloads   []Workload
+}
+
+// Node is a validated KubeEdge node.
+type Node struct {
+	Name    string
+	Address string
+	Labels  map[string]string
+}
+
+// Workload is a validated workload.
+type Workload struct {
+	Name        string
+	Kind        string
+	Node        string
+	Config      string
+	App         string
+	Topics      []string
+	Command     string
+	Args        []string
+	Selectors   []string
+	X509SVIDTTL time.Duration
+}
+
+// Kafka is the validated kafka block.
+type Kafka struct {
+	Demo                   bool
+	Brokers                []string
+	Port                   int
+	EndpointIdentification string
+	AllowedSPIFFEIDs       []string
+}
+
+// Tunnel is a validated tunnel.
+type Tunnel struct {
+	Name             string
+	Site             string
+	Workload         string
+	Mode             string
+	Listen           string
+	Target           string
+	AllowedSPIFFEIDs []string
+}
