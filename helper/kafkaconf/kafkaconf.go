@@ -1,0 +1,281 @@
+package kafkaconf
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"text/template"
+)
+
+// MaxProtoCfg is DeepStream's limit on the length of proto-cfg.
+const MaxProtoCfg = 1024
+
+// DefaultCipherSuites is the OpenSSL cipher list for TLS 1.2: ECDHE key
+// exchange with AES-GCM only. TLS 1.3 suites are all AEAD and stay enabled.
+const DefaultCipherSuites = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+
+// DefaultJavaCipherSuites is the same policy in Java's names, TLS 1.3 first.
+const DefaultJavaCipherSuites = "TLS_AES_256_GCM_SHA384,TLS_AES_128_GCM_SHA256," +
+	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384," +
+	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+
+// Paths are the absolute paths of the files the configs refer to.
+type Paths struct {
+	CA          string
+	Cert        string
+	Key         string
+	CombinedPEM string
+	Keystore    string
+	Truststore  string
+}
+
+// Property is one key=value line. In Settings.Extra an empty Value removes
+// the rendered property of that key.
+type Property struct {
+	Key, Value string
+}
+
+// Settings are the choices shared by all renderers.
+type Settings struct {
+	BootstrapServers string
+	// EndpointIdentificationAlgorithm is "https" or "none".
+	EndpointIdentificationAlgorithm string
+	// CipherSuites is the OpenSSL list for librdkafka and DeepStream;
+	// empty means DefaultCipherSuites.
+	CipherSuites string
+	// Extra properties override or extend the rendered ones, in order.
+	Extra []Property
+}
+
+// TemplateData is what a user template sees.
+type TemplateData struct {
+	Paths
+	Settings
+	// Properties are the built-in renderer's properties after Extra.
+	Properties []Property
+	// Password is the PKCS#12 store password (Java only).
+	Password string
+	// SPIFFEID is the published SVID's ID.
+	SPIFFEID string
+}
+
+// LibrdkafkaProperties returns the librdkafka properties for p and s.
+func LibrdkafkaProperties(p Paths, s Settings) []Property {
+	props := []Property{}
+	if s.BootstrapServers != "" {
+		props = append(props, Property{"bootstrap.servers", s.BootstrapServers})
+	}
+	props = append(props,
+		Property{"security.protocol", "ssl"},
+		Property{"ssl.ca.location", p.CA},
+		Property{"ssl.certificate.location", p.Cert},
+		Property{"ssl.key.location", p.Key},
+		Property{"ssl.endpoint.identification.algorithm", algorithm(s)},
+		Property{"ssl.cipher.suites", ciphers(s)},
+	)
+	return apply(props, s.Extra)
+}
+
+// Librdkafka renders a librdkafka properties file (kcat -F format).
+func Librdkafka(p Paths, s Settings) ([]byte, error) {
+	props := LibrdkafkaProperties(p, s)
+	var b bytes.Buffer
+	b.WriteString("# Rendered by edgeid-helper on every SVID rotation. librdkafka reads these\n")
+	b.WriteString("# files once per client: restart the client after a rotation.\n")
+	for _, pr := range props {
+		if err := checkLine(pr); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "%s=%s\n", pr.Key, pr.Value)
+	}
+	return b.Bytes(), nil
+}
+
+// DeepStream renders cfg_kafka.txt for DeepStream's Kafka protocol adaptor.
+// The proto-cfg value carries the librdkafka TLS settings as file paths and
+// must stay under MaxProtoCfg characters.
+func DeepStream(p Paths, s Settings, partitionKey string) ([]byte, error) {
+	cfg, err := ProtoCfg(p, s)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("# Rendered by edgeid-helper on every SVID rotation.\n")
+	b.WriteString("[message-broker]\n")
+	fmt.Fprintf(&b, "proto-cfg = \"%s\"\n", cfg)
+	if partitionKey != "" {
+		if strings.ContainsAny(partitionKey, "\"\n") {
+			return nil, fmt.Errorf("kafkaconf: partition key %q contains a quote or newline", partitionKey)
+		}
+		fmt.Fprintf(&b, "partition-key = %s\n", partitionKey)
+	}
+	return b.Bytes(), nil
+}
+
+// ProtoCfg returns DeepStream's proto-cfg value: "key=value;key=value".
+// bootstrap.servers is left out: DeepStream takes the broker from its
+// conn-str.
+func ProtoCfg(p Paths, s Settings) (string, error) {
+	s.BootstrapServers = ""
+	parts := make([]string, 0, 8)
+	for _, pr := range LibrdkafkaProperties(p, s) {
+		if strings.ContainsAny(pr.Key+pr.Value, ";\"\n") {
+			return "", fmt.Errorf("kafkaconf: proto-cfg property %q contains ';', '\"' or a newline", pr.Key)
+		}
+		parts = append(parts, pr.Key+"="+pr.Value)
+	}
+	cfg := strings.Join(parts, ";")
+	if len(cfg) >= MaxProtoCfg {
+		return "", fmt.Errorf("kafkaconf: proto-cfg is %d characters, DeepStream accepts fewer than %d; use shorter paths (cert_dir) or fewer properties", len(cfg), MaxProtoCfg)
+	}
+	return cfg, nil
+}
+
+// JavaProperties returns the Java client properties. storeType is "PEM"
+// (key and chain from the combined PEM, trust from the bundle PEM) or
+// "PKCS12" (keystore and truststore files with password).
+func JavaProperties(p Paths, s Settings, storeType, password string) ([]Property, error) {
+	props := []Property{}
+	if s.BootstrapServers != "" {
+		props = append(props, Property{"bootstrap.servers", s.BootstrapServers})
+	}
+	props = append(props, Property{"security.protocol", "SSL"})
+	switch storeType {
+	case "PEM":
+		if p.CombinedPEM == "" {
+			return nil, fmt.Errorf("kafkaconf: a PEM keystore needs the combined PEM file")
+		}
+		props = append(props,
+			Property{"ssl.keystore.type", "PEM"},
+			Property{"ssl.keystore.location", p.CombinedPEM},
+			Property{"ssl.truststore.type", "PEM"},
+			Property{"ssl.truststore.location", p.CA},
+		)
+	case "PKCS12":
+		if p.Keystore == "" || p.Truststore == "" {
+			return nil, fmt.Errorf("kafkaconf: a PKCS12 keystore needs keystore and truststore files")
+		}
+		props = append(props,
+			Property{"ssl.keystore.type", "PKCS12"},
+			Property{"ssl.keystore.location", p.Keystore},
+			Property{"ssl.keystore.password", password},
+			Property{"ssl.key.password", password},
+			Property{"ssl.truststore.type", "PKCS12"},
+			Property{"ssl.truststore.location", p.Truststore},
+			Property{"ssl.truststore.password", password},
+		)
+	default:
+		return nil, fmt.Errorf("kafkaconf: keystore type %q is not PEM or PKCS12", storeType)
+	}
+	// Java disables the host-name check with an empty value.
+	alg := "https"
+	if algorithm(s) == "none" {
+		alg = ""
+	}
+	props = append(props,
+		Property{"ssl.endpoint.identification.algorithm", alg},
+		Property{"ssl.enabled.protocols", "TLSv1.3,TLSv1.2"},
+		Property{"ssl.cipher.suites", DefaultJavaCipherSuites},
+	)
+	// Java's empty algorithm is meaningful, so here only Extra removes.
+	return apply(props, s.Extra), nil
+}
+
+// Java renders a Java client.properties file.
+func Java(p Paths, s Settings, storeType, password string) ([]byte, error) {
+	props, err := JavaProperties(p, s, storeType, password)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("# Rendered by edgeid-helper on every SVID rotation.\n")
+	for _, pr := range props {
+		if err := checkLine(pr); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "%s=%s\n", pr.Key, javaEscape(pr.Value))
+	}
+	return b.Bytes(), nil
+}
+
+// Render executes a user template with data. Missing keys are errors.
+func Render(name, text string, data TemplateData) ([]byte, error) {
+	tmpl, err := Parse(name, text)
+	if err != nil {
+		return nil, err
+	}
+	return Execute(tmpl, data)
+}
+
+// Parse parses a user template once, at startup.
+func Parse(name, text string) (*template.Template, error) {
+	tmpl, err := template.New(name).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("kafkaconf: template %s: %w", name, err)
+	}
+	return tmpl, nil
+}
+
+// Execute renders a parsed template.
+func Execute(tmpl *template.Template, data TemplateData) ([]byte, error) {
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, data); err != nil {
+		return nil, fmt.Errorf("kafkaconf: template %s: %w", tmpl.Name(), err)
+	}
+	return b.Bytes(), nil
+}
+
+func algorithm(s Settings) string {
+	if s.EndpointIdentificationAlgorithm == "none" {
+		return "none"
+	}
+	return "https"
+}
+
+func ciphers(s Settings) string {
+	if s.CipherSuites != "" {
+		return s.CipherSuites
+	}
+	return DefaultCipherSuites
+}
+
+// apply overlays extra on props: same key replaces in place, empty value
+// removes, new keys append.
+func apply(props, extra []Property) []Property {
+	for _, e := range extra {
+		found := false
+		for i := range props {
+			if props[i].Key == e.Key {
+				props[i].Value = e.Value
+				found = true
+			}
+		}
+		if !found {
+			props = append(props, e)
+		}
+	}
+	out := props[:0]
+	for _, p := range props {
+		if p.Value == "" && !keepEmpty(p.Key) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// keepEmpty lists keys whose empty value means something.
+func keepEmpty(key string) bool {
+	return key == "ssl.endpoint.identification.algorithm"
+}
+
+func checkLine(p Property) error {
+	if p.Key == "" || strings.ContainsAny(p.Key, "=\n\r") || strings.ContainsAny(p.Value, "\n\r") {
+		return fmt.Errorf("kafkaconf: property %q has an empty key, '=' in the key or a newline", p.Key)
+	}
+	return nil
+}
+
+func javaEscape(v string) string {
+	return strings.ReplaceAll(v, `\`, `\\`)
+}

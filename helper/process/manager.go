@@ -1,0 +1,351 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config describes the managed program.
+type Config struct {
+	// Path and Args are the program and its arguments. Path empty means
+	// no program: only the PID file is signalled.
+	Path string
+	Args []string
+	Env  []string
+	// Stdin, Stdout and Stderr are attached to the program.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+
+	// RenewSignal is sent on rotation unless Restart is set; 0 sends none.
+	RenewSignal syscall.Signal
+	// Restart stops and starts the program on every rotation.
+	Restart bool
+	// StopTimeout bounds the wait after SIGTERM before SIGKILL.
+	StopTimeout time.Duration
+	// RestartOnExit starts the program again when it exits on its own,
+	// after a backoff that doubles from BackoffMin to BackoffMax and
+	// resets once the program has run for BackoffMax.
+	RestartOnExit bool
+	BackoffMin    time.Duration
+	BackoffMax    time.Duration
+
+	// PIDFileName names a file with the PID to send RenewSignal to after
+	// each rotation; it is read anew every time.
+	PIDFileName string
+
+	// Launcher starts the program; nil starts it with exec.Cmd.Start.
+	Launcher Launcher
+
+	Logger *slog.Logger
+	// Hooks observe the manager; nil fields are skipped.
+	Hooks Hooks
+}
+
+// Hooks observe process events, for metrics and tests.
+type Hooks struct {
+	Started   func(pid int)
+	Exited    func(pid int, err error, expected bool)
+	Signalled func(pid int, sig syscall.Signal)
+	// Rotated runs after the manager acted on a rotation.
+	Rotated func()
+}
+
+// Launcher starts a command. A launcher may start it held (for example
+// stopped at exec) and let it run only on Release.
+type Launcher interface {
+	// Launch starts cmd and returns its handle.
+	Launch(cmd *exec.Cmd) (Child, error)
+}
+
+// Child is a started program.
+type Child interface {
+	// Release lets a held program run; for a program started normally it
+	// does nothing.
+	Release() error
+}
+
+type directLauncher struct{}
+
+type directChild struct{}
+
+func (directLauncher) Launch(cmd *exec.Cmd) (Child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return directChild{}, nil
+}
+
+func (directChild) Release() error { return nil }
+
+// Manager supervises one program.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	rotate chan struct{}
+	exited chan *child
+	quit   chan struct{}
+}
+
+type child struct {
+	cmd     *exec.Cmd
+	handle  Child
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// New returns a Manager; call Run to start supervising.
+func New(cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Launcher == nil {
+		cfg.Launcher = directLauncher{}
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = time.Second
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = cfg.BackoffMin
+	}
+	return &Manager{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		rotate: make(chan struct{}, 1),
+		exited: make(chan *child),
+		quit:   make(chan struct{}),
+	}
+}
+
+// Rotated tells the manager that a new SVID is on disk. It never blocks;
+// rotations that arrive while one is being handled coalesce.
+func (m *Manager) Rotated() {
+	select {
+	case m.rotate <- struct{}{}:
+	default:
+	}
+}
+
+// Run supervises until ctx ends, then stops the program gracefully.
+func (m *Manager) Run(ctx context.Context) error {
+	defer close(m.quit)
+	var (
+		cur      *child
+		restartC <-chan time.Time
+		backoff  = m.cfg.BackoffMin
+		pidWG    sync.WaitGroup
+	)
+	defer pidWG.Wait()
+
+	start := func() {
+		c, err := m.start()
+		if err != nil {
+			m.log.Error("Unable to start program", "cmd", m.cfg.Path, "error", err)
+			if m.cfg.RestartOnExit {
+				restartC = time.After(backoff)
+				backoff = min(backoff*2, m.cfg.BackoffMax)
+			}
+			return
+		}
+		cur = c
+		restartC = nil
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			if cur != nil {
+				m.stop(cur)
+			}
+			return nil
+
+		case <-m.rotate:
+			if m.cfg.PIDFileName != "" && m.cfg.RenewSignal != 0 {
+				pidWG.Add(1)
+				go func() {
+					defer pidWG.Done()
+					m.signalPIDFile(ctx)
+				}()
+			}
+			if m.cfg.Path != "" {
+				switch {
+				case cur == nil:
+					// First SVID, or the program is down: start it now
+					// (spiffe-helper semantics) instead of waiting for the
+					// backoff.
+					start()
+				case m.cfg.Restart:
+					m.log.Info("Restarting program for the new SVID", "pid", cur.cmd.Process.Pid)
+					m.stop(cur)
+					cur = nil
+					start()
+				case m.cfg.RenewSignal != 0:
+					m.signal(cur, m.cfg.RenewSignal)
+				}
+			}
+			if m.cfg.Hooks.Rotated != nil {
+				m.cfg.Hooks.Rotated()
+			}
+
+		case c := <-m.exited:
+			if c != cur {
+				continue // already stopped on purpose
+			}
+			cur = nil
+			pid := c.cmd.Process.Pid
+			m.log.Warn("Program exited", "cmd", m.cfg.Path, "pid", pid, "error", errString(c.err))
+			if m.cfg.Hooks.Exited != nil {
+				m.cfg.Hooks.Exited(pid, c.err, false)
+			}
+			if !m.cfg.RestartOnExit {
+				continue
+			}
+			if time.Since(c.started) >= m.cfg.BackoffMax {
+				backoff = m.cfg.BackoffMin
+			}
+			m.log.Info("Restarting program after backoff", "cmd", m.cfg.Path, "backoff", backoff.String())
+			restartC = time.After(backoff)
+			backoff = min(backoff*2, m.cfg.BackoffMax)
+
+		case <-restartC:
+			restartC = nil
+			if cur == nil {
+				start()
+			}
+		}
+	}
+}
+
+func (m *Manager) start() (*child, error) {
+	cmd := exec.Command(m.cfg.Path, m.cfg.Args...)
+	cmd.Env = m.cfg.Env
+	cmd.Stdin = m.cfg.Stdin
+	cmd.Stdout = m.cfg.Stdout
+	cmd.Stderr = m.cfg.Stderr
+	// The program gets its own process group so a stop reaches its
+	// children too, and dies with the helper.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	handle, err := m.cfg.Launcher.Launch(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("process: start %s: %w", m.cfg.Path, err)
+	}
+	if err := handle.Release(); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("process: release %s: %w", m.cfg.Path, err)
+	}
+	c := &child{cmd: cmd, handle: handle, started: time.Now(), done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+		select {
+		case m.exited <- c:
+		case <-m.quit:
+		}
+	}()
+	m.log.Info("Started program", "cmd", m.cfg.Path, "pid", cmd.Process.Pid)
+	if m.cfg.Hooks.Started != nil {
+		m.cfg.Hooks.Started(cmd.Process.Pid)
+	}
+	return c, nil
+}
+
+// stop sends SIGTERM to the program's group, waits up to StopTimeout, then
+// sends SIGKILL.
+func (m *Manager) stop(c *child) {
+	pid := c.cmd.Process.Pid
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	timer := time.NewTimer(m.cfg.StopTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+	case <-timer.C:
+		m.log.Warn("Program did not stop in time, killing it", "pid", pid, "stop_timeout", m.cfg.StopTimeout.String())
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-c.done
+	}
+	if m.cfg.Hooks.Exited != nil {
+		m.cfg.Hooks.Exited(pid, c.err, true)
+	}
+}
+
+func (m *Manager) signal(c *child, sig syscall.Signal) {
+	pid := c.cmd.Process.Pid
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		m.log.Error("Unable to signal program", "pid", pid, "signal", sig.String(), "error", err)
+		return
+	}
+	m.log.Info("Signalled program", "pid", pid, "signal", sig.String())
+	if m.cfg.Hooks.Signalled != nil {
+		m.cfg.Hooks.Signalled(pid, sig)
+	}
+}
+
+// signalPIDFile reads the PID file and signals it, retrying a bounded number
+// of times (the file may be rewritten while the program restarts).
+func (m *Manager) signalPIDFile(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		var pid int
+		pid, err = readPID(m.cfg.PIDFileName)
+		if err == nil {
+			err = syscall.Kill(pid, m.cfg.RenewSignal)
+			if err == nil {
+				m.log.Info("Signalled PID file process", "pid", pid, "signal", m.cfg.RenewSignal.String())
+				if m.cfg.Hooks.Signalled != nil {
+					m.cfg.Hooks.Signalled(pid, m.cfg.RenewSignal)
+				}
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+	m.log.Error("Unable to signal PID file process", "pid_file_name", m.cfg.PIDFileName, "error", err)
+}
+
+func readPID(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("process: read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("process: pid file %s holds no PID", path)
+	}
+	return pid, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.String()
+	}
+	return err.Error()
+}

@@ -1,0 +1,207 @@
+package process
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	mu      sync.Mutex
+	started []int
+	exits   []bool // expected?
+	signals []int
+	rotated int
+}
+
+func (r *recorder) hooks() Hooks {
+	return Hooks{
+		Started:   func(pid int) { r.mu.Lock(); r.started = append(r.started, pid); r.mu.Unlock() },
+		Exited:    func(_ int, _ error, exp bool) { r.mu.Lock(); r.exits = append(r.exits, exp); r.mu.Unlock() },
+		Signalled: func(pid int, _ syscall.Signal) { r.mu.Lock(); r.signals = append(r.signals, pid); r.mu.Unlock() },
+		Rotated:   func() { r.mu.Lock(); r.rotated++; r.mu.Unlock() },
+	}
+}
+
+func (r *recorder) snapshot() (started []int, exits []bool, signals []int, rotated int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.started...), append([]bool(nil), r.exits...), append([]int(nil), r.signals...), r.rotated
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func run(t *testing.T, cfg Config) (*Manager, func()) {
+	t.Helper()
+	m := New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	return m, func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return")
+		}
+	}
+}
+
+func fileLines(path string) []string {
+	data, _ := os.ReadFile(path)
+	s := strings.TrimSpace(string(data))
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func TestSignalOnRotation(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "events")
+	rec := &recorder{}
+	m, stop := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", `trap 'echo usr1 >> ` + out + `' USR1; trap 'echo term >> ` + out + `; exit 0' TERM; echo ready >> ` + out + `; while :; do sleep 0.05; done`},
+		RenewSignal: syscall.SIGUSR1, RestartOnExit: true, StopTimeout: 5 * time.Second, Hooks: rec.hooks(),
+	})
+	if started, _, _, _ := rec.snapshot(); len(started) != 0 {
+		t.Fatal("program started before the first SVID")
+	}
+	m.Rotated()
+	waitFor(t, "program ready", func() bool { return len(fileLines(out)) == 1 })
+	for i := 0; i < 3; i++ {
+		m.Rotated()
+		n := i + 2
+		waitFor(t, "usr1 handled", func() bool { return len(fileLines(out)) == n })
+	}
+	stop()
+	lines := fileLines(out)
+	if strings.Join(lines, ",") != "ready,usr1,usr1,usr1,term" {
+		t.Fatalf("events %v", lines)
+	}
+	started, exits, signals, _ := rec.snapshot()
+	if len(started) != 1 || len(signals) != 3 || len(exits) != 1 || !exits[0] {
+		t.Fatalf("started %v signals %v exits %v", started, signals, exits)
+	}
+}
+
+func TestRestartOnRotation(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "events")
+	rec := &recorder{}
+	m, stop := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", `trap 'echo term $$ >> ` + out + `; exit 0' TERM; echo start $$ >> ` + out + `; while :; do sleep 0.05; done`},
+		Restart: true, RenewSignal: syscall.SIGUSR1, StopTimeout: 5 * time.Second, Hooks: rec.hooks(),
+	})
+	for i := 1; i <= 3; i++ {
+		m.Rotated()
+		n := 2*i - 1
+		waitFor(t, "start "+strconv.Itoa(i), func() bool { return len(fileLines(out)) == n })
+	}
+	stop()
+	lines := fileLines(out)
+	// start A, term A, start B, term B, start C, term C: graceful each time.
+	if len(lines) != 6 {
+		t.Fatalf("events %v", lines)
+	}
+	for i := 0; i < 6; i += 2 {
+		a, b := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if a[0] != "start" || b[0] != "term" || a[1] != b[1] {
+			t.Fatalf("events %v", lines)
+		}
+	}
+	if _, _, signals, _ := rec.snapshot(); len(signals) != 0 {
+		t.Fatalf("restart mode must not send renew_signal, sent %v", signals)
+	}
+}
+
+func TestStopTimeoutKills(t *testing.T) {
+	rec := &recorder{}
+	m, stop := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", `trap '' TERM; while :; do sleep 0.05; done`},
+		Restart: true, StopTimeout: 300 * time.Millisecond, Hooks: rec.hooks(),
+	})
+	m.Rotated()
+	waitFor(t, "start", func() bool { s, _, _, _ := rec.snapshot(); return len(s) == 1 })
+	t0 := time.Now()
+	m.Rotated()
+	waitFor(t, "restart", func() bool { s, _, _, _ := rec.snapshot(); return len(s) == 2 })
+	if d := time.Since(t0); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("restart of a TERM-ignoring program took %v, want about the 300ms stop timeout", d)
+	}
+	stop()
+}
+
+func TestRestartOnExitWithBackoff(t *testing.T) {
+	rec := &recorder{}
+	m, stop := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", "exit 3"},
+		RestartOnExit: true, BackoffMin: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, Hooks: rec.hooks(),
+	})
+	t0 := time.Now()
+	m.Rotated()
+	waitFor(t, "4 starts", func() bool { s, _, _, _ := rec.snapshot(); return len(s) >= 4 })
+	// Backoffs 50 + 100 + 200 ms before the 4th start.
+	if d := time.Since(t0); d < 350*time.Millisecond {
+		t.Fatalf("4 starts in %v: backoff not applied", d)
+	}
+	stop()
+	_, exits, _, _ := rec.snapshot()
+	for _, exp := range exits {
+		if exp {
+			t.Fatal("an exit on its own was reported as expected")
+		}
+	}
+}
+
+func TestNoRestartOnExitWhenDisabled(t *testing.T) {
+	rec := &recorder{}
+	m, stop := run(t, Config{Path: "/bin/sh", Args: []string{"-c", "exit 0"}, BackoffMin: 10 * time.Millisecond, Hooks: rec.hooks()})
+	m.Rotated()
+	waitFor(t, "exit", func() bool { _, e, _, _ := rec.snapshot(); return len(e) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if s, _, _, _ := rec.snapshot(); len(s) != 1 {
+		t.Fatalf("started %d times", len(s))
+	}
+	// The next rotation starts it again, as spiffe-helper does.
+	m.Rotated()
+	waitFor(t, "second start", func() bool { s, _, _, _ := rec.snapshot(); return len(s) == 2 })
+	stop()
+}
+
+func TestPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "events")
+	pidFile := filepath.Join(dir, "app.pid")
+	rec := &recorder{}
+	// The "external" program writes its own PID file.
+	ext, stopExt := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", `trap 'echo hup >> ` + out + `' HUP; echo $$ > ` + pidFile + `; while :; do sleep 0.05; done`},
+	})
+	ext.Rotated()
+	defer stopExt()
+	waitFor(t, "pid file", func() bool { _, err := readPID(pidFile); return err == nil })
+
+	m, stop := run(t, Config{PIDFileName: pidFile, RenewSignal: syscall.SIGHUP, Hooks: rec.hooks()})
+	m.Rotated()
+	waitFor(t, "hup", func() bool { return len(fileLines(out)) == 1 })
+	stop()
+	pid, _ := readPID(pidFile)
+	if _, _, signals, _ := rec.snapshot(); len(signals) != 1 || signals[0] != pid {
+		t.Fatalf("signals %v, want [%d]", signals, pid)
+	}
+}
