@@ -154,7 +154,7 @@ func (p *Plugin) checkVault(ctx context.Context, cfg *configuration, v vault) er
 		}
 		for _, want := range []string{"read", "create", "update"} {
 			if !hasCapability(caps, want) {
-				return status.Errorf(codes.FailedPrecondition, "the Vault token may not %s %s (capabilities %v): its policy needs path %q { capabilities = [\"read\", \"create\", \"update\"] }", want, p, caps, p)
+				return status.Errorf(codes.FailedPrecondition, "the Vault token may not %s %s (kv_mount_point %q, capabilities %v): its policy needs path %q { capabilities = [\"read\", \"create\", \"update\"] }", want, p, cfg.kvMount, caps, p)
 			}
 		}
 	}
@@ -287,13 +287,13 @@ func (p *Plugin) mint(ctx context.Context, st *state, req *upstreamauthorityv1.M
 	granted := signed.NotAfter.Sub(now)
 	if requested > 0 && granted+ttlTolerance(requested) < requested {
 		p.log.Warn("Vault issued the CA with a shorter lifetime than requested; raise max_ttl on the PKI mount or its issuer's expiry, or lower ca_ttl",
-			"requested_ttl", requested.String(), "granted_ttl", granted.Round(time.Second).String(),
+			"requested_ttl", requested.String(), "granted_ttl", ceilSecond(granted).String(),
 			"not_after", signed.NotAfter.UTC().Format(time.RFC3339), "pki_mount_point", cfg.pkiMount)
 		p.metrics.incr("ttl_capped", "warn")
 	}
 	if cfg.minTTL > 0 && granted < cfg.minTTL {
 		return nil, nil, status.Errorf(codes.FailedPrecondition, "Vault issued the CA for %s, below min_ttl %s (requested %s); raise max_ttl on the PKI mount %q",
-			granted.Round(time.Second), cfg.minTTL, requested, cfg.pkiMount)
+			ceilSecond(granted), cfg.minTTL, requested, cfg.pkiMount)
 	}
 
 	// Roots: every root of the mount's hierarchy plus any root in the
@@ -328,6 +328,13 @@ func (p *Plugin) mint(ctx context.Context, st *state, req *upstreamauthorityv1.M
 		X509CaChain:       toPluginCerts(chain),
 		UpstreamX509Roots: toPluginCerts(roots),
 	}, roots, nil
+}
+
+// ceilSecond rounds d up to whole seconds: certificate times have second
+// precision, so a CA granted exactly the requested TTL reads a fraction
+// short of it.
+func ceilSecond(d time.Duration) time.Duration {
+	return (d + time.Second - 1).Truncate(time.Second)
 }
 
 // ttlTolerance absorbs clock skew and rounding when comparing the granted
