@@ -1,0 +1,477 @@
+package render
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/edgeid/edgeid/orchestrator/topology"
+)
+
+// Binary is a program on the target host, with its SHA-256 for
+// plugin_checksum (empty for programs that are not SPIRE plugins).
+type Binary struct {
+	Path     string
+	Checksum string
+}
+
+// Binaries are the programs a plan runs, as paths on the target hosts.
+type Binaries struct {
+	SpireServer string
+	SpireAgent  string
+	Vault       string
+	Edgeid      string
+	Helper      string
+
+	VaultPKI       Binary
+	KubeEdgeServer Binary
+	KubeEdgeAgent  Binary
+	DeepStream     Binary
+}
+
+// Env says where and how the plan runs.
+type Env struct {
+	// Embedded is true for `edgeid up` on one machine: every host is a
+	// directory under the run directory and listens on 127.0.0.1.
+	Embedded bool
+	// HostRoot returns the directory under which a host's configs, data
+	// and sockets live.
+	HostRoot func(host string) string
+	// HostAddr returns the address other hosts reach host at.
+	HostAddr func(host string) string
+	// Port returns the port of the service key on host (def is the
+	// topology's port); embedded mode allocates free ones.
+	Port func(host, key string, def int) int
+	// Bins are the programs on the hosts.
+	Bins Binaries
+	// UID is the user the workloads and SPIRE servers run as, for
+	// unix:uid selectors.
+	UID int
+	// VaultAddr, VaultCACert, RoleIDFile and SecretIDFile locate the Vault
+	// and the AppRole login of the cloud servers, as paths on the cloud
+	// hosts.
+	VaultAddr    string
+	VaultCACert  string
+	RoleIDFile   string
+	SecretIDFile string
+	// KubeEdgeCA is the path, on servers, of cloudcore's CA bundle.
+	KubeEdgeCA string
+	// UnsealRecipient is the age recipient a managed Vault's unseal share
+	// is encrypted to.
+	UnsealRecipient string
+	// PostgresDSN is the datastore of HA cloud servers.
+	PostgresDSN string
+	// Now stamps generated files; tests fix it.
+	Now time.Time
+}
+
+// Plan is everything that runs for a topology.
+type Plan struct {
+	TrustDomain string
+	Hosts       []*Host
+	// Entries are the registration entries, per SPIRE server.
+	Entries []Entry
+}
+
+// Host is one machine of the topology.
+type Host struct {
+	Name string
+	Root string
+	Addr string
+	// Roles says what the host is: "cloud", "vault", "edge-server", "edge-node".
+	Roles    []string
+	Files    []File
+	Services []Service
+}
+
+// File is a file a host needs, at Path (absolute on the host).
+type File struct {
+	Path    string
+	Content []byte
+	Mode    os.FileMode
+}
+
+// Service is a long-running process of a host.
+type Service struct {
+	// Name is unique per host: vault, spire-server, spire-agent,
+	// upstream-agent, kafka, helper-<workload>.
+	Name string
+	// Kind says how to check readiness: vault, spire-server, spire-agent,
+	// kafka, helper.
+	Kind string
+	Argv []string
+	// Socket is the admin (server) or Workload API (agent) socket.
+	Socket string
+	// Addr is the host:port the service listens on, when it does.
+	Addr string
+	// Site is the edge site of edge services.
+	Site string
+	// Workload is the workload a helper serves.
+	Workload string
+	// DataDir is the service's state directory.
+	DataDir string
+	// BundlePath is where an agent's bootstrap bundle goes.
+	BundlePath string
+	// AgentID is the SPIFFE ID an agent gets.
+	AgentID string
+	// Server names the service (host/name) an agent attests to or a
+	// server chains to.
+	Server string
+	// NodeCert and NodeKey are a KubeEdge node's credentials for an agent.
+	NodeCert string
+	NodeKey  string
+	// ReadyFile, for helpers, appears once the first SVID is written.
+	ReadyFile string
+}
+
+// Entry is a registration entry, created through the named server.
+type Entry struct {
+	// Server is the service (host/name) whose datastore holds it.
+	Server     string
+	ParentID   string
+	SPIFFEID   string
+	Selectors  []string
+	X509TTL    time.Duration
+	Downstream bool
+	DNSNames   []string
+	// Site and Workload say what the entry is for, in status output.
+	Site     string
+	Workload string
+}
+
+// Ref names a service of a host, "host/service".
+func Ref(host, service string) string { return host + "/" + service }
+
+// Host returns the named host of the plan.
+func (p *Plan) Host(name string) *Host {
+	for _, h := range p.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// Service returns the service named by ref ("host/service").
+func (p *Plan) Service(ref string) (*Host, *Service) {
+	host, name, _ := strings.Cut(ref, "/")
+	h := p.Host(host)
+	if h == nil {
+		return nil, nil
+	}
+	for i := range h.Services {
+		if h.Services[i].Name == name {
+			return h, &h.Services[i]
+		}
+	}
+	return h, nil
+}
+
+// AgentID is the SPIFFE ID of a KubeEdge node's agent.
+func AgentID(td, cluster, node string) string {
+	return fmt.Sprintf("spiffe://%s/spire/agent/kubeedge/%s/%s", td, cluster, node)
+}
+
+// EdgeServerID is the SPIFFE ID of a site's edge SPIRE server.
+func EdgeServerID(td, site string) string {
+	return fmt.Sprintf("spiffe://%s/edge/%s/spire-server", td, site)
+}
+
+// WorkloadID is the SPIFFE ID of an edge workload.
+func WorkloadID(td, site, workload string) string {
+	return fmt.Sprintf("spiffe://%s/edge/%s/%s", td, site, workload)
+}
+
+// CloudID is the SPIFFE ID of a cloud workload.
+func CloudID(td, app string) string {
+	return fmt.Sprintf("spiffe://%s/cloud/%s", td, app)
+}
+
+// workloadDir turns a workload name ("deepstream/cam-pipeline") into one
+// path segment.
+func workloadDir(name string) string { return strings.ReplaceAll(name, "/", "_") }
+
+// Build computes the plan of top in env.
+func Build(top *topology.Topology, env Env) (*Plan, error) {
+	b := &builder{top: top, env: env, plan: &Plan{TrustDomain: top.TrustDomain}, hosts: map[string]*Host{}}
+	if err := b.build(); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(b.plan.Hosts, func(i, j int) bool { return hostOrder(b.plan.Hosts[i]) < hostOrder(b.plan.Hosts[j]) })
+	return b.plan, nil
+}
+
+// hostOrder keeps cloud hosts first, then edge hosts in topology order.
+func hostOrder(h *Host) int {
+	for _, r := range h.Roles {
+		if r == "cloud" || r == "vault" {
+			return 0
+		}
+	}
+	return 1
+}
+
+type builder struct {
+	top   *topology.Topology
+	env   Env
+	plan  *Plan
+	hosts map[string]*Host
+}
+
+func (b *builder) host(name string) *Host {
+	if h, ok := b.hosts[name]; ok {
+		return h
+	}
+	h := &Host{Name: name, Root: b.env.HostRoot(name), Addr: b.env.HostAddr(name)}
+	b.hosts[name] = h
+	b.plan.Hosts = append(b.plan.Hosts, h)
+	return h
+}
+
+func (h *Host) addRole(role string) {
+	for _, r := range h.Roles {
+		if r == role {
+			return
+		}
+	}
+	h.Roles = append(h.Roles, role)
+}
+
+func (h *Host) path(parts ...string) string {
+	return filepath.Join(append([]string{h.Root}, parts...)...)
+}
+
+func (h *Host) addFile(path string, content []byte, mode os.FileMode) {
+	h.Files = append(h.Files, File{Path: path, Content: content, Mode: mode})
+}
+
+func (b *builder) build() error {
+	top := b.top
+	cloudServers := make([]string, 0, len(top.Cloud.Hosts))
+
+	// Vault (managed).
+	if top.Vault.Managed {
+		h := b.host(top.Vault.Host)
+		h.addRole("vault")
+		port := b.env.Port(h.Name, "vault", 8200)
+		addr := fmt.Sprintf("%s:%d", h.Addr, port)
+		cfg := renderVaultConfig(h, addr)
+		h.addFile(h.path("vault", "vault.hcl"), cfg, 0o600)
+		h.addFile(h.path("vault", "bootstrap.hcl"), b.renderBootstrap(h, addr), 0o600)
+		h.Services = append(h.Services, Service{
+			Name: "vault", Kind: "vault", Addr: addr,
+			Argv:    []string{b.env.Bins.Vault, "server", "-config", h.path("vault", "vault.hcl")},
+			DataDir: h.path("vault", "data"),
+		})
+	}
+
+	// Cloud servers.
+	for i, hostName := range top.Cloud.Hosts {
+		h := b.host(hostName)
+		h.addRole("cloud")
+		port := b.env.Port(h.Name, "spire-server", top.Cloud.Port)
+		svc := Service{
+			Name: "spire-server", Kind: "spire-server",
+			Addr:    fmt.Sprintf("%s:%d", h.Addr, port),
+			Socket:  h.path("run", "server.sock"),
+			DataDir: h.path("spire", "server-data"),
+			Argv:    []string{b.env.Bins.SpireServer, "run", "-config", h.path("spire", "server.conf")},
+		}
+		h.addFile(h.path("spire", "server.conf"), b.renderCloudServer(h, svc, i), 0o600)
+		h.Services = append(h.Services, svc)
+		cloudServers = append(cloudServers, Ref(h.Name, svc.Name))
+	}
+	cloudRef := cloudServers[0]
+	_, cloudSvc := b.plan.Service(cloudRef)
+	cloudAddr := cloudSvc.Addr
+	if top.Cloud.Address != "" {
+		cloudAddr = top.Cloud.Address
+	}
+
+	// The cloud host's own agent, for cloud workloads (the Kafka broker).
+	cloudHost := b.host(top.Cloud.Hosts[0])
+	cloudAgent := Service{
+		Name: "spire-agent", Kind: "spire-agent",
+		Socket:     cloudHost.path("run", "agent.sock"),
+		DataDir:    cloudHost.path("spire", "agent-data"),
+		BundlePath: cloudHost.path("spire", "bootstrap-cloud.pem"),
+		AgentID:    CloudID(top.TrustDomain, "agent/"+cloudHost.Name),
+		Server:     cloudRef,
+		Argv:       []string{b.env.Bins.SpireAgent, "run", "-config", cloudHost.path("spire", "agent.conf")},
+	}
+	cloudHost.addFile(cloudHost.path("spire", "agent.conf"), b.renderJoinTokenAgent(cloudHost, cloudAgent, cloudAddr), 0o600)
+	cloudHost.Services = append(cloudHost.Services, cloudAgent)
+
+	// Kafka demo broker on the cloud host, with its own SVID.
+	kafkaAddr := ""
+	if top.Kafka.Demo {
+		port := b.env.Port(cloudHost.Name, "kafka", top.Kafka.Port)
+		kafkaAddr = fmt.Sprintf("%s:%d", cloudHost.Addr, port)
+		brokerID := CloudID(top.TrustDomain, "kafka")
+		cloudHost.Services = append(cloudHost.Services, Service{
+			Name: "kafka", Kind: "kafka", Addr: kafkaAddr,
+			Argv: []string{b.env.Bins.Edgeid, "kafka-demo",
+				"-listen", kafkaAddr,
+				"-workload-api", "unix://" + cloudAgent.Socket,
+				"-spiffe-id", brokerID,
+				"-trust-domain", top.TrustDomain,
+				"-log", cloudHost.path("kafka", "messages.log")},
+			Socket:  cloudAgent.Socket,
+			DataDir: cloudHost.path("kafka"),
+		})
+		b.plan.Entries = append(b.plan.Entries, Entry{
+			Server: cloudRef, ParentID: cloudAgent.AgentID, SPIFFEID: brokerID,
+			Selectors: []string{fmt.Sprintf("unix:uid:%d", b.env.UID), "unix:path:" + b.env.Bins.Edgeid},
+			X509TTL:   top.Cloud.X509SVIDTTL, DNSNames: []string{"localhost"}, Workload: "kafka",
+		})
+	} else {
+		kafkaAddr = strings.Join(top.Kafka.Brokers, ",")
+	}
+
+	// Edge sites.
+	for _, site := range top.Sites {
+		if err := b.buildSite(site, cloudRef, cloudAddr, kafkaAddr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr string) error {
+	top := b.top
+	td := top.TrustDomain
+	sh := b.host(site.ServerNode)
+	sh.addRole("edge-server")
+
+	// The cloud agent on the server node: it attests to the cloud with
+	// the node's KubeEdge certificate and hands the edge server its
+	// downstream identity.
+	nodeCert, nodeKey := b.nodeCredPaths(sh)
+	upstream := Service{
+		Name: "upstream-agent", Kind: "spire-agent", Site: site.Name,
+		Socket:     sh.path("run", "upstream.sock"),
+		DataDir:    sh.path("spire", "upstream-agent-data"),
+		BundlePath: sh.path("spire", "bootstrap-cloud.pem"),
+		AgentID:    AgentID(td, top.KubeEdge.Cluster, sh.Name),
+		Server:     cloudRef,
+		NodeCert:   nodeCert, NodeKey: nodeKey,
+		Argv: []string{b.env.Bins.SpireAgent, "run", "-config", sh.path("spire", "upstream-agent.conf")},
+	}
+	sh.addFile(sh.path("spire", "upstream-agent.conf"), b.renderKubeEdgeAgent(sh, upstream, cloudAddr, false), 0o600)
+	sh.Services = append(sh.Services, upstream)
+
+	port := b.env.Port(sh.Name, "spire-server", site.Port)
+	edge := Service{
+		Name: "spire-server", Kind: "spire-server", Site: site.Name,
+		Addr:    fmt.Sprintf("%s:%d", sh.Addr, port),
+		Socket:  sh.path("run", "server.sock"),
+		DataDir: sh.path("spire", "server-data"),
+		Server:  Ref(sh.Name, upstream.Name),
+		Argv:    []string{b.env.Bins.SpireServer, "run", "-config", sh.path("spire", "server.conf")},
+	}
+	sh.addFile(sh.path("spire", "server.conf"), b.renderEdgeServer(sh, edge, upstream, cloudAddr, site), 0o600)
+	sh.Services = append(sh.Services, edge)
+	edgeRef := Ref(sh.Name, edge.Name)
+	b.plan.Entries = append(b.plan.Entries, Entry{
+		Server: cloudRef, ParentID: upstream.AgentID, SPIFFEID: EdgeServerID(td, site.Name),
+		Selectors: []string{fmt.Sprintf("unix:uid:%d", b.env.UID), "unix:path:" + b.env.Bins.SpireServer},
+		X509TTL:   site.X509SVIDTTL, Downstream: true, Site: site.Name, Workload: "spire-server",
+	})
+
+	// Edge agents, one per node of the site.
+	agents := map[string]Service{}
+	for _, node := range site.Nodes {
+		h := b.host(node.Name)
+		h.addRole("edge-node")
+		cert, key := b.nodeCredPaths(h)
+		agent := Service{
+			Name: "spire-agent", Kind: "spire-agent", Site: site.Name,
+			Socket:     h.path("run", "agent.sock"),
+			DataDir:    h.path("spire", "agent-data"),
+			BundlePath: h.path("spire", "bootstrap-site.pem"),
+			AgentID:    AgentID(td, top.KubeEdge.Cluster, node.Name),
+			Server:     edgeRef,
+			NodeCert:   cert, NodeKey: key,
+			Argv: []string{b.env.Bins.SpireAgent, "run", "-config", h.path("spire", "agent.conf")},
+		}
+		h.addFile(h.path("spire", "agent.conf"), b.renderKubeEdgeAgent(h, agent, edge.Addr, true), 0o600)
+		h.Services = append(h.Services, agent)
+		agents[node.Name] = agent
+	}
+
+	// Workloads, each under its own edgeid-helper.
+	for _, w := range site.Workloads {
+		h := b.host(w.Node)
+		agent := agents[w.Node]
+		if err := b.buildWorkload(h, agent, site, w, kafkaAddr, edgeRef); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodeCredPaths are where a node's edgecore certificate and key live: in
+// the embedded mode the orchestrator issues them into the host root.
+func (b *builder) nodeCredPaths(h *Host) (string, string) {
+	if b.env.Embedded {
+		return h.path("kubeedge", "certs", "server.crt"), h.path("kubeedge", "certs", "server.key")
+	}
+	return b.top.KubeEdge.NodeCertPath, b.top.KubeEdge.NodeKeyPath
+}
+
+func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w topology.Workload, kafkaAddr, edgeRef string) error {
+	td := b.top.TrustDomain
+	dir := h.path("workloads", workloadDir(w.Name))
+	certDir := filepath.Join(dir, "svid")
+	id := WorkloadID(td, site.Name, w.Name)
+	selectors := append([]string{}, w.Selectors...)
+	cmd := w.Command
+	args := w.Args
+
+	if w.Kind == topology.KindDeepStream {
+		src, err := os.ReadFile(w.Config)
+		if err != nil {
+			return fmt.Errorf("render: workload %q: %w", w.Name, err)
+		}
+		pipeline, topics, err := renderPipelineConfig(src, kafkaAddr, filepath.Join(certDir, "cfg_kafka.txt"))
+		if err != nil {
+			return fmt.Errorf("render: workload %q config %s: %w", w.Name, w.Config, err)
+		}
+		configPath := filepath.Join(dir, filepath.Base(w.Config))
+		h.addFile(configPath, pipeline, 0o644)
+		if len(w.Topics) > 0 {
+			topics = w.Topics
+		}
+		selectors = append(selectors,
+			"deepstream:app:"+w.App,
+			"deepstream:config_sha256:"+sha256Hex(pipeline),
+		)
+		for _, t := range topics {
+			selectors = append(selectors, "deepstream:publish_topic:"+t)
+		}
+		if cmd == "" {
+			cmd = filepath.Join(filepath.Dir(b.env.Bins.Helper), w.App)
+		}
+		if len(args) == 0 {
+			args = []string{"-c", configPath}
+		}
+	}
+	sort.Strings(selectors)
+	helperConf := b.renderHelper(h, agent, w, certDir, cmd, args, kafkaAddr, id)
+	h.addFile(filepath.Join(dir, "helper.conf"), helperConf, 0o600)
+	h.Services = append(h.Services, Service{
+		Name: "helper-" + workloadDir(w.Name), Kind: "helper", Site: site.Name, Workload: w.Name,
+		Socket:    agent.Socket,
+		DataDir:   dir,
+		ReadyFile: filepath.Join(certDir, "svid.pem"),
+		Argv:      []string{b.env.Bins.Helper, "-config", filepath.Join(dir, "helper.conf")},
+	})
+	b.plan.Entries = append(b.plan.Entries, Entry{
+		Server: edgeRef, ParentID: agent.AgentID, SPIFFEID: id, Selectors: selectors,
+		X509TTL: w.X509SVIDTTL, Site: site.Name, Workload: w.Name,
+	})
+	return nil
+}

@@ -1,0 +1,164 @@
+package render
+
+import (
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgeid/edgeid/orchestrator/topology"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func fixedBinaries() Binaries {
+	sum := func(c string) string { return strings.Repeat(c, 64) }
+	return Binaries{
+		SpireServer:    "/opt/edgeid/bin/spire-server",
+		SpireAgent:     "/opt/edgeid/bin/spire-agent",
+		Vault:          "/opt/edgeid/bin/vault",
+		Edgeid:         "/opt/edgeid/bin/edgeid",
+		Helper:         "/opt/edgeid/bin/edgeid-helper",
+		VaultPKI:       Binary{Path: "/opt/edgeid/bin/edgeid-upstreamauthority-vaultpki", Checksum: sum("a")},
+		KubeEdgeServer: Binary{Path: "/opt/edgeid/bin/edgeid-nodeattestor-kubeedge-server", Checksum: sum("b")},
+		KubeEdgeAgent:  Binary{Path: "/opt/edgeid/bin/edgeid-nodeattestor-kubeedge-agent", Checksum: sum("c")},
+		DeepStream:     Binary{Path: "/opt/edgeid/bin/edgeid-workloadattestor-deepstream", Checksum: sum("d")},
+	}
+}
+
+// TestRenderGolden renders the sample topology for real hosts and compares
+// every file with testdata/golden. Run with -update to accept changes.
+func TestRenderGolden(t *testing.T) {
+	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := HostsEnv(top, fixedBinaries())
+	env.UID = 0
+	env.UnsealRecipient = "age1examplerecipient"
+	plan, err := Build(top, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	hosts, err := WriteBundle(plan, out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(hosts, ",") != "cloud,edge-a-1,edge-b-1" {
+		t.Fatalf("hosts = %v", hosts)
+	}
+	golden := filepath.Join("testdata", "golden")
+	if *update {
+		os.RemoveAll(golden)
+		if err := os.CopyFS(golden, os.DirFS(out)); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	compareTrees(t, golden, out)
+}
+
+func compareTrees(t *testing.T, want, got string) {
+	t.Helper()
+	files := func(root string) map[string]string {
+		m := map[string]string{}
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			data, _ := os.ReadFile(p)
+			m[rel] = string(data)
+			return nil
+		})
+		return m
+	}
+	w, g := files(want), files(got)
+	for name, content := range w {
+		if g[name] != content {
+			t.Errorf("%s differs from the golden file (run go test -update to accept):\n--- got ---\n%s", name, g[name])
+		}
+	}
+	for name := range g {
+		if _, ok := w[name]; !ok {
+			t.Errorf("%s rendered but has no golden file", name)
+		}
+	}
+}
+
+func TestRenderOneHost(t *testing.T) {
+	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := WriteBundle(plan, out, "edge-b-1"); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 1 || entries[0].Name() != "edge-b-1" {
+		t.Fatalf("--host edge-b-1 wrote %v", entries)
+	}
+	if _, err := WriteBundle(plan, out, "nope"); err == nil || !strings.Contains(err.Error(), `no host "nope"`) {
+		t.Fatalf("unknown host: %v", err)
+	}
+}
+
+func TestPlanEntries(t *testing.T) {
+	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var downstream, workloads int
+	for _, e := range plan.Entries {
+		if e.Downstream {
+			downstream++
+			if e.ParentID != "spiffe://example.org/spire/agent/kubeedge/edge-cluster-1/"+map[string]string{"site-a": "edge-a-1", "site-b": "edge-b-1"}[e.Site] {
+				t.Errorf("downstream entry for %s has parent %s", e.Site, e.ParentID)
+			}
+		}
+		if strings.HasPrefix(e.Workload, "deepstream/") {
+			workloads++
+			want := []string{"deepstream:app:deepstream-test5-app", "deepstream:publish_topic:detections"}
+			for _, w := range want {
+				if !strings.Contains(strings.Join(e.Selectors, " "), w) {
+					t.Errorf("entry %s lacks selector %s: %v", e.SPIFFEID, w, e.Selectors)
+				}
+			}
+		}
+	}
+	if downstream != 2 || workloads != 2 {
+		t.Fatalf("downstream entries %d, workload entries %d; want 2 and 2", downstream, workloads)
+	}
+}
+
+func TestRenderPipelineConfig(t *testing.T) {
+	src := []byte("[sink0]\nenable=1\ntype=6\ntopic=detections\nmsg-broker-conn-str=kafka;9092\n\n[message-consumer0]\nenable=1\nsubscribe-topic-list=a;b\n[primary-gie]\nenable=1\nconfig-file=infer.txt")
+	out, topics, err := renderPipelineConfig(src, "127.0.0.1:4000", "/run/cfg_kafka.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, want := range []string{"msg-broker-conn-str=127.0.0.1;4000\n", "msg-broker-config=/run/cfg_kafka.txt\n", "conn-str=127.0.0.1;4000\n", "config-file=/run/cfg_kafka.txt\n", "[primary-gie]\nenable=1\nconfig-file=infer.txt"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("rendered config lacks %q:\n%s", want, s)
+		}
+	}
+	if len(topics) != 1 || topics[0] != "detections" {
+		t.Fatalf("topics = %v", topics)
+	}
+	if _, _, err := renderPipelineConfig([]byte("[application]\nenable-perf-measurement=1\n"), "a:1", "/x"); err == nil {
+		t.Fatal("a config without a broker sink was accepted")
+	}
+}

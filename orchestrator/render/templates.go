@@ -1,0 +1,563 @@
+package render
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/edgeid/edgeid/orchestrator/topology"
+)
+
+var funcs = template.FuncMap{
+	"q":   quote,
+	"dur": func(d time.Duration) string { return quote(d.String()) },
+}
+
+// quote renders s as a string literal that both HCL 1 (SPIRE's configs) and
+// HCL 2 (edgeid's own) read back as s: Go's escapes are a subset of both,
+// and "${" / "%{" are doubled so HCL 2 does not take them as templates.
+func quote(s string) string {
+	q := strconv.Quote(s)
+	q = strings.ReplaceAll(q, "${", "$${")
+	return strings.ReplaceAll(q, "%{", "%%{")
+}
+
+func execute(t *template.Template, data any) []byte {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		// The templates are fixed and their data is typed: an error
+		// here is a bug in this package, not bad input.
+		panic(fmt.Sprintf("render: template %s: %v", t.Name(), err))
+	}
+	return buf.Bytes()
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+const header = `# Rendered by edgeid from {{q .Topology}}; edit the topology, not this file.
+`
+
+var cloudServerTmpl = template.Must(template.New("cloud-server").Funcs(funcs).Parse(header + `server {
+    bind_address = {{q .BindAddr}}
+    bind_port = "{{.Port}}"
+    socket_path = {{q .Socket}}
+    trust_domain = {{q .TD}}
+    data_dir = {{q .DataDir}}
+    log_level = "INFO"
+    ca_key_type = "ec-p256"
+    ca_ttl = {{dur .CATTL}}
+    default_x509_svid_ttl = {{dur .SVIDTTL}}
+    default_jwt_svid_ttl = "5m"
+{{- if .Embedded}}
+    # Every agent of an embedded run comes from 127.0.0.1, and SPIRE allows
+    # one attestation per second per address. Real hosts keep the limit.
+    ratelimit {
+        attestation = false
+    }
+{{- end}}
+    experimental {
+        cache_reload_interval = "1s"
+    }
+}
+
+plugins {
+    DataStore "sql" {
+        plugin_data {
+{{- if .PostgresDSN}}
+            database_type = "postgres"
+            connection_string = {{q .PostgresDSN}}
+{{- else}}
+            database_type = "sqlite3"
+            connection_string = {{q .SQLitePath}}
+{{- end}}
+        }
+    }
+
+    KeyManager "disk" {
+        plugin_data {
+            keys_path = {{q .KeysPath}}
+        }
+    }
+
+    # Edge nodes prove they are KubeEdge nodes with edgecore's certificate.
+    NodeAttestor "kubeedge" {
+        plugin_cmd = {{q .KubeEdge.Path}}
+        plugin_checksum = {{q .KubeEdge.Checksum}}
+        plugin_data {
+            cluster = {{q .Cluster}}
+            ca_bundle_path = {{q .KubeEdgeCA}}
+{{- if .Kubeconfig}}
+            kubeconfig = {{q .Kubeconfig}}
+{{- end}}
+        }
+    }
+
+    # The cloud host's own agent (for cloud workloads such as Kafka).
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+
+    # The cloud CA is signed by Vault's intermediate ({{.PKIIntMount}}).
+    UpstreamAuthority "vault_pki" {
+        plugin_cmd = {{q .VaultPKI.Path}}
+        plugin_checksum = {{q .VaultPKI.Checksum}}
+        plugin_data {
+            vault_addr = {{q .VaultAddr}}
+{{- if .VaultCACert}}
+            ca_cert_path = {{q .VaultCACert}}
+{{- end}}
+            pki_mount_point = {{q .PKIIntMount}}
+            kv_mount_point = {{q .KVMount}}
+            approle_auth {
+                role_id_file = {{q .RoleIDFile}}
+                secret_id_file = {{q .SecretIDFile}}
+            }
+        }
+    }
+}
+
+health_checks {
+    listener_enabled = false
+}
+`))
+
+var edgeServerTmpl = template.Must(template.New("edge-server").Funcs(funcs).Parse(header + `# Edge server of site {{q .Site}}: a nested SPIRE server whose CA is signed
+# by the cloud through the local cloud agent. It keeps issuing while the
+# cloud is unreachable, until its CA (ca_ttl) expires.
+server {
+    bind_address = {{q .BindAddr}}
+    bind_port = "{{.Port}}"
+    socket_path = {{q .Socket}}
+    trust_domain = {{q .TD}}
+    data_dir = {{q .DataDir}}
+    log_level = "INFO"
+    ca_key_type = "ec-p256"
+    ca_ttl = {{dur .CATTL}}
+    default_x509_svid_ttl = {{dur .SVIDTTL}}
+    default_jwt_svid_ttl = "5m"
+{{- if .Embedded}}
+    ratelimit {
+        attestation = false
+    }
+{{- end}}
+    experimental {
+        cache_reload_interval = "1s"
+    }
+}
+
+plugins {
+    DataStore "sql" {
+        plugin_data {
+            database_type = "sqlite3"
+            connection_string = {{q .SQLitePath}}
+        }
+    }
+
+    KeyManager "disk" {
+        plugin_data {
+            keys_path = {{q .KeysPath}}
+        }
+    }
+
+    NodeAttestor "kubeedge" {
+        plugin_cmd = {{q .KubeEdge.Path}}
+        plugin_checksum = {{q .KubeEdge.Checksum}}
+        plugin_data {
+            cluster = {{q .Cluster}}
+            ca_bundle_path = {{q .KubeEdgeCA}}
+{{- if .Kubeconfig}}
+            kubeconfig = {{q .Kubeconfig}}
+{{- end}}
+        }
+    }
+
+    UpstreamAuthority "spire" {
+        plugin_data {
+            server_address = {{q .UpstreamHost}}
+            server_port = "{{.UpstreamPort}}"
+            workload_api_socket = {{q .UpstreamSocket}}
+        }
+    }
+}
+
+health_checks {
+    listener_enabled = false
+}
+`))
+
+var kubeedgeAgentTmpl = template.Must(template.New("kubeedge-agent").Funcs(funcs).Parse(header + `# {{.What}}
+agent {
+    data_dir = {{q .DataDir}}
+    log_level = "INFO"
+    server_address = {{q .ServerHost}}
+    server_port = "{{.ServerPort}}"
+    socket_path = {{q .Socket}}
+    trust_bundle_path = {{q .BundlePath}}
+    trust_domain = {{q .TD}}
+{{- if .Embedded}}
+    experimental {
+        sync_interval = "1s"
+    }
+{{- end}}
+}
+
+plugins {
+    KeyManager "disk" {
+        plugin_data {
+            directory = {{q .DataDir}}
+        }
+    }
+
+    NodeAttestor "kubeedge" {
+        plugin_cmd = {{q .KubeEdge.Path}}
+        plugin_checksum = {{q .KubeEdge.Checksum}}
+        plugin_data {
+            certificate_path = {{q .NodeCert}}
+            private_key_path = {{q .NodeKey}}
+        }
+    }
+
+    WorkloadAttestor "unix" {
+        plugin_data {
+            discover_workload_path = true
+        }
+    }
+{{- if .DeepStream}}
+
+    # Attests DeepStream pipelines, and the helper that launched one.
+    WorkloadAttestor "deepstream" {
+        plugin_cmd = {{q .DeepStream.Path}}
+        plugin_checksum = {{q .DeepStream.Checksum}}
+        plugin_data {}
+    }
+{{- end}}
+}
+
+health_checks {
+    listener_enabled = false
+}
+`))
+
+var joinTokenAgentTmpl = template.Must(template.New("join-token-agent").Funcs(funcs).Parse(header + `# The cloud host's agent, for cloud workloads (the Kafka broker). It joins
+# once with a join token from ` + "`edgeid up`" + ` and then renews its SVID.
+agent {
+    data_dir = {{q .DataDir}}
+    log_level = "INFO"
+    server_address = {{q .ServerHost}}
+    server_port = "{{.ServerPort}}"
+    socket_path = {{q .Socket}}
+    trust_bundle_path = {{q .BundlePath}}
+    trust_domain = {{q .TD}}
+    join_token_file = {{q .JoinTokenFile}}
+{{- if .Embedded}}
+    experimental {
+        sync_interval = "1s"
+    }
+{{- end}}
+}
+
+plugins {
+    KeyManager "disk" {
+        plugin_data {
+            directory = {{q .DataDir}}
+        }
+    }
+
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+
+    WorkloadAttestor "unix" {
+        plugin_data {
+            discover_workload_path = true
+        }
+    }
+}
+
+health_checks {
+    listener_enabled = false
+}
+`))
+
+var helperTmpl = template.Must(template.New("helper").Funcs(funcs).Parse(header + `# edgeid-helper for workload {{q .Workload}} ({{.ID}}).
+agent_address = {{q .AgentAddress}}
+spiffe_id = {{q .ID}}
+cert_dir = {{q .CertDir}}
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "bundle.pem"
+combined_pem_file_name = "svid_combined.pem"
+{{- if .Cmd}}
+cmd = {{q .Cmd}}
+cmd_args = {{q .CmdArgs}}
+# librdkafka (DeepStream's Kafka client) never reloads certificates, so the
+# pipeline restarts on rotation; it starts only once its first SVID is on disk.
+on_rotate = "restart"
+hold_until_svid = true
+restart_on_exit = true
+{{- end}}
+
+kafka {
+    bootstrap_servers = {{q .Kafka}}
+    endpoint_identification_algorithm = {{q .EndpointID}}
+}
+`))
+
+func renderVaultConfig(h *Host, addr string) []byte {
+	return []byte(fmt.Sprintf(`# Rendered by edgeid: the managed Vault. Integrated storage (raft), so the
+# same config grows into an HA cluster.
+storage "raft" {
+    path = %s
+    node_id = %s
+}
+listener "tcp" {
+    address = %s
+    tls_disable = true
+}
+api_addr = %s
+cluster_addr = %s
+disable_mlock = true
+ui = false
+`, quote(h.path("vault", "data")), quote(h.Name), quote(addr), quote("http://"+addr), quote("https://"+clusterAddr(addr))))
+}
+
+// clusterAddr is Vault's cluster address: the API port plus one.
+func clusterAddr(addr string) string {
+	host, port, _ := strings.Cut(addr, ":")
+	p, _ := strconv.Atoi(port)
+	return fmt.Sprintf("%s:%d", host, p+1)
+}
+
+// UnsealIdentityPath is where `edgeid up` keeps the age identity that
+// decrypts a managed Vault's unseal share.
+func UnsealIdentityPath(h *Host) string { return h.path("vault", "unseal-identity.txt") }
+
+func (b *builder) renderBootstrap(h *Host, addr string) []byte {
+	top := b.top
+	recipient := ""
+	if b.env.UnsealRecipient != "" {
+		recipient = quote(b.env.UnsealRecipient)
+	}
+	return []byte(fmt.Sprintf(`# Rendered by edgeid: bootstrap of the managed Vault (see bootstrap/README.md).
+state_dir = %[1]s
+summary_file = %[2]s
+
+vault {
+    address = %[3]s
+    wait_timeout = "60s"
+}
+
+init {
+    secret_shares = 1
+    secret_threshold = 1
+    shares_dir = %[4]s
+    # The unseal share is encrypted to an age identity kept beside it
+    # (0600). That suits a one-machine run; real deployments encrypt each
+    # share to a different custodian (see conf/bootstrap.hcl).
+    age_recipients = [%[5]s]
+}
+
+unseal {
+    age_identity_files = [%[6]s]
+}
+
+pki_root {
+    path = %[7]s
+    common_name = "edgeid root CA"
+}
+
+pki_intermediate {
+    path = %[8]s
+    common_name = "edgeid intermediate CA"
+}
+
+spire_upstream {
+    kv_mount = %[9]s
+    role_id_file = %[10]s
+    secret_id_file = %[11]s
+}
+
+audit {
+    enabled = true
+    file_path = %[12]s
+}
+`,
+		quote(h.path("vault", "bootstrap")), quote(h.path("vault", "bootstrap", "summary.json")),
+		quote("http://"+addr), quote(h.path("vault", "bootstrap", "unseal")),
+		recipient, quote(UnsealIdentityPath(h)),
+		quote(top.Vault.PKIMount), quote(top.Vault.PKIIntMount), quote(top.Vault.KVMount),
+		quote(b.roleIDFile(h)), quote(b.secretIDFile(h)),
+		quote(h.path("vault", "audit.log"))))
+}
+
+func (b *builder) roleIDFile(h *Host) string {
+	if b.env.RoleIDFile != "" {
+		return b.env.RoleIDFile
+	}
+	return h.path("vault", "bootstrap", "approle", "role_id")
+}
+
+func (b *builder) secretIDFile(h *Host) string {
+	if b.env.SecretIDFile != "" {
+		return b.env.SecretIDFile
+	}
+	return h.path("vault", "bootstrap", "approle", "secret_id")
+}
+
+func (b *builder) common(h *Host) map[string]any {
+	return map[string]any{
+		"Topology": filepath.Base(b.top.Path),
+		"TD":       b.top.TrustDomain,
+		"Embedded": b.env.Embedded,
+		"Cluster":  b.top.KubeEdge.Cluster,
+		"KubeEdge": Binary{},
+	}
+}
+
+func (b *builder) kubeEdgeCA(h *Host) string {
+	if b.env.KubeEdgeCA != "" {
+		return b.env.KubeEdgeCA
+	}
+	if b.top.KubeEdge.CACert != "" {
+		return b.top.KubeEdge.CACert
+	}
+	if !b.env.Embedded {
+		// Where cloudcore's CA sits on a KubeEdge host.
+		return "/etc/kubeedge/ca/rootCA.crt"
+	}
+	return h.path("kubeedge", "ca", "rootCA.crt")
+}
+
+func (b *builder) renderCloudServer(h *Host, svc Service, index int) []byte {
+	d := b.common(h)
+	host, port, _ := strings.Cut(svc.Addr, ":")
+	if !b.env.Embedded {
+		host = "0.0.0.0"
+	}
+	vaultHost := b.host(b.top.Vault.Host)
+	vaultAddr := b.env.VaultAddr
+	if vaultAddr == "" {
+		vaultAddr = b.top.Vault.Address
+	}
+	if vaultAddr == "" && b.top.Vault.Managed {
+		_, vs := b.plan.Service(Ref(vaultHost.Name, "vault"))
+		if vs != nil {
+			vaultAddr = "http://" + vs.Addr
+		}
+	}
+	caCert := b.env.VaultCACert
+	if caCert == "" {
+		caCert = b.top.Vault.CACert
+	}
+	roleID, secretID := b.top.Vault.RoleIDFile, b.top.Vault.SecretIDFile
+	if b.top.Vault.Managed {
+		roleID, secretID = b.roleIDFile(vaultHost), b.secretIDFile(vaultHost)
+	}
+	dsn := ""
+	if b.top.Cloud.Datastore == "postgres" {
+		dsn = b.top.Cloud.PostgresDSN
+		if b.env.PostgresDSN != "" {
+			dsn = b.env.PostgresDSN
+		}
+	}
+	for k, v := range map[string]any{
+		"BindAddr": host, "Port": port, "Socket": svc.Socket, "DataDir": svc.DataDir,
+		"CATTL": b.top.Cloud.CATTL, "SVIDTTL": b.top.Cloud.X509SVIDTTL,
+		"PostgresDSN": dsn, "SQLitePath": filepath.Join(svc.DataDir, "datastore.sqlite3"),
+		"KeysPath": filepath.Join(svc.DataDir, "keys.json"),
+		"KubeEdge": b.env.Bins.KubeEdgeServer, "KubeEdgeCA": b.kubeEdgeCA(h), "Kubeconfig": b.top.KubeEdge.Kubeconfig,
+		"VaultPKI": b.env.Bins.VaultPKI, "VaultAddr": vaultAddr, "VaultCACert": caCert,
+		"PKIIntMount": b.top.Vault.PKIIntMount, "KVMount": b.top.Vault.KVMount,
+		"RoleIDFile": roleID, "SecretIDFile": secretID,
+	} {
+		d[k] = v
+	}
+	return execute(cloudServerTmpl, d)
+}
+
+func (b *builder) renderEdgeServer(h *Host, svc, upstream Service, cloudAddr string, site topology.Site) []byte {
+	d := b.common(h)
+	host, port, _ := strings.Cut(svc.Addr, ":")
+	if !b.env.Embedded {
+		host = "0.0.0.0"
+	}
+	upHost, upPort, _ := strings.Cut(cloudAddr, ":")
+	for k, v := range map[string]any{
+		"Site": site.Name, "BindAddr": host, "Port": port, "Socket": svc.Socket, "DataDir": svc.DataDir,
+		"CATTL": site.CATTL, "SVIDTTL": site.X509SVIDTTL,
+		"SQLitePath": filepath.Join(svc.DataDir, "datastore.sqlite3"),
+		"KeysPath":   filepath.Join(svc.DataDir, "keys.json"),
+		"KubeEdge":   b.env.Bins.KubeEdgeServer, "KubeEdgeCA": b.kubeEdgeCA(h), "Kubeconfig": b.top.KubeEdge.Kubeconfig,
+		"UpstreamHost": upHost, "UpstreamPort": upPort, "UpstreamSocket": upstream.Socket,
+	} {
+		d[k] = v
+	}
+	return execute(edgeServerTmpl, d)
+}
+
+func (b *builder) renderKubeEdgeAgent(h *Host, svc Service, serverAddr string, edge bool) []byte {
+	d := b.common(h)
+	host, port, _ := strings.Cut(serverAddr, ":")
+	what := "Cloud agent of edge node " + h.Name + ": attests to the cloud servers with the node's KubeEdge certificate, and gives the edge server its downstream identity."
+	var ds any
+	if edge {
+		what = "Edge agent of node " + h.Name + ": attests to its site's edge server with the node's KubeEdge certificate, and serves the node's workloads."
+		ds = b.env.Bins.DeepStream
+	}
+	for k, v := range map[string]any{
+		"What": what, "DataDir": svc.DataDir, "ServerHost": host, "ServerPort": port,
+		"Socket": svc.Socket, "BundlePath": svc.BundlePath,
+		"KubeEdge": b.env.Bins.KubeEdgeAgent, "NodeCert": svc.NodeCert, "NodeKey": svc.NodeKey,
+		"DeepStream": ds,
+	} {
+		d[k] = v
+	}
+	return execute(kubeedgeAgentTmpl, d)
+}
+
+func (b *builder) renderJoinTokenAgent(h *Host, svc Service, serverAddr string) []byte {
+	d := b.common(h)
+	host, port, _ := strings.Cut(serverAddr, ":")
+	for k, v := range map[string]any{
+		"DataDir": svc.DataDir, "ServerHost": host, "ServerPort": port,
+		"Socket": svc.Socket, "BundlePath": svc.BundlePath,
+		"JoinTokenFile": h.path("spire", "join-token"),
+	} {
+		d[k] = v
+	}
+	return execute(joinTokenAgentTmpl, d)
+}
+
+func (b *builder) renderHelper(h *Host, agent Service, w topology.Workload, certDir, cmd string, args []string, kafka, id string) []byte {
+	d := b.common(h)
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = shellQuote(a)
+	}
+	for k, v := range map[string]any{
+		"Workload": w.Name, "ID": id, "AgentAddress": agent.Socket, "CertDir": certDir,
+		"Cmd": cmd, "CmdArgs": strings.Join(quoted, " "),
+		"Kafka": kafka, "EndpointID": b.top.Kafka.EndpointIdentification,
+	} {
+		d[k] = v
+	}
+	return execute(helperTmpl, d)
+}
+
+// shellQuote quotes an argument for cmd_args, which spiffe-helper splits
+// like a shell does.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
