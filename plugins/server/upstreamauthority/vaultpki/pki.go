@@ -33,6 +33,8 @@ type signResult struct {
 	// others holds every other certificate of the response (issuing_ca and
 	// ca_chain), deduplicated, in response order.
 	others []*x509.Certificate
+	// warnings are Vault's response warnings (a TTL cap, for one).
+	warnings []string
 }
 
 // signIntermediate asks pki_mount_point to sign csr as an intermediate CA.
@@ -70,7 +72,7 @@ func signIntermediate(ctx context.Context, v vault, cfg *configuration, csr *x50
 	if len(certs) == 0 {
 		return nil, errors.New("response has no certificate")
 	}
-	res := &signResult{cert: certs[0]}
+	res := &signResult{cert: certs[0], warnings: s.Warnings}
 	seen := map[string]bool{string(certs[0].Raw): true}
 	add := func(cs []*x509.Certificate) {
 		for _, c := range cs {

@@ -278,6 +278,9 @@ func (p *Plugin) mint(ctx context.Context, st *state, req *upstreamauthorityv1.M
 	if err != nil {
 		return nil, nil, status.Errorf(vaultCode(err), "unable to sign the CA at %s with issuer %q: %v", cfg.signPath(), cfg.issuerRefOrDefault(), err)
 	}
+	for _, w := range res.warnings {
+		p.log.Warn("Vault warned while signing the CA", "warning", w, "pki_mount_point", cfg.pkiMount)
+	}
 	now := p.hooks.now()
 	signed := res.cert
 	if !signed.IsCA {
