@@ -180,27 +180,11 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	if payload == nil {
 		return status.Error(codes.InvalidArgument, "expected an attestation payload")
 	}
-	chain, err := ParseAttestationPayload(payload)
-	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-
-	v, err := st.verifyChain(chain, p.hooks.now())
+	ex, challenge, err := st.begin(payload, &p.hooks)
 	if err != nil {
 		return err
 	}
-	log := logger.With("node_name", v.nodeName, "cert_serial", v.serial, "ca_fingerprint", v.caFingerprint)
-
-	// Proof of possession: a fresh nonce the agent signs with the node key.
-	nonce := make([]byte, wire.NonceSize)
-	if _, err := io.ReadFull(p.hooks.rand, nonce); err != nil {
-		return status.Errorf(codes.Internal, "unable to generate challenge: %v", err)
-	}
-	challenge, err := wire.Marshal(&wire.Challenge{Version: wire.ProtocolVersion, Nonce: nonce})
-	if err != nil {
-		return status.Errorf(codes.Internal, "unable to encode challenge: %v", err)
-	}
-	sentAt := p.hooks.now()
+	log := logger.With("node_name", ex.v.nodeName, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint)
 	if err := stream.Send(&nodeattestorv1.AttestResponse{Response: &nodeattestorv1.AttestResponse_Challenge{Challenge: challenge}}); err != nil {
 		return err
 	}
@@ -212,35 +196,83 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	if respBytes == nil {
 		return status.Error(codes.InvalidArgument, "expected a challenge response")
 	}
-	if err := st.verifyChallengeResponse(v.leaf, nonce, respBytes, sentAt, p.hooks.now()); err != nil {
+	res, err := ex.finish(stream.Context(), respBytes)
+	if err != nil {
 		log.Warn("Node attestation failed", "reason", status.Convert(err).Message())
 		return err
 	}
-
-	selectors := v.selectors(st.config.cluster)
-	if st.kube != nil {
-		extra, err := st.checkNode(stream.Context(), v.nodeName)
-		if err != nil {
-			log.Warn("Node attestation failed", "reason", status.Convert(err).Message())
-			return err
-		}
-		selectors = append(selectors, extra...)
-	}
-
-	id, err := spiffeid.FromSegments(st.config.trustDomain, "spire", "agent", wire.PluginName, st.config.cluster, v.nodeName)
-	if err != nil {
-		return status.Errorf(codes.Internal, "unable to build agent ID: %v", err)
-	}
-	log.Info("Node attested", "agent_id", id.String())
+	log.Info("Node attested", "agent_id", res.AgentID)
 	return stream.Send(&nodeattestorv1.AttestResponse{
 		Response: &nodeattestorv1.AttestResponse_AgentAttributes{
 			AgentAttributes: &nodeattestorv1.AgentAttributes{
-				SpiffeId:       id.String(),
-				SelectorValues: selectors,
+				SpiffeId:       res.AgentID,
+				SelectorValues: res.Selectors,
 				CanReattest:    true,
 			},
 		},
 	})
+}
+
+// exchange is one attestation between its challenge and the response.
+type exchange struct {
+	st     *state
+	hooks  *hooks
+	v      *verified
+	nonce  []byte
+	sentAt time.Time
+}
+
+// Result is the outcome of a successful attestation.
+type Result struct {
+	// AgentID is spiffe://<td>/spire/agent/kubeedge/<cluster>/<node-name>.
+	AgentID string
+	// Selectors are the kubeedge selector values (without the type).
+	Selectors []string
+}
+
+// begin parses and verifies the payload and returns the challenge to send.
+func (st *state) begin(payload []byte, h *hooks) (*exchange, []byte, error) {
+	chain, err := ParseAttestationPayload(payload)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	v, err := st.verifyChain(chain, h.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	// Proof of possession: a fresh nonce the agent signs with the node key.
+	nonce := make([]byte, wire.NonceSize)
+	if _, err := io.ReadFull(h.rand, nonce); err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "unable to generate challenge: %v", err)
+	}
+	challenge, err := wire.Marshal(&wire.Challenge{Version: wire.ProtocolVersion, Nonce: nonce})
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "unable to encode challenge: %v", err)
+	}
+	return &exchange{st: st, hooks: h, v: v, nonce: nonce, sentAt: h.now()}, challenge, nil
+}
+
+// finish verifies the challenge response, runs the Kubernetes Node check
+// (only after proof of possession, so unauthenticated callers never reach
+// the API server) and builds the agent ID and selectors.
+func (ex *exchange) finish(ctx context.Context, response []byte) (*Result, error) {
+	st := ex.st
+	if err := st.verifyChallengeResponse(ex.v.leaf, ex.nonce, response, ex.sentAt, ex.hooks.now()); err != nil {
+		return nil, err
+	}
+	selectors := ex.v.selectors(st.config.cluster)
+	if st.kube != nil {
+		extra, err := st.checkNode(ctx, ex.v.nodeName)
+		if err != nil {
+			return nil, err
+		}
+		selectors = append(selectors, extra...)
+	}
+	id, err := spiffeid.FromSegments(st.config.trustDomain, "spire", "agent", wire.PluginName, st.config.cluster, ex.v.nodeName)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "unable to build agent ID: %v", err)
+	}
+	return &Result{AgentID: id.String(), Selectors: selectors}, nil
 }
 
 // ParseAttestationPayload decodes the agent's first message and parses its

@@ -1,0 +1,96 @@
+package kubeedge
+
+import (
+	"crypto/x509"
+	"strings"
+	"testing"
+	"time"
+
+	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
+	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
+)
+
+// fuzzState is a configured server state with a freshly generated CA, for
+// running the verifier on whatever the parser accepts.
+func fuzzState(f *testing.F) (*state, *kubeedgeca.CA) {
+	f.Helper()
+	ca, err := kubeedgeca.New(kubeedgeca.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	path := f.TempDir() + "/rootCA.crt"
+	if err := ca.WriteCertificate(path); err != nil {
+		f.Fatal(err)
+	}
+	cfg, err := buildConfig("example.org", "cluster = \"c\"\nca_bundle_path = \""+path+"\"\n")
+	if err != nil {
+		f.Fatal(err)
+	}
+	bundle, err := loadCABundle(cfg.caPaths)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return &state{config: cfg, bundle: bundle}, ca
+}
+
+// FuzzParseAttestationPayload feeds arbitrary bytes to the server's payload
+// parser and, when it accepts them, to chain verification. Neither may
+// panic, and every rejection must be an error, never a half-parsed chain.
+func FuzzParseAttestationPayload(f *testing.F) {
+	st, ca := fuzzState(f)
+	creds, err := ca.IssueNode("edge-1", kubeedgeca.SignOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	valid := payloadFor(creds.Certificate)
+	f.Add(valid)
+	f.Add(payloadFor(creds.Certificate, ca.Certificate()))
+	f.Add([]byte(`{"version":1,"certificates":["AAEC"]}`))
+	f.Add([]byte(`{"version":1,"certificates":[]}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(``))
+	f.Add(valid[:len(valid)/2])
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		chain, err := ParseAttestationPayload(payload)
+		if err != nil {
+			if chain != nil {
+				t.Fatal("parser returned a chain with an error")
+			}
+			if !strings.HasPrefix(err.Error(), "kubeedge: ") {
+				t.Fatalf("error without package prefix: %v", err)
+			}
+			return
+		}
+		if len(payload) > wire.MaxPayloadBytes || len(chain) == 0 || len(chain) > wire.MaxCertificates {
+			t.Fatalf("parser accepted %d bytes with %d certificates", len(payload), len(chain))
+		}
+		for _, c := range chain {
+			if c == nil || len(c.Raw) > wire.MaxCertificateBytes {
+				t.Fatal("parser accepted an oversized or nil certificate")
+			}
+		}
+		// Whatever parses must go through verification without panicking.
+		if v, err := st.verifyChain(chain, now); err == nil {
+			if _, err := x509.ParseCertificate(v.leaf.Raw); err != nil || v.nodeName == "" {
+				t.Fatalf("verified an unusable leaf: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzDecodeChallengeResponse does the same for the second message.
+func FuzzDecodeChallengeResponse(f *testing.F) {
+	st, ca := fuzzState(f)
+	creds, err := ca.IssueNode("edge-1", kubeedgeca.SignOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	nonce := make([]byte, wire.NonceSize)
+	now := time.Now()
+	f.Add(respondWith(creds.Key, "example.org", &wire.Challenge{Nonce: nonce}, now))
+	f.Add([]byte(`{"version":1}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_ = st.verifyChallengeResponse(creds.Certificate, nonce, raw, now, now)
+	})
+}
