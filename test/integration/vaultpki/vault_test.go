@@ -18,17 +18,28 @@ const (
 	policyName  = "edgeid-spire"
 )
 
-// policyHCL is the least-privilege policy from the plugin's reference page:
-// sign at pki_int, and keep the trust domain's JWT authorities in KV v2.
-// Everything else the plugin calls (sys/capabilities-self, token
-// lookup/renew, the PKI issuer listing and issuer JSON) is covered by
-// Vault's default policy or is unauthenticated.
+// policyHCL is the least-privilege policy from the plugin's reference page,
+// verbatim. Tokens get it without Vault's default policy, so the test
+// proves it is sufficient on its own. The PKI issuer listing and issuer
+// JSON the plugin reads are unauthenticated endpoints of the PKI engine.
 var policyHCL = fmt.Sprintf(`path "pki_int/root/sign-intermediate" {
   capabilities = ["update"]
 }
 
 path "secret/data/edgeid/%s/jwt-authorities" {
   capabilities = ["read", "create", "update"]
+}
+
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
+
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/renew-self" {
+  capabilities = ["update"]
 }
 `, trustDomain)
 
@@ -145,7 +156,7 @@ func (p *vaultPKI) token(t *testing.T, policies ...string) string {
 	if len(policies) == 0 {
 		policies = []string{policyName}
 	}
-	s, err := p.c.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: policies, TTL: "1h", Renewable: boolPtr(true)})
+	s, err := p.c.Auth().Token().Create(&vaultapi.TokenCreateRequest{Policies: policies, TTL: "1h", Renewable: boolPtr(true), NoDefaultPolicy: true})
 	if err != nil {
 		t.Fatalf("create token: %v", err)
 	}
@@ -160,7 +171,7 @@ func (p *vaultPKI) appRole(t *testing.T) (roleIDFile, secretIDFile string) {
 		t.Fatalf("enable approle: %v", err)
 	}
 	p.write(t, "auth/approle/role/spire-server", map[string]any{
-		"token_policies": policyName, "token_ttl": "1h", "token_max_ttl": "4h", "secret_id_ttl": "24h",
+		"token_policies": policyName, "token_no_default_policy": true, "token_ttl": "1h", "token_max_ttl": "4h", "secret_id_ttl": "24h",
 	})
 	rid, err := p.c.Logical().Read("auth/approle/role/spire-server/role-id")
 	if err != nil {
@@ -190,7 +201,7 @@ func (p *vaultPKI) certAuth(t *testing.T) (certPath, keyPath string) {
 		t.Fatalf("enable cert auth: %v", err)
 	}
 	p.write(t, "auth/cert/certs/spire-server", map[string]any{
-		"certificate": string(ca.CertPEM), "token_policies": policyName, "token_ttl": "1h",
+		"certificate": string(ca.CertPEM), "token_policies": policyName, "token_no_default_policy": true, "token_ttl": "1h",
 	})
 	dir := t.TempDir()
 	certPath, keyPath = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
