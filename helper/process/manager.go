@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/edgeid/edgeid/helper/holdexec"
 )
 
 // Config describes the managed program.
@@ -43,8 +45,10 @@ type Config struct {
 	// each rotation; it is read anew every time.
 	PIDFileName string
 
-	// Launcher starts the program; nil starts it with exec.Cmd.Start.
-	Launcher Launcher
+	// Hold starts the program as soon as Run starts, held at exec (see
+	// package holdexec), and lets it run at the first rotation, once the
+	// first SVID is on disk. Later starts are not held.
+	Hold bool
 
 	Logger *slog.Logger
 	// Hooks observe the manager; nil fields are skipped.
@@ -53,39 +57,14 @@ type Config struct {
 
 // Hooks observe process events, for metrics and tests.
 type Hooks struct {
+	// Held runs when the program was started held at exec.
+	Held      func(pid int)
 	Started   func(pid int)
 	Exited    func(pid int, err error, expected bool)
 	Signalled func(pid int, sig syscall.Signal)
 	// Rotated runs after the manager acted on a rotation.
 	Rotated func()
 }
-
-// Launcher starts a command. A launcher may start it held (for example
-// stopped at exec) and let it run only on Release.
-type Launcher interface {
-	// Launch starts cmd and returns its handle.
-	Launch(cmd *exec.Cmd) (Child, error)
-}
-
-// Child is a started program.
-type Child interface {
-	// Release lets a held program run; for a program started normally it
-	// does nothing.
-	Release() error
-}
-
-type directLauncher struct{}
-
-type directChild struct{}
-
-func (directLauncher) Launch(cmd *exec.Cmd) (Child, error) {
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return directChild{}, nil
-}
-
-func (directChild) Release() error { return nil }
 
 // Manager supervises one program.
 type Manager struct {
@@ -98,7 +77,7 @@ type Manager struct {
 
 type child struct {
 	cmd     *exec.Cmd
-	handle  Child
+	held    *holdexec.Held
 	started time.Time
 	done    chan struct{}
 	err     error
@@ -108,9 +87,6 @@ type child struct {
 func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if cfg.Launcher == nil {
-		cfg.Launcher = directLauncher{}
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
@@ -144,11 +120,26 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer close(m.quit)
 	var (
 		cur      *child
+		held     *child
 		restartC <-chan time.Time
 		backoff  = m.cfg.BackoffMin
 		pidWG    sync.WaitGroup
 	)
 	defer pidWG.Wait()
+
+	if m.cfg.Hold && m.cfg.Path != "" {
+		c, err := m.launch(true)
+		if err != nil {
+			// Fall back to an ordinary start at the first rotation.
+			m.log.Error("Unable to start program held at exec", "cmd", m.cfg.Path, "error", err)
+		} else {
+			held = c
+			m.log.Info("Started program held at exec until the first SVID", "cmd", m.cfg.Path, "pid", c.cmd.Process.Pid)
+			if m.cfg.Hooks.Held != nil {
+				m.cfg.Hooks.Held(c.cmd.Process.Pid)
+			}
+		}
+	}
 
 	start := func() {
 		c, err := m.start()
@@ -167,6 +158,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if held != nil {
+				_ = held.held.Kill()
+				_ = held.cmd.Wait()
+			}
 			if cur != nil {
 				m.stop(cur)
 			}
@@ -182,6 +177,15 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			if m.cfg.Path != "" {
 				switch {
+				case held != nil:
+					c := held
+					held = nil
+					if err := m.release(c); err != nil {
+						m.log.Error("Unable to release held program", "pid", c.cmd.Process.Pid, "error", err)
+						start()
+					} else {
+						cur = c
+					}
 				case cur == nil:
 					// First SVID, or the program is down: start it now
 					// (spiffe-helper semantics) instead of waiting for the
@@ -229,7 +233,20 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// start launches the program and lets it run.
 func (m *Manager) start() (*child, error) {
+	c, err := m.launch(false)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.release(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// launch starts the program, held at exec when hold is set.
+func (m *Manager) launch(hold bool) (*child, error) {
 	cmd := exec.Command(m.cfg.Path, m.cfg.Args...)
 	cmd.Env = m.cfg.Env
 	cmd.Stdin = m.cfg.Stdin
@@ -238,16 +255,33 @@ func (m *Manager) start() (*child, error) {
 	// The program gets its own process group so a stop reaches its
 	// children too, and dies with the helper.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	handle, err := m.cfg.Launcher.Launch(cmd)
-	if err != nil {
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	if hold {
+		h, err := holdexec.Start(cmd)
+		if err != nil {
+			return nil, fmt.Errorf("process: start %s held: %w", m.cfg.Path, err)
+		}
+		c.held = h
+		return c, nil
+	}
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("process: start %s: %w", m.cfg.Path, err)
 	}
-	if err := handle.Release(); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("process: release %s: %w", m.cfg.Path, err)
+	return c, nil
+}
+
+// release lets a launched program run (detaching a held one) and starts
+// the goroutine that reaps it.
+func (m *Manager) release(c *child) error {
+	cmd := c.cmd
+	if c.held != nil {
+		if err := c.held.Release(); err != nil {
+			_ = c.held.Kill()
+			_ = cmd.Wait()
+			return fmt.Errorf("process: release %s: %w", m.cfg.Path, err)
+		}
 	}
-	c := &child{cmd: cmd, handle: handle, started: time.Now(), done: make(chan struct{})}
+	c.started = time.Now()
 	go func() {
 		c.err = cmd.Wait()
 		close(c.done)
@@ -256,11 +290,11 @@ func (m *Manager) start() (*child, error) {
 		case <-m.quit:
 		}
 	}()
-	m.log.Info("Started program", "cmd", m.cfg.Path, "pid", cmd.Process.Pid)
+	m.log.Info("Started program", "cmd", m.cfg.Path, "pid", cmd.Process.Pid, "held", c.held != nil)
 	if m.cfg.Hooks.Started != nil {
 		m.cfg.Hooks.Started(cmd.Process.Pid)
 	}
-	return c, nil
+	return nil
 }
 
 // stop sends SIGTERM to the program's group, waits up to StopTimeout, then

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -203,5 +204,50 @@ func TestPIDFile(t *testing.T) {
 	pid, _ := readPID(pidFile)
 	if _, _, signals, _ := rec.snapshot(); len(signals) != 1 || signals[0] != pid {
 		t.Fatalf("signals %v, want [%d]", signals, pid)
+	}
+}
+
+func TestHoldUntilFirstRotation(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "events")
+	var heldPID atomic.Int64
+	rec := &recorder{}
+	hooks := rec.hooks()
+	hooks.Held = func(pid int) { heldPID.Store(int64(pid)) }
+	m, stop := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", `echo ran >> ` + out + `; trap 'exit 0' TERM; while :; do sleep 0.05; done`},
+		Hold: true, Hooks: hooks,
+	})
+	waitFor(t, "held start", func() bool { return heldPID.Load() != 0 })
+	pid := int(heldPID.Load())
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !strings.Contains(string(cmdline), "echo ran") {
+		t.Fatalf("held child does not show its final cmdline: %q %v", cmdline, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if lines := fileLines(out); len(lines) != 0 {
+		t.Fatalf("held program ran before the first SVID: %v", lines)
+	}
+	m.Rotated()
+	waitFor(t, "program ran", func() bool { return len(fileLines(out)) == 1 })
+	if started, _, _, _ := rec.snapshot(); len(started) != 1 || started[0] != pid {
+		t.Fatalf("started %v, want the held pid %d", started, pid)
+	}
+	stop()
+}
+
+func TestHoldKilledWhenStoppedBeforeSVID(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "events")
+	var heldPID atomic.Int64
+	_, stop := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", `echo ran >> ` + out},
+		Hold: true, Hooks: Hooks{Held: func(pid int) { heldPID.Store(int64(pid)) }},
+	})
+	waitFor(t, "held start", func() bool { return heldPID.Load() != 0 })
+	stop()
+	if lines := fileLines(out); len(lines) != 0 {
+		t.Fatalf("held program ran although no SVID arrived: %v", lines)
+	}
+	if err := syscall.Kill(int(heldPID.Load()), 0); err == nil {
+		t.Fatal("held program still exists after Run returned")
 	}
 }
