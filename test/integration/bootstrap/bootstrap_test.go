@@ -450,3 +450,45 @@ func newIdentity(t *testing.T) string {
 	}
 	return id.String()
 }
+
+// TestBootstrapPGPShares keeps the shares with Vault's native pgp_keys:
+// Vault encrypts each share to one custodian's OpenPGP key, and the
+// bootstrap unseals with two passphrase-protected private keys.
+func TestBootstrapPGPShares(t *testing.T) {
+	e := newEnv(t, envOptions{pgp: true})
+	pass := pgpPassEnv + "=" + pgpPassphrase
+	res := e.run(e.cfgPath, pass)
+	if res.err != nil {
+		t.Fatalf("bootstrap: %v\n%s", res.err, res.stderr)
+	}
+	if res.sum.Shares.Encryption != "pgp" || len(res.sum.Shares.Files) != shareCount {
+		t.Fatalf("shares summary %+v", res.sum.Shares)
+	}
+	shares := e.plainShares()
+	e.scanForShares(shares, e.dir, e.vault.Dir)
+	before := e.readState()
+	if len(before.RootTokens) != 0 {
+		t.Errorf("root tokens left: %v", before.RootTokens)
+	}
+
+	// Without the passphrase the keys cannot be used, and Vault is left alone.
+	e.vault.Stop(t)
+	e.vault.Start(t)
+	res = e.run(e.cfgPath)
+	if res.err == nil || !strings.Contains(res.stderr, "passphrase") {
+		t.Errorf("run without the passphrase: err %v\n%s", res.err, res.stderr)
+	}
+	if st, err := e.client().Sys().SealStatus(); err != nil || !st.Sealed || st.Progress != 0 {
+		t.Fatalf("sealed=%v progress=%d err=%v, want untouched", st.Sealed, st.Progress, err)
+	}
+
+	res = e.run(e.cfgPath, pass)
+	if res.err != nil {
+		t.Fatalf("bootstrap after restart: %v\n%s", res.err, res.stderr)
+	}
+	if !reflect.DeepEqual(res.sum.Changed, []string{vaultboot.StepUnseal}) {
+		t.Errorf("run after restart changed %v, want only unseal", res.sum.Changed)
+	}
+	compareStates(t, "run after restart", before, e.readState())
+	e.scanForShares(shares, e.dir, e.vault.Dir)
+}

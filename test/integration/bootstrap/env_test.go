@@ -26,6 +26,9 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+	"github.com/ProtonMail/go-crypto/openpgp"
+	pgparmor "github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/edgeid/edgeid/bootstrap/vaultboot"
@@ -47,6 +50,8 @@ type env struct {
 	dir   string
 	// ids are the custodians' identities; share i is encrypted to ids[i].
 	ids []*age.X25519Identity
+	// pgpKeys are the custodians' OpenPGP keys in pgp mode.
+	pgpKeys openpgp.EntityList
 	// identityFile holds ids[0]; ids[1] is given through identEnv.
 	identityFile string
 	cfgPath      string
@@ -59,6 +64,8 @@ type env struct {
 type envOptions struct {
 	// extraHCL is appended to the configuration.
 	extraHCL string
+	// pgp keeps the shares with Vault's native pgp_keys instead of age.
+	pgp bool
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -84,8 +91,91 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	}
 	e.logPath = filepath.Join(e.dir, "bootstrap-runs.log")
 	e.cfgPath = filepath.Join(e.dir, "bootstrap.hcl")
-	writeFile(t, e.cfgPath, e.config(recs, e.identityFile, opts.extraHCL), 0o600)
+	text := e.config(recs, e.identityFile, opts.extraHCL)
+	if opts.pgp {
+		text = e.pgpConfig(text)
+	}
+	writeFile(t, e.cfgPath, text, 0o600)
 	return e
+}
+
+// pgpConfig swaps the age settings of text for Vault's pgp_keys: one
+// OpenPGP key per share, private keys protected by a passphrase given
+// through the environment.
+func (e *env) pgpConfig(text string) string {
+	e.t.Helper()
+	var pubs, privs []string
+	for i := 0; i < shareCount; i++ {
+		ent, err := openpgp.NewEntity(fmt.Sprintf("custodian %d", i+1), "", fmt.Sprintf("c%d@edgeid.test", i+1), nil)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		var pub bytes.Buffer
+		w, _ := pgparmor.Encode(&pub, openpgp.PublicKeyType, nil)
+		if err := ent.Serialize(w); err != nil {
+			e.t.Fatal(err)
+		}
+		w.Close()
+		pubFile := filepath.Join(e.dir, fmt.Sprintf("custodian-%d.pub.asc", i+1))
+		writeFile(e.t, pubFile, pub.String(), 0o644)
+		pubs = append(pubs, pubFile)
+		e.pgpKeys = append(e.pgpKeys, ent)
+		if i >= threshold {
+			continue
+		}
+		// Serialize a passphrase-protected copy; keep the decrypted one.
+		var priv bytes.Buffer
+		copyEnt, err := openpgp.ReadEntity(packetReader(e.t, ent))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if err := copyEnt.EncryptPrivateKeys([]byte(pgpPassphrase), nil); err != nil {
+			e.t.Fatal(err)
+		}
+		w, _ = pgparmor.Encode(&priv, openpgp.PrivateKeyType, nil)
+		if err := copyEnt.SerializePrivateWithoutSigning(w, nil); err != nil {
+			e.t.Fatal(err)
+		}
+		w.Close()
+		privFile := filepath.Join(e.dir, fmt.Sprintf("custodian-%d.sec.asc", i+1))
+		writeFile(e.t, privFile, priv.String(), 0o600)
+		privs = append(privs, privFile)
+	}
+	start, end := strings.Index(text, "init {"), strings.Index(text, "pki_root {")
+	return text[:start] + fmt.Sprintf(`init {
+  secret_shares    = %d
+  secret_threshold = %d
+  pgp_key_files    = [%s]
+}
+unseal {
+  pgp_private_key_files = [%s]
+  pgp_passphrase_env    = %q
+}
+`, shareCount, threshold, quoteList(pubs), quoteList(privs), pgpPassEnv) + text[end:]
+}
+
+const (
+	pgpPassphrase = "correct horse battery staple"
+	pgpPassEnv    = "EDGEID_TEST_PGP_PASSPHRASE"
+)
+
+func quoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// packetReader re-reads an entity's private serialization, to get an
+// independent copy.
+func packetReader(t *testing.T, ent *openpgp.Entity) *packet.Reader {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := ent.SerializePrivateWithoutSigning(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	return packet.NewReader(&buf)
 }
 
 func (e *env) config(recs []string, identityFile, extra string) string {
@@ -188,6 +278,28 @@ func (e *env) client() *vaultapi.Client {
 func (e *env) plainShares() []string {
 	e.t.Helper()
 	var out []string
+	if len(e.pgpKeys) > 0 {
+		for i := 0; i < shareCount; i++ {
+			data, err := os.ReadFile(filepath.Join(e.stateDir, "unseal", fmt.Sprintf("share-%d.pgp.b64", i+1)))
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			md, err := openpgp.ReadMessage(bytes.NewReader(raw), e.pgpKeys, nil, nil)
+			if err != nil {
+				e.t.Fatalf("share %d: %v", i+1, err)
+			}
+			plain, err := io.ReadAll(md.UnverifiedBody)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			out = append(out, strings.TrimSpace(string(plain)))
+		}
+		return out
+	}
 	for i := 0; i < shareCount; i++ {
 		data, err := os.ReadFile(filepath.Join(e.stateDir, "unseal", fmt.Sprintf("share-%d.age", i+1)))
 		if err != nil {
