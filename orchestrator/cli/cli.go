@@ -1,0 +1,241 @@
+// Package cli implements the edgeid command: up, down, status, render,
+// bootstrap vault, and the internal kafka-demo broker.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bootstrapcli "github.com/edgeid/edgeid/bootstrap/cli"
+	"github.com/edgeid/edgeid/orchestrator/kafkademo"
+	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/orchestrator/runner"
+	"github.com/edgeid/edgeid/orchestrator/topology"
+)
+
+// ErrUsage marks a malformed command line (exit status 2).
+var ErrUsage = errors.New("usage")
+
+const usage = `edgeid: an edge identity control plane on SPIRE.
+
+Usage:
+  edgeid up      [-f topology.hcl] [--run-dir .run] [--bin-dir bin]   run the topology on this machine
+  edgeid down    [-f topology.hcl] [--run-dir .run] [--purge]         stop it (and delete its state)
+  edgeid status  [-f topology.hcl] [--run-dir .run] [-o text|json]    Vault → cloud → edges → workloads
+  edgeid render  [-f topology.hcl] --out DIR [--host NAME] [--plugin-dir bin]
+                                                                       write per-host config bundles
+  edgeid validate [-f topology.hcl]                                    check a topology file
+  edgeid bootstrap vault --config bootstrap.hcl                        bootstrap a Vault's PKI and SPIRE login
+`
+
+// Run runs the edgeid command line args (without the program name).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command", ErrUsage)
+	}
+	switch args[0] {
+	case "up":
+		return up(ctx, args[1:], stdout, stderr)
+	case "down":
+		return down(args[1:], stdout, stderr)
+	case "status":
+		return status(ctx, args[1:], stdout, stderr)
+	case "render":
+		return renderCmd(args[1:], stdout, stderr)
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	case "bootstrap":
+		return bootstrapcli.Run(ctx, args[1:], stdout, stderr)
+	case "kafka-demo":
+		return kafkaDemo(ctx, args[1:], stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: unknown command %q", ErrUsage, args[0])
+	}
+}
+
+type common struct {
+	topology string
+	runDir   string
+	binDir   string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.topology, "f", "conf/topology.hcl", "topology file")
+	fs.StringVar(&c.runDir, "run-dir", ".run", "run directory (state, logs, sockets)")
+	fs.StringVar(&c.binDir, "bin-dir", defaultBinDir(), "directory of edgeid's own programs and plugins")
+}
+
+// defaultBinDir is the directory of the running edgeid binary, where
+// `make build-bin` puts every edgeid program.
+func defaultBinDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "bin"
+	}
+	return filepath.Dir(exe)
+}
+
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func newRunner(c common, out io.Writer, timeout time.Duration) (*runner.Runner, error) {
+	return runner.New(runner.Config{TopologyPath: c.topology, RunDir: c.runDir, BinDir: c.binDir, Out: out, StepTimeout: timeout})
+}
+
+func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	timeout := fs.Duration("step-timeout", 2*time.Minute, "longest wait for any one step")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	start := time.Now()
+	r, err := newRunner(c, stdout, *timeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "edgeid up: %s → %s\n", c.topology, c.runDir)
+	if err := r.Up(ctx); err != nil {
+		return fmt.Errorf("up: %w (logs under %s/<host>/logs)", err, c.runDir)
+	}
+	fmt.Fprintf(stdout, "\nedgeid up: everything is up in %s\n", time.Since(start).Round(time.Millisecond))
+	for _, p := range r.Phases() {
+		fmt.Fprintf(stdout, "  %-75s %8s\n", p.Name, p.Duration.Round(time.Millisecond))
+	}
+	return nil
+}
+
+func down(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	purge := fs.Bool("purge", false, "also delete the run directory")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	r, err := newRunner(c, stdout, 0)
+	if err != nil {
+		return err
+	}
+	return r.Down(*purge)
+}
+
+func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	output := fs.String("o", "text", "output: text or json")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	r, err := newRunner(c, io.Discard, 0)
+	if err != nil {
+		return err
+	}
+	st := r.Status(ctx)
+	switch *output {
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	case "text":
+		st.WriteTree(stdout)
+		return nil
+	default:
+		return fmt.Errorf("%w: -o %q is not text or json", ErrUsage, *output)
+	}
+}
+
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path := fs.String("f", "conf/topology.hcl", "topology file")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	top, err := topology.ParseFile(*path)
+	if err != nil {
+		return err
+	}
+	nodes, workloads := 0, 0
+	for _, s := range top.Sites {
+		nodes += len(s.Nodes)
+		workloads += len(s.Workloads)
+	}
+	fmt.Fprintf(stdout, "%s: valid: trust domain %s, %d cloud server(s), %d site(s), %d node(s), %d workload(s)\n",
+		*path, top.TrustDomain, top.Cloud.Servers, len(top.Sites), nodes, workloads)
+	return nil
+}
+
+func renderCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	path := fs.String("f", "conf/topology.hcl", "topology file")
+	out := fs.String("out", "", "output directory: one sub-directory per host")
+	host := fs.String("host", "", "render only this host")
+	pluginDir := fs.String("plugin-dir", defaultBinDir(), "directory of the built plugins, for plugin_checksum")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: render needs --out", ErrUsage)
+	}
+	top, err := topology.ParseFile(*path)
+	if err != nil {
+		return err
+	}
+	bins, err := render.InstalledBinaries(*pluginDir)
+	if err != nil {
+		return err
+	}
+	plan, err := render.Build(top, render.HostsEnv(top, bins))
+	if err != nil {
+		return err
+	}
+	hosts, err := render.WriteBundle(plan, *out, *host)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rendered %s into %s\n", strings.Join(hosts, ", "), *out)
+	return nil
+}
+
+func kafkaDemo(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kafka-demo", flag.ContinueOnError)
+	var cfg kafkademo.Config
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9093", "broker address")
+	fs.StringVar(&cfg.WorkloadAPI, "workload-api", "", "Workload API address (unix://...)")
+	fs.StringVar(&cfg.SPIFFEID, "spiffe-id", "", "the broker's SPIFFE ID")
+	fs.StringVar(&cfg.TrustDomain, "trust-domain", "", "trust domain whose members may connect")
+	fs.StringVar(&cfg.MessageLog, "log", "messages.log", "consumed-message log (JSON lines)")
+	allowed := fs.String("allow", "", "comma-separated client SPIFFE IDs (default: any member of the trust domain)")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if *allowed != "" {
+		cfg.AllowedIDs = strings.Split(*allowed, ",")
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	return kafkademo.Run(ctx, cfg)
+}

@@ -1,0 +1,205 @@
+// Package kafkademo is the demo Kafka broker of `edgeid up`: an in-memory
+// Kafka (franz-go's kfake) that speaks TLS only, requires a client
+// certificate that is an SVID of the trust domain, and presents its own
+// SVID, rotated from the Workload API without a restart. A consumer in the
+// same process reads every topic over mTLS and logs each message as a JSON
+// line, which is how `edgeid up` sees edge messages arrive in the cloud.
+package kafkademo
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config configures the demo broker.
+type Config struct {
+	// Listen is the broker's loopback address, host:port.
+	Listen string
+	// WorkloadAPI is the agent's Workload API address (unix://...).
+	WorkloadAPI string
+	// SPIFFEID is the broker's own ID, picked from the SVIDs offered.
+	SPIFFEID string
+	// TrustDomain is the domain whose members may connect.
+	TrustDomain string
+	// AllowedIDs, when set, are the only client IDs accepted.
+	AllowedIDs []string
+	// MessageLog receives one JSON line per consumed message.
+	MessageLog string
+	// Logger logs connections and errors; never keys.
+	Logger *slog.Logger
+}
+
+// Message is one line of the message log.
+type Message struct {
+	Time  time.Time `json:"time"`
+	Topic string    `json:"topic"`
+	// Producer is the SPIFFE ID the producing workload put in the
+	// message; the broker only admits authenticated clients, and logs
+	// each client's verified ID as it connects.
+	Producer string `json:"producer"`
+	Value    string `json:"value"`
+}
+
+// TLSSuites are the TLS 1.2 suites allowed: ECDHE with AES-GCM only.
+var TLSSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	td, err := spiffeid.TrustDomainFromString(cfg.TrustDomain)
+	if err != nil {
+		return fmt.Errorf("kafkademo: %w", err)
+	}
+	self, err := spiffeid.FromString(cfg.SPIFFEID)
+	if err != nil {
+		return fmt.Errorf("kafkademo: %w", err)
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	source, err := workloadapi.NewX509Source(startCtx,
+		workloadapi.WithClientOptions(workloadapi.WithAddr(cfg.WorkloadAPI)),
+		workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
+			for _, s := range svids {
+				if s.ID == self {
+					return s
+				}
+			}
+			return svids[0]
+		}))
+	if err != nil {
+		return fmt.Errorf("kafkademo: no SVID from %s: %w", cfg.WorkloadAPI, err)
+	}
+	defer source.Close()
+
+	authorizer := tlsconfig.AuthorizeMemberOf(td)
+	if len(cfg.AllowedIDs) > 0 {
+		var ids []spiffeid.ID
+		for _, s := range cfg.AllowedIDs {
+			id, err := spiffeid.FromString(s)
+			if err != nil {
+				return fmt.Errorf("kafkademo: allowed ID: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		ids = append(ids, self)
+		authorizer = tlsconfig.AuthorizeOneOf(ids...)
+	}
+	var seenMu sync.Mutex
+	seen := map[string]bool{}
+	logged := func(id spiffeid.ID, _ [][]*x509.Certificate) error {
+		seenMu.Lock()
+		first := !seen[id.String()]
+		seen[id.String()] = true
+		seenMu.Unlock()
+		if first {
+			log.Info("Client authenticated", "spiffe_id", id.String())
+		}
+		return nil
+	}
+	serverTLS := tlsconfig.MTLSServerConfig(source, source, chain(authorizer, logged))
+	serverTLS.MinVersion = tls.VersionTLS12
+	serverTLS.CipherSuites = TLSSuites
+
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(port(cfg.Listen)),
+		kfake.TLS(serverTLS),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(1),
+	)
+	if err != nil {
+		return fmt.Errorf("kafkademo: start broker on %s: %w", cfg.Listen, err)
+	}
+	defer cluster.Close()
+	log.Info("Kafka demo broker listening", "addrs", cluster.ListenAddrs(), "spiffe_id", cfg.SPIFFEID)
+
+	clientTLS := tlsconfig.MTLSClientConfig(source, source, tlsconfig.AuthorizeID(self))
+	clientTLS.MinVersion = tls.VersionTLS12
+	clientTLS.CipherSuites = TLSSuites
+	return consume(ctx, cluster.ListenAddrs(), clientTLS, cfg.MessageLog, log)
+}
+
+func chain(a, b tlsconfig.Authorizer) tlsconfig.Authorizer {
+	return func(id spiffeid.ID, chains [][]*x509.Certificate) error {
+		if err := a(id, chains); err != nil {
+			return err
+		}
+		return b(id, chains)
+	}
+}
+
+func port(addr string) int {
+	var p int
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			fmt.Sscanf(addr[i+1:], "%d", &p)
+			break
+		}
+	}
+	return p
+}
+
+// consume reads every topic and appends each message to the log.
+func consume(ctx context.Context, brokers []string, tlsCfg *tls.Config, logPath string, log *slog.Logger) error {
+	client, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.DialTLSConfig(tlsCfg),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics("^[^_].*"),
+		kgo.MetadataMinAge(time.Second),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		return fmt.Errorf("kafkademo: consumer: %w", err)
+	}
+	defer client.Close()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("kafkademo: %w", err)
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	for {
+		fetches := client.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, fe := range fetches.Errors() {
+			if !errors.Is(fe.Err, context.Canceled) {
+				log.Warn("Consume error", "topic", fe.Topic, "error", fe.Err)
+			}
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			var payload struct {
+				Producer string `json:"producer"`
+			}
+			_ = json.Unmarshal(r.Value, &payload)
+			if err := enc.Encode(Message{Time: time.Now().UTC(), Topic: r.Topic, Producer: payload.Producer, Value: string(r.Value)}); err != nil {
+				log.Error("Write message log", "error", err)
+			}
+		})
+	}
+}

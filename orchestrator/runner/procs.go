@@ -1,0 +1,188 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a supervised process of the run: its PID file and log live in
+// the run directory, so `down` and a later `up` find it.
+type proc struct {
+	name    string
+	argv    []string
+	dir     string
+	env     []string
+	pidFile string
+	logFile string
+}
+
+// pid returns the PID of the running process, or 0 when it is not running
+// (no PID file, a stale one, or a PID reused by another program).
+func (p *proc) pid() int {
+	data, err := os.ReadFile(p.pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		return 0
+	}
+	// Guard against PID reuse: the process must run the same program.
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return 0
+	}
+	want, err := filepath.EvalSymlinks(p.argv[0])
+	if err != nil {
+		want = p.argv[0]
+	}
+	if strings.TrimSuffix(exe, " (deleted)") != want {
+		return 0
+	}
+	return pid
+}
+
+// start runs the process detached in its own session, logging to its log
+// file, unless it already runs. It reports whether it started it.
+func (p *proc) start() (bool, error) {
+	if p.pid() != 0 {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(p.logFile), 0o755); err != nil {
+		return false, err
+	}
+	logf, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return false, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "=== edgeid: starting %s at %s\n", strings.Join(p.argv, " "), time.Now().Format(time.RFC3339))
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Dir = p.dir
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return false, fmt.Errorf("start %s: %w", p.name, err)
+	}
+	if err := writeFileAtomic(p.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		_ = cmd.Process.Kill()
+		return false, err
+	}
+	// Reap it if it exits while we still run; afterwards init does.
+	go func() { _ = cmd.Wait() }()
+	return true, nil
+}
+
+// exited reports whether a process started by start has already died,
+// with the tail of its log to explain why.
+func (p *proc) exited() (bool, string) {
+	if p.pid() != 0 {
+		return false, ""
+	}
+	return true, logTail(p.logFile, 15)
+}
+
+// stop sends SIGTERM to the process's session, waits up to grace, then
+// SIGKILLs it. It is a no-op when the process is not running.
+func (p *proc) stop(grace time.Duration) error {
+	pid := p.pid()
+	if pid == 0 {
+		os.Remove(p.pidFile)
+		return nil
+	}
+	// The process leads its own session and group (Setsid), so the
+	// signal also reaches the plugins or workloads it started.
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if syscall.Kill(pid, 0) == nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	os.Remove(p.pidFile)
+	return nil
+}
+
+func logTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// writeFileAtomic writes through a synced temporary file and a rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// poll calls fn every interval until it returns nil, ctx ends or timeout
+// passes; it returns fn's last error.
+func poll(timeout time.Duration, fn func() error) error {
+	deadline := time.Now().Add(timeout)
+	interval := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return perm.err
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(interval)
+		if interval < 500*time.Millisecond {
+			interval *= 2
+		}
+	}
+}
+
+// permanentError stops poll at once.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }

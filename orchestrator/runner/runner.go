@@ -1,0 +1,713 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+
+	bootstrapcli "github.com/edgeid/edgeid/bootstrap/cli"
+	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/orchestrator/topology"
+	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
+)
+
+// Pinned versions of the third-party programs; scripts/versions.sh holds
+// the same (a test keeps them in step).
+const (
+	SpireVersion = "v1.13.3"
+	VaultVersion = "v1.21.0"
+)
+
+// Config configures a Runner.
+type Config struct {
+	// TopologyPath is the topology file.
+	TopologyPath string
+	// RunDir holds every host's configs, data, sockets, PID files and
+	// logs. Defaults to .run next to the working directory.
+	RunDir string
+	// BinDir holds edgeid's own programs: edgeid, edgeid-helper, the
+	// plugins and the DeepStream stand-in.
+	BinDir string
+	// SpireServer, SpireAgent and Vault are the pinned programs; they
+	// default to the build cache (see DefaultToolPath).
+	SpireServer string
+	SpireAgent  string
+	Vault       string
+	// Out receives progress lines.
+	Out io.Writer
+	// StepTimeout bounds each wait (health, first SVID, first message).
+	StepTimeout time.Duration
+}
+
+// DefaultToolPath is where scripts/build-tools.sh puts a pinned program:
+// ${EDGEID_CACHE:-$HOME/.cache/edgeid}/bin/<name>-<version>/<name>.
+func DefaultToolPath(name, version string) string {
+	cache := os.Getenv("EDGEID_CACHE")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache", "edgeid")
+	}
+	return filepath.Join(cache, "bin", name+"-"+version, name)
+}
+
+// Runner runs one topology as local processes.
+type Runner struct {
+	cfg  Config
+	top  *topology.Topology
+	plan *render.Plan
+	env  render.Env
+
+	mu     sync.Mutex
+	phases []Phase
+}
+
+// Phase is one step of `up` with how long it took.
+type Phase struct {
+	Name     string
+	Duration time.Duration
+}
+
+// New parses the topology, checks every program it needs, and computes the
+// plan. Nothing is started.
+func New(cfg Config) (*Runner, error) {
+	if cfg.RunDir == "" {
+		cfg.RunDir = ".run"
+	}
+	abs, err := filepath.Abs(cfg.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RunDir = abs
+	if cfg.SpireServer == "" {
+		cfg.SpireServer = DefaultToolPath("spire-server", SpireVersion)
+	}
+	if cfg.SpireAgent == "" {
+		cfg.SpireAgent = DefaultToolPath("spire-agent", SpireVersion)
+	}
+	if cfg.Vault == "" {
+		cfg.Vault = DefaultToolPath("vault", VaultVersion)
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.StepTimeout == 0 {
+		cfg.StepTimeout = 2 * time.Minute
+	}
+	top, err := topology.ParseFile(cfg.TopologyPath)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{cfg: cfg, top: top}
+	bins, err := r.binaries()
+	if err != nil {
+		return nil, err
+	}
+	ports, err := loadPorts(filepath.Join(cfg.RunDir, "ports.json"))
+	if err != nil {
+		return nil, err
+	}
+	r.env = render.Env{
+		Embedded: true,
+		HostRoot: func(host string) string { return filepath.Join(cfg.RunDir, host) },
+		HostAddr: func(string) string { return "127.0.0.1" },
+		Port:     ports.port,
+		Bins:     bins,
+		UID:      os.Getuid(),
+	}
+	if top.Vault.Managed {
+		rec, err := r.unsealRecipient()
+		if err != nil {
+			return nil, err
+		}
+		r.env.UnsealRecipient = rec
+	}
+	plan, err := render.Build(top, r.env)
+	if err != nil {
+		return nil, err
+	}
+	if err := ports.save(); err != nil {
+		return nil, err
+	}
+	r.plan = plan
+	return r, nil
+}
+
+// binaries resolves every program and reports all missing ones at once.
+func (r *Runner) binaries() (render.Binaries, error) {
+	var missing []string
+	need := func(path, what string) string {
+		abs, err := filepath.Abs(path)
+		if err == nil {
+			path = abs
+		}
+		if st, err := os.Stat(path); err != nil || st.IsDir() {
+			missing = append(missing, fmt.Sprintf("%s (%s)", path, what))
+		}
+		return path
+	}
+	plugin := func(name string) render.Binary {
+		p := need(filepath.Join(r.cfg.BinDir, name), "edgeid plugin; run `make build-bin`")
+		sum, _ := render.FileSHA256(p)
+		return render.Binary{Path: p, Checksum: sum}
+	}
+	b := render.Binaries{
+		SpireServer:    need(r.cfg.SpireServer, "pinned SPIRE; run `make tools`"),
+		SpireAgent:     need(r.cfg.SpireAgent, "pinned SPIRE; run `make tools`"),
+		Edgeid:         need(filepath.Join(r.cfg.BinDir, "edgeid"), "run `make build-bin`"),
+		Helper:         need(filepath.Join(r.cfg.BinDir, "edgeid-helper"), "run `make build-bin`"),
+		VaultPKI:       plugin("edgeid-upstreamauthority-vaultpki"),
+		KubeEdgeServer: plugin("edgeid-nodeattestor-kubeedge-server"),
+		KubeEdgeAgent:  plugin("edgeid-nodeattestor-kubeedge-agent"),
+		DeepStream:     plugin("edgeid-workloadattestor-deepstream"),
+	}
+	if r.top.Vault.Managed {
+		b.Vault = need(r.cfg.Vault, "pinned Vault; run `make tools`")
+	}
+	for _, s := range r.top.Sites {
+		for _, w := range s.Workloads {
+			if w.Kind == topology.KindDeepStream && w.Command == "" {
+				need(filepath.Join(r.cfg.BinDir, w.App), "DeepStream app or stand-in; run `make build-bin`")
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return b, fmt.Errorf("runner: missing programs:\n  %s", strings.Join(missing, "\n  "))
+	}
+	return b, nil
+}
+
+// Plan returns the plan the runner executes.
+func (r *Runner) Plan() *render.Plan { return r.plan }
+
+// Phases returns the phases of the last Up with their durations.
+func (r *Runner) Phases() []Phase {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Phase{}, r.phases...)
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Out, format+"\n", args...)
+}
+
+// phase runs one step of Up, printing its name and how long it took.
+func (r *Runner) phase(n, total int, name string, fn func() error) error {
+	start := time.Now()
+	r.logf("[%d/%d] %s ...", n, total, name)
+	err := fn()
+	d := time.Since(start)
+	r.mu.Lock()
+	r.phases = append(r.phases, Phase{Name: name, Duration: d})
+	r.mu.Unlock()
+	if err != nil {
+		r.logf("[%d/%d] %s: FAILED after %s", n, total, name, d.Round(time.Millisecond))
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	r.logf("[%d/%d] %s: done in %s", n, total, name, d.Round(time.Millisecond))
+	return nil
+}
+
+func (r *Runner) proc(h *render.Host, s *render.Service) *proc {
+	return &proc{
+		name:    h.Name + "/" + s.Name,
+		argv:    s.Argv,
+		dir:     h.Root,
+		env:     append(cleanEnv(), "HOME="+h.Root),
+		pidFile: filepath.Join(h.Root, "pids", s.Name+".pid"),
+		logFile: filepath.Join(h.Root, "logs", s.Name+".log"),
+	}
+}
+
+// cleanEnv is the environment of every process the runner starts: PATH
+// only. SPIRE's built-in vault plugin lets VAULT_ADDR and VAULT_TOKEN
+// override its configuration, and nothing of the operator's shell should
+// leak into a workload.
+func cleanEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH")}
+}
+
+// services returns every service of the given kind, optionally only of
+// one name, in plan order.
+func (r *Runner) services(kind, name string) []svcRef {
+	var out []svcRef
+	for _, h := range r.plan.Hosts {
+		for i := range h.Services {
+			s := &h.Services[i]
+			if s.Kind == kind && (name == "" || s.Name == name) {
+				out = append(out, svcRef{h, s})
+			}
+		}
+	}
+	return out
+}
+
+type svcRef struct {
+	h *render.Host
+	s *render.Service
+}
+
+// startAndWait starts a service (unless running) and waits for ready,
+// failing early with the log tail when the process dies.
+func (r *Runner) startAndWait(ref svcRef, ready func() error) error {
+	p := r.proc(ref.h, ref.s)
+	started, err := p.start()
+	if err != nil {
+		return err
+	}
+	verb := "already running"
+	if started {
+		verb = "started"
+	}
+	err = poll(r.cfg.StepTimeout, func() error {
+		if dead, tail := p.exited(); dead {
+			return permanentError{fmt.Errorf("%s exited; last log lines (%s):\n%s", p.name, p.logFile, tail)}
+		}
+		return ready()
+	})
+	if err != nil {
+		return fmt.Errorf("%s not ready within %s: %w", p.name, r.cfg.StepTimeout, err)
+	}
+	r.logf("      %s %s (pid %d)", p.name, verb, p.pid())
+	return nil
+}
+
+// Up brings the whole topology up, or finishes bringing it up.
+func (r *Runner) Up(ctx context.Context) error {
+	r.mu.Lock()
+	r.phases = nil
+	r.mu.Unlock()
+	const total = 9
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"Render configs and KubeEdge node certificates", r.install},
+		{"Vault and its bootstrap", r.upVault},
+		{"Cloud SPIRE servers (UpstreamAuthority vault_pki)", r.upCloud},
+		{"Cloud agents (join token on the cloud host, kubeedge on edge server nodes)", r.upCloudAgents},
+		{"Edge SPIRE servers (UpstreamAuthority spire)", r.upEdgeServers},
+		{"Workload entries and edge agents (kubeedge)", r.upEdgeAgents},
+		{"Demo Kafka broker (mTLS, its own SVID)", r.upKafka},
+		{"Workloads under edgeid-helper", r.upWorkloads},
+		{"First message from every site consumed in the cloud", r.waitMessages},
+	}
+	for i, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.phase(i+1, total, st.name, func() error { return st.fn(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// install writes every host's files and the KubeEdge credentials.
+func (r *Runner) install(context.Context) error {
+	for _, h := range r.plan.Hosts {
+		if err := render.Install(h); err != nil {
+			return err
+		}
+		for _, dir := range []string{"run", "pids", "logs"} {
+			if err := os.MkdirAll(filepath.Join(h.Root, dir), 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return r.kubeedgeCredentials()
+}
+
+// kubeedgeCredentials plays cloudcore's CA in the embedded mode: one CA
+// for the cluster, and an edgecore-style certificate for every node,
+// issued again when missing or within 30% of its end of life.
+func (r *Runner) kubeedgeCredentials() error {
+	caDir := filepath.Join(r.cfg.RunDir, "kubeedge-ca")
+	certPath, keyPath := filepath.Join(caDir, "rootCA.crt"), filepath.Join(caDir, "rootCA.key")
+	var ca *kubeedgeca.CA
+	certPEM, err1 := os.ReadFile(certPath)
+	keyPEM, err2 := os.ReadFile(keyPath)
+	if err1 == nil && err2 == nil {
+		c, err := kubeedgeca.Load(certPEM, keyPEM)
+		if err != nil {
+			return fmt.Errorf("kubeedge CA in %s: %w", caDir, err)
+		}
+		ca = c
+	} else {
+		c, err := kubeedgeca.New(kubeedgeca.Options{})
+		if err != nil {
+			return err
+		}
+		key, err := c.KeyPEM()
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(keyPath, key, 0o600); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(certPath, c.CertificatePEM(), 0o644); err != nil {
+			return err
+		}
+		ca = c
+	}
+	for _, h := range r.plan.Hosts {
+		if err := writeFileAtomic(filepath.Join(h.Root, "kubeedge", "ca", "rootCA.crt"), ca.CertificatePEM(), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, ref := range r.services("spire-agent", "") {
+		s := ref.s
+		if s.NodeCert == "" || certFresh(s.NodeCert) {
+			continue
+		}
+		creds, err := ca.IssueNode(ref.h.Name, kubeedgeca.SignOptions{})
+		if err != nil {
+			return fmt.Errorf("issue node certificate for %s: %w", ref.h.Name, err)
+		}
+		if err := creds.WriteFiles(s.NodeCert, s.NodeKey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// certFresh reports whether the certificate at path exists and has more
+// than 30% of its life left (edgecore rotates at 70-90%).
+func certFresh(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	certs, err := parseCerts(data)
+	if err != nil {
+		return false
+	}
+	c := certs[0]
+	life := c.NotAfter.Sub(c.NotBefore)
+	return time.Until(c.NotAfter) > life*3/10
+}
+
+// unsealRecipient loads or creates the age identity that encrypts a
+// managed Vault's unseal share, and returns its recipient.
+func (r *Runner) unsealRecipient() (string, error) {
+	h := &render.Host{Root: filepath.Join(r.cfg.RunDir, r.top.Vault.Host)}
+	path := render.UnsealIdentityPath(h)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			return "", err
+		}
+		if err := writeFileAtomic(path, []byte(id.String()+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		return id.Recipient().String(), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(data))
+	if err != nil || len(ids) != 1 {
+		return "", fmt.Errorf("unseal identity %s: %v", path, err)
+	}
+	x, ok := ids[0].(*age.X25519Identity)
+	if !ok {
+		return "", fmt.Errorf("unseal identity %s: not an X25519 identity", path)
+	}
+	return x.Recipient().String(), nil
+}
+
+func (r *Runner) upVault(ctx context.Context) error {
+	if !r.top.Vault.Managed {
+		r.logf("      external Vault at %s: nothing to start", r.top.Vault.Address)
+		return nil
+	}
+	for _, ref := range r.services("vault", "") {
+		addr := "http://" + ref.s.Addr
+		err := r.startAndWait(ref, func() error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", ref.s.Addr)
+			if err != nil {
+				return err
+			}
+			return conn.Close()
+		})
+		if err != nil {
+			return err
+		}
+		var stdout, stderr bytes.Buffer
+		cfgPath := filepath.Join(ref.h.Root, "vault", "bootstrap.hcl")
+		if err := bootstrapcli.Run(ctx, []string{"vault", "--config", cfgPath}, &stdout, &stderr); err != nil {
+			return fmt.Errorf("bootstrap of %s: %w\n%s", addr, err, lastLines(stderr.String(), 15))
+		}
+		if err := writeFileAtomic(filepath.Join(ref.h.Root, "logs", "bootstrap.log"), stderr.Bytes(), 0o600); err != nil {
+			return err
+		}
+		r.logf("      Vault %s bootstrapped (PKI root %s, intermediate %s; root token revoked)", addr, r.top.Vault.PKIMount, r.top.Vault.PKIIntMount)
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (r *Runner) server(ref svcRef) serverCLI {
+	return serverCLI{bin: r.env.Bins.SpireServer, socket: ref.s.Socket}
+}
+
+func (r *Runner) upCloud(ctx context.Context) error {
+	for _, ref := range r.services("spire-server", "") {
+		if ref.s.Site != "" {
+			continue
+		}
+		srv := r.server(ref)
+		if err := r.startAndWait(ref, func() error { return srv.healthy(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBundle fetches a server's bundle into an agent's bootstrap file.
+func (r *Runner) writeBundle(ctx context.Context, serverRef string, path string) error {
+	h, s := r.plan.Service(serverRef)
+	if s == nil {
+		return fmt.Errorf("no service %s", serverRef)
+	}
+	pem, err := r.server(svcRef{h, s}).bundlePEM(ctx)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, pem, 0o644)
+}
+
+// createEntries registers the plan's entries held by the servers matching
+// keep, before the agents that will serve them start.
+func (r *Runner) createEntries(ctx context.Context, keep func(server string) bool) error {
+	created, existing := 0, 0
+	for _, e := range r.plan.Entries {
+		if !keep(e.Server) {
+			continue
+		}
+		h, s := r.plan.Service(e.Server)
+		ok, err := r.server(svcRef{h, s}).ensureEntry(ctx, e)
+		if err != nil {
+			return err
+		}
+		if ok {
+			created++
+		} else {
+			existing++
+		}
+	}
+	r.logf("      registration entries: %d created, %d already present", created, existing)
+	return nil
+}
+
+func (r *Runner) isCloud(ref string) bool {
+	_, s := r.plan.Service(ref)
+	return s != nil && s.Site == ""
+}
+
+func (r *Runner) upCloudAgents(ctx context.Context) error {
+	if err := r.createEntries(ctx, r.isCloud); err != nil {
+		return err
+	}
+	for _, ref := range r.services("spire-agent", "") {
+		if !r.isCloud(ref.s.Server) {
+			continue
+		}
+		if err := r.writeBundle(ctx, ref.s.Server, ref.s.BundlePath); err != nil {
+			return err
+		}
+		if ref.s.NodeCert == "" {
+			// The cloud host's agent joins with a one-time token, made
+			// only when it has no SVID of its own yet.
+			if err := r.ensureJoinToken(ctx, ref); err != nil {
+				return err
+			}
+		}
+		agent := agentCLI{bin: r.env.Bins.SpireAgent, socket: ref.s.Socket}
+		if err := r.startAndWait(ref, func() error { return agent.healthy(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
+	if _, err := os.Stat(filepath.Join(ref.s.DataDir, "agent_svid.der")); err == nil {
+		return nil
+	}
+	if r.proc(ref.h, ref.s).pid() != 0 {
+		return nil
+	}
+	h, s := r.plan.Service(ref.s.Server)
+	token, err := r.server(svcRef{h, s}).joinToken(ctx, ref.s.AgentID)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(ref.h.Root, "spire", "join-token"), []byte(token+"\n"), 0o600)
+}
+
+func (r *Runner) upEdgeServers(ctx context.Context) error {
+	for _, ref := range r.services("spire-server", "") {
+		if ref.s.Site == "" {
+			continue
+		}
+		srv := r.server(ref)
+		if err := r.startAndWait(ref, func() error { return srv.healthy(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) upEdgeAgents(ctx context.Context) error {
+	if err := r.createEntries(ctx, func(s string) bool { return !r.isCloud(s) }); err != nil {
+		return err
+	}
+	for _, ref := range r.services("spire-agent", "") {
+		if r.isCloud(ref.s.Server) {
+			continue
+		}
+		if err := r.writeBundle(ctx, ref.s.Server, ref.s.BundlePath); err != nil {
+			return err
+		}
+		agent := agentCLI{bin: r.env.Bins.SpireAgent, socket: ref.s.Socket}
+		if err := r.startAndWait(ref, func() error { return agent.healthy(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) upKafka(ctx context.Context) error {
+	for _, ref := range r.services("kafka", "") {
+		addr := ref.s.Addr
+		if err := r.startAndWait(ref, func() error {
+			conn, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return err
+			}
+			return conn.Close()
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) upWorkloads(ctx context.Context) error {
+	for _, ref := range r.services("helper", "") {
+		ready := ref.s.ReadyFile
+		if err := r.startAndWait(ref, func() error {
+			_, err := os.Stat(ready)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitMessages waits until the demo broker's consumer has logged a message
+// from every site's workloads.
+func (r *Runner) waitMessages(ctx context.Context) error {
+	refs := r.services("kafka", "")
+	if len(refs) == 0 {
+		r.logf("      external Kafka: nothing to wait for")
+		return nil
+	}
+	logPath := filepath.Join(refs[0].s.DataDir, "messages.log")
+	want := map[string]bool{}
+	for _, s := range r.top.Sites {
+		for _, w := range s.Workloads {
+			if w.Kind == topology.KindDeepStream {
+				want[render.WorkloadID(r.top.TrustDomain, s.Name, w.Name)] = true
+			}
+		}
+	}
+	return poll(r.cfg.StepTimeout, func() error {
+		got, err := ConsumedFrom(logPath)
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for id := range want {
+			if got[id] == 0 {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("no message yet from %s", strings.Join(missing, ", "))
+		}
+		for id := range want {
+			r.logf("      %d message(s) from %s consumed in the cloud over mTLS", got[id], id)
+		}
+		return nil
+	})
+}
+
+// ConsumedFrom counts the messages in the demo broker's consumer log by
+// the SPIFFE ID of the client that produced them.
+func ConsumedFrom(logPath string) (map[string]int, error) {
+	data, err := os.ReadFile(logPath)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line == "" {
+			continue
+		}
+		var m struct {
+			Producer string `json:"producer"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Producer != "" {
+			out[m.Producer]++
+		}
+	}
+	return out, nil
+}
+
+// Down stops every process of the run in reverse start order. With purge
+// it also deletes the run directory.
+func (r *Runner) Down(purge bool) error {
+	var errs []error
+	for i := len(r.plan.Hosts) - 1; i >= 0; i-- {
+		h := r.plan.Hosts[i]
+		for j := len(h.Services) - 1; j >= 0; j-- {
+			p := r.proc(h, &h.Services[j])
+			if pid := p.pid(); pid != 0 {
+				r.logf("stopping %s (pid %d)", p.name, pid)
+			}
+			if err := p.stop(10 * time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if purge {
+		r.logf("removing %s", r.cfg.RunDir)
+		if err := os.RemoveAll(r.cfg.RunDir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
