@@ -9,7 +9,10 @@ GOFLAGS_T ?= -race -count=1
 INTEGRATION_PKGS = ./test/integration/...
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/integration/ -e /test/bench/)
 
-.PHONY: all deps tools test unit integration demo bench fuzz vet build clean
+# edgeid's own programs, built into bin/ for the demo and the runner.
+BIN_PKGS = ./orchestrator/cmd/edgeid ./helper/cmd/edgeid-helper ./plugins/cmd/... ./test/standin/deepstream-test5-app
+
+.PHONY: all deps tools test unit integration demo bench fuzz vet build build-bin clean
 
 all: build
 
@@ -21,6 +24,10 @@ tools:
 
 build:
 	$(GO) build ./...
+
+build-bin:
+	@mkdir -p bin
+	$(GO) build -o bin/ $(BIN_PKGS)
 
 vet:
 	$(GO) vet ./...
@@ -35,7 +42,7 @@ integration:
 	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)
 
 ## demo: the main chain on this machine, loopback only.
-demo: deps tools
+demo: deps tools build-bin
 	scripts/demo.sh
 
 ## bench: benchmarks under test/bench; they print their figures.

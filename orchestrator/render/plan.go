@@ -452,11 +452,17 @@ func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w to
 		for _, t := range topics {
 			selectors = append(selectors, "deepstream:publish_topic:"+t)
 		}
-		if cmd == "" {
-			cmd = filepath.Join(filepath.Dir(b.env.Bins.Helper), w.App)
-		}
 		if len(args) == 0 {
 			args = []string{"-c", configPath}
+		}
+		if cmd == "" {
+			cmd = filepath.Join(filepath.Dir(b.env.Bins.Helper), w.App)
+			if b.env.Embedded {
+				// The embedded run uses edgeid's DeepStream stand-in, which
+				// publishes a detection every 2 s through kcat and logs
+				// what it sent, so the run can count what arrives.
+				args = append(args, "-publish-interval", "2s", "-sent-log", filepath.Join(dir, "sent.log"))
+			}
 		}
 	}
 	sort.Strings(selectors)

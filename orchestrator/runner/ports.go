@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sort"
 )
 
 // portBook allocates loopback ports for an embedded run and remembers them
@@ -70,11 +69,7 @@ func free(port int) bool {
 }
 
 func (b *portBook) save() error {
-	keys := make([]string, 0, len(b.ports))
-	for k := range b.ports {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	// encoding/json writes map keys sorted, so the file is stable.
 	data, err := json.MarshalIndent(b.ports, "", "  ")
 	if err != nil {
 		return err

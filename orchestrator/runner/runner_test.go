@@ -1,0 +1,69 @@
+package runner
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The runner's pinned versions must match the ones the build script uses.
+func TestVersionsMatchBuildScript(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "scripts", "versions.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"SPIRE_VERSION=" + SpireVersion + "\n", "VAULT_VERSION=" + VaultVersion + "\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("scripts/versions.sh does not say %q", strings.TrimSpace(want))
+		}
+	}
+}
+
+func TestMissingProgramsAreAllNamed(t *testing.T) {
+	_, err := New(Config{
+		TopologyPath: filepath.Join("..", "..", "conf", "topology.hcl"),
+		RunDir:       t.TempDir(),
+		BinDir:       t.TempDir(),
+		SpireServer:  "/nonexistent/spire-server",
+		SpireAgent:   "/nonexistent/spire-agent",
+		Vault:        "/nonexistent/vault",
+	})
+	if err == nil {
+		t.Fatal("New accepted a run with no programs")
+	}
+	for _, want := range []string{"/nonexistent/spire-server", "/nonexistent/vault", "edgeid-helper", "edgeid-nodeattestor-kubeedge-agent", "deepstream-test5-app", "make tools"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestPortsAreRemembered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ports.json")
+	b, err := loadPorts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := b.port("cloud", "spire-server", 8081)
+	p2 := b.port("edge", "spire-server", 8081)
+	if p1 == p2 {
+		t.Fatalf("two services got port %d", p1)
+	}
+	if err := b.save(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadPorts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.port("cloud", "spire-server", 8081) != p1 {
+		t.Fatal("a re-run did not get the same port back")
+	}
+	if err := os.WriteFile(path, []byte("{garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadPorts(path); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("corrupt ports file: %v", err)
+	}
+}
