@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -202,7 +203,8 @@ func (t *Tunnel) handle(ctx context.Context, raw net.Conn) {
 // acceptServer completes the TLS handshake on a server-mode connection,
 // which authorises the client, then dials the plaintext target.
 func (t *Tunnel) acceptServer(ctx context.Context, raw net.Conn) (net.Conn, net.Conn, error) {
-	tc := tls.Server(raw, t.tls)
+	bc := newBufferedConn(raw)
+	tc := tls.Server(bc, t.tls)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -217,22 +219,28 @@ func (t *Tunnel) acceptServer(ctx context.Context, raw net.Conn) (net.Conn, net.
 		return nil, nil, err
 	}
 	t.log.Debug("Accepted connection", "peer", peer, "remote", raw.RemoteAddr().String())
-	return tc, out, nil
+	return &secureConn{Conn: tc, raw: bc}, out, nil
 }
 
 // dialClient opens the mTLS connection to the target, which authorises the
 // server.
 func (t *Tunnel) dialClient(ctx context.Context) (net.Conn, error) {
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: t.cfg.DialTimeout}, Config: t.tls}
-	hctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout+handshakeTimeout)
-	defer cancel()
-	c, err := d.DialContext(hctx, "tcp", t.cfg.Target)
+	raw, err := (&net.Dialer{Timeout: t.cfg.DialTimeout}).DialContext(ctx, "tcp", t.cfg.Target)
 	if err != nil {
+		t.reject("target", "Unable to reach target", nil, err)
+		return nil, err
+	}
+	bc := newBufferedConn(raw)
+	c := tls.Client(bc, t.tls)
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	if err := c.HandshakeContext(hctx); err != nil {
+		_ = raw.Close()
 		t.reject("handshake", "Unable to open tunnel to target", nil, err)
 		return nil, err
 	}
-	t.log.Debug("Opened connection", "peer", peerID(c.(*tls.Conn)), "target", t.cfg.Target)
-	return c, nil
+	t.log.Debug("Opened connection", "peer", peerID(c), "target", t.cfg.Target)
+	return &secureConn{Conn: c, raw: bc}, nil
 }
 
 func (t *Tunnel) reject(reason, msg string, remote net.Addr, err error) {
@@ -265,7 +273,7 @@ func (t *Tunnel) pipe(in, out net.Conn) {
 
 type closeWriter interface{ CloseWrite() error }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
 func (t *Tunnel) copy(dst, src net.Conn, direction string) {
 	bp := bufPool.Get().(*[]byte)
@@ -274,9 +282,16 @@ func (t *Tunnel) copy(dst, src net.Conn, direction string) {
 	if t.cfg.Metrics.Bytes != nil {
 		w = &countingWriter{w: dst, count: func(n int64) { t.cfg.Metrics.Bytes(t.cfg.Name, direction, n) }}
 	}
-	// Hide dst's ReadFrom so the buffer is used and bytes are counted per
-	// write.
-	_, err := io.CopyBuffer(writerOnly{w}, src, *bp)
+	var err error
+	if sc, ok := src.(*secureConn); ok {
+		err = copyFromTLS(w, sc.Conn, *bp)
+	} else if sc, ok := dst.(*secureConn); ok {
+		err = copyToTLS(w, sc, src, *bp)
+	} else {
+		// Hide dst's ReadFrom so the buffer is used and bytes are counted
+		// per write.
+		_, err = io.CopyBuffer(writerOnly{w}, src, *bp)
+	}
 	if err != nil {
 		// One side failed: tear the whole connection down.
 		_ = dst.Close()
@@ -288,6 +303,148 @@ func (t *Tunnel) copy(dst, src net.Conn, direction string) {
 	} else {
 		_ = dst.Close()
 	}
+}
+
+// secureConn is the TLS side of a proxied connection with the raw
+// connection under it.
+type secureConn struct {
+	*tls.Conn
+	raw *bufferedConn
+}
+
+// copyToTLS copies src into the TLS connection, sending the records of
+// each read in one system call. w counts and writes to dst. It returns nil
+// at EOF.
+func copyToTLS(w io.Writer, dst *secureConn, src net.Conn, buf []byte) error {
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			dst.raw.beginBatch()
+			_, werr := w.Write(buf[:n])
+			if ferr := dst.raw.endBatch(); werr == nil {
+				werr = ferr
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// maxRecord is the largest TLS record payload.
+const maxRecord = 16 << 10
+
+// past is a deadline that has always passed.
+var past = time.Unix(1, 0)
+
+// copyFromTLS copies decrypted data to dst. A tls.Conn returns one record
+// per Read; after a blocking Read it drains the records already received
+// (a read deadline in the past makes Read return at once when a record
+// would need more network input) and writes them in one call, so the
+// plaintext side sees a quarter of the writes for bulk traffic without
+// waiting for data that has not arrived. It returns nil at EOF.
+func copyFromTLS(dst io.Writer, src *tls.Conn, buf []byte) error {
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && err == nil {
+			_ = src.SetReadDeadline(past)
+			for n+maxRecord <= len(buf) {
+				m, rerr := src.Read(buf[n:])
+				n += m
+				if rerr != nil {
+					var ne net.Error
+					if !errors.As(rerr, &ne) || !ne.Timeout() {
+						err = rerr
+					}
+					break
+				}
+			}
+			_ = src.SetReadDeadline(time.Time{})
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// readBufferSize is the read buffer under each TLS connection: Go's TLS
+// reads the network one record at a time, so without it bulk traffic costs
+// one read system call per 16 KiB record.
+const readBufferSize = 128 << 10
+
+// bufferedConn is a net.Conn whose reads go through a large buffer, and
+// whose writes can be gathered: between beginBatch and endBatch, the TLS
+// records of one application write go out in one system call instead of
+// one per 16 KiB record.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	mu       sync.Mutex
+	batching bool
+	wbuf     []byte
+}
+
+func newBufferedConn(c net.Conn) *bufferedConn {
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *bufferedConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.batching {
+		b.wbuf = append(b.wbuf, p...)
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
+}
+
+func (b *bufferedConn) beginBatch() {
+	b.mu.Lock()
+	b.batching = true
+	b.mu.Unlock()
+}
+
+// endBatch writes what was gathered.
+func (b *bufferedConn) endBatch() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batching = false
+	if len(b.wbuf) == 0 {
+		return nil
+	}
+	_, err := b.Conn.Write(b.wbuf)
+	if cap(b.wbuf) > 4*readBufferSize {
+		b.wbuf = nil
+	} else {
+		b.wbuf = b.wbuf[:0]
+	}
+	return err
+}
+
+// CloseWrite half-closes the TCP connection, for tls.Conn.CloseWrite users
+// that reach the raw connection.
+func (b *bufferedConn) CloseWrite() error {
+	if cw, ok := b.Conn.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 type writerOnly struct{ io.Writer }

@@ -222,6 +222,17 @@ func TestWrongIDRefused(t *testing.T) {
 			}
 		})
 	}
+	// The server may record the last refusal just after the client gave up.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		sm.mu.Lock()
+		n := len(sm.rejected)
+		sm.mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	if sm.accepted != 1 || len(sm.rejected) != 3 {
