@@ -200,7 +200,6 @@ func (p *parser) build(opts Options) (*Config, []error) {
 		ks.PasswordFile, _ = v["password_file"].(string)
 		ks.PasswordEnv, _ = v["password_env"].(string)
 		ks.Legacy, _ = v["legacy"].(bool)
-		ks.FriendlyName, _ = v["friendly_name"].(string)
 		if ks.KeystoreFileName == "" && ks.TruststoreFileName == "" {
 			fail("pkcs12: set \"keystore_file_name\", \"truststore_file_name\" or both")
 		}

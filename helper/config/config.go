@@ -132,8 +132,6 @@ type PKCS12 struct {
 	// Legacy selects the SHA-1/3DES encryption older Java and OpenSSL
 	// readers need instead of PBES2/AES-256.
 	Legacy bool
-	// FriendlyName is the keystore entry alias.
-	FriendlyName string
 }
 
 // Kafka is the kafka block: which client configs to render and how.

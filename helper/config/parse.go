@@ -171,7 +171,6 @@ var pkcs12Keys = map[string]kind{
 	"password_file":        kString,
 	"password_env":         kString,
 	"legacy":               kBool,
-	"friendly_name":        kString,
 }
 
 var kafkaKeys = map[string]kind{

@@ -58,7 +58,9 @@ func (r *Registry) NewGaugeFunc(name, help string, fn func() float64) {
 }
 
 // Add adds v to the counter for the label values.
-func (c *Counter) Add(v float64, labelValues ...string) { c.m.update(labelValues, func(f float64) float64 { return f + v }) }
+func (c *Counter) Add(v float64, labelValues ...string) {
+	c.m.update(labelValues, func(f float64) float64 { return f + v })
+}
 
 // Inc adds 1.
 func (c *Counter) Inc(labelValues ...string) { c.Add(1, labelValues...) }
@@ -67,10 +69,14 @@ func (c *Counter) Inc(labelValues ...string) { c.Add(1, labelValues...) }
 func (c *Counter) Value(labelValues ...string) float64 { return c.m.get(labelValues) }
 
 // Set sets the gauge.
-func (g *Gauge) Set(v float64, labelValues ...string) { g.m.update(labelValues, func(float64) float64 { return v }) }
+func (g *Gauge) Set(v float64, labelValues ...string) {
+	g.m.update(labelValues, func(float64) float64 { return v })
+}
 
 // Add moves the gauge by v.
-func (g *Gauge) Add(v float64, labelValues ...string) { g.m.update(labelValues, func(f float64) float64 { return f + v }) }
+func (g *Gauge) Add(v float64, labelValues ...string) {
+	g.m.update(labelValues, func(f float64) float64 { return f + v })
+}
 
 // Value returns the gauge for the label values.
 func (g *Gauge) Value(labelValues ...string) float64 { return g.m.get(labelValues) }
