@@ -38,6 +38,8 @@ type File struct {
 type Writer struct {
 	dir   string
 	hooks hooks
+	// previous is the version "..data" pointed at before the last Write.
+	previous string
 
 	mu sync.Mutex
 }
@@ -90,6 +92,9 @@ func (w *Writer) Write(files []File) (string, error) {
 	defer w.mu.Unlock()
 
 	previous, _ := os.Readlink(filepath.Join(w.dir, DataLink))
+	// Leftovers of an interrupted write, or versions a caller did not
+	// Prune, go before the new version is written.
+	w.prune(previous, w.previous)
 
 	version, err := w.writeVersion(files)
 	if err != nil {
@@ -108,8 +113,18 @@ func (w *Writer) Write(files []File) (string, error) {
 	if err := syncDir(w.dir); err != nil {
 		return version, fmt.Errorf("atomicdir: sync directory: %w", err)
 	}
-	w.prune(version, previous)
+	w.previous = previous
 	return version, nil
+}
+
+// Prune removes every version except the current one and the one before
+// it. Write leaves that work for later so that a rotation reaches its
+// readers sooner; call Prune after acting on a Write.
+func (w *Writer) Prune() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	current, _ := os.Readlink(filepath.Join(w.dir, DataLink))
+	w.prune(current, w.previous)
 }
 
 // writeVersion creates the versioned directory and its files, all synced.
@@ -146,8 +161,16 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 			return "", err
 		}
 	}
-	errs := make([]error, len(opened))
+	errs := make([]error, len(opened)+1)
 	var wg sync.WaitGroup
+	// The version directory's entries are synced alongside the files.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := syncDir(vdir); err != nil {
+			errs[len(opened)] = fmt.Errorf("atomicdir: sync version directory: %w", err)
+		}
+	}()
 	for i, f := range opened {
 		wg.Add(1)
 		go func() {
@@ -162,10 +185,6 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 	if err := errors.Join(errs...); err != nil {
 		_ = os.RemoveAll(vdir)
 		return "", err
-	}
-	if err := syncDir(vdir); err != nil {
-		_ = os.RemoveAll(vdir)
-		return "", fmt.Errorf("atomicdir: sync version directory: %w", err)
 	}
 	return version, nil
 }
@@ -243,17 +262,17 @@ func (w *Writer) linkNames(files []File, previous string) error {
 	return nil
 }
 
-// prune removes every version except current and previous, including the
-// leftovers of an interrupted write. The previous version stays for readers
-// that resolved "..data" just before it moved; it goes at the next swap.
-func (w *Writer) prune(current, previous string) {
+// prune removes every version except keep1 and keep2, including the
+// leftovers of an interrupted write. The version before the current one
+// stays for readers that resolved "..data" just before it moved.
+func (w *Writer) prune(keep1, keep2 string) {
 	entries, err := os.ReadDir(w.dir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || !isVersionName(name) || name == current || name == previous {
+		if !e.IsDir() || !isVersionName(name) || name == keep1 || name == keep2 {
 			continue
 		}
 		_ = os.RemoveAll(filepath.Join(w.dir, name))

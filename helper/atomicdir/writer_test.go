@@ -37,6 +37,7 @@ func TestWriteLayoutAndModes(t *testing.T) {
 		if _, err := w.Write(set(v)); err != nil {
 			t.Fatalf("write %d: %v", v, err)
 		}
+		w.Prune()
 		for _, f := range set(v) {
 			got, err := os.ReadFile(filepath.Join(dir, f.Name))
 			if err != nil {
@@ -173,6 +174,7 @@ func TestConcurrentReader(t *testing.T) {
 		if _, err := w.Write(set(v)); err != nil {
 			t.Fatal(err)
 		}
+		w.Prune()
 		time.Sleep(5 * time.Millisecond)
 	}
 	stop.Store(true)
@@ -217,6 +219,7 @@ func TestCrashBeforeSwapKeepsPreviousSet(t *testing.T) {
 	if _, err := w2.Write(set(3)); err != nil {
 		t.Fatal(err)
 	}
+	w2.Prune()
 	entries, _ := os.ReadDir(dir)
 	versions := 0
 	for _, e := range entries {

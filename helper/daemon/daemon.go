@@ -343,6 +343,10 @@ func (d *Daemon) update(c *workloadapi.X509Context) {
 		d.proc.Rotated()
 	}
 	elapsed := time.Since(received)
+	if d.writer != nil {
+		// Old versions go after the program was told, off the critical path.
+		d.writer.Prune()
+	}
 	d.metrics.rotations.Inc()
 	d.metrics.rotationSeconds.Set(elapsed.Seconds())
 	d.log.Info("X.509 SVID updated",
@@ -402,6 +406,7 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 		if err := d.publish(svid, c); err != nil {
 			return fmt.Errorf("daemon: %w", err)
 		}
+		d.writer.Prune()
 		d.log.Info("X.509 SVID written", "spiffe_id", svid.ID.String(), "cert_dir", d.cfg.CertDir)
 	}
 	if d.cfg.JWTBundleFileName != "" {
