@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,8 @@ type Writer struct {
 	hooks hooks
 	// previous is the version "..data" pointed at before the last Write.
 	previous string
+	// umask is the process umask when known, else 0o777 (always chmod).
+	umask fs.FileMode
 
 	mu sync.Mutex
 }
@@ -54,6 +57,7 @@ type hooks struct {
 }
 
 // New returns a Writer for dir, creating dir (mode 0755) when it is missing.
+// It reads the process umask once, to skip the chmod a file does not need.
 func New(dir string) (*Writer, error) {
 	if dir == "" {
 		return nil, errors.New("atomicdir: directory is empty")
@@ -66,7 +70,8 @@ func New(dir string) (*Writer, error) {
 		return nil, fmt.Errorf("atomicdir: create directory: %w", err)
 	}
 	w := &Writer{
-		dir: abs,
+		dir:   abs,
+		umask: readUmask(),
 		hooks: hooks{
 			now:        time.Now,
 			syncFile:   (*os.File).Sync,
@@ -151,7 +156,7 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 		}
 	}
 	for _, file := range files {
-		f, err := writeOne(vdir, file)
+		f, err := writeOne(vdir, file, w.umask)
 		if f != nil {
 			opened = append(opened, f)
 		}
@@ -191,15 +196,17 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 
 // writeOne creates one file with an exact mode and writes its data. The
 // caller syncs and closes the returned file.
-func writeOne(vdir string, file File) (*os.File, error) {
+func writeOne(vdir string, file File, umask fs.FileMode) (*os.File, error) {
 	path := filepath.Join(vdir, file.Name)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, file.Mode.Perm())
 	if err != nil {
 		return nil, fmt.Errorf("atomicdir: create %s: %w", file.Name, err)
 	}
-	// The umask may have cleared bits; set the mode explicitly.
-	if err := f.Chmod(file.Mode.Perm()); err != nil {
-		return f, fmt.Errorf("atomicdir: chmod %s: %w", file.Name, err)
+	// The umask may have cleared bits; then set the mode explicitly.
+	if file.Mode.Perm()&umask != 0 {
+		if err := f.Chmod(file.Mode.Perm()); err != nil {
+			return f, fmt.Errorf("atomicdir: chmod %s: %w", file.Name, err)
+		}
 	}
 	if _, err := f.Write(file.Data); err != nil {
 		return f, fmt.Errorf("atomicdir: write %s: %w", file.Name, err)
@@ -321,6 +328,26 @@ func validate(files []File) error {
 		seen[f.Name] = true
 	}
 	return nil
+}
+
+// readUmask reads the process umask from /proc without changing it (the
+// umask(2) call would, for a moment, for every goroutine). When it cannot
+// be read every file gets an explicit chmod.
+func readUmask() fs.FileMode {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				return 0o777
+			}
+			return fs.FileMode(m)
+		}
+	}
+	return 0o777
 }
 
 func syncDir(dir string) error {
