@@ -155,7 +155,7 @@ svid_key_file_name = "svid_key.pem"
 svid_bundle_file_name = "svid_bundle.pem"
 cmd = "`+self+`"
 on_rotate = "restart"
-stop_timeout = "15s"
+stop_timeout = "8s"
 kafka {
   bootstrap_servers = "`+b.addr+`"
   endpoint_identification_algorithm = "none"
@@ -173,12 +173,79 @@ health_checks {
 	p := startHelper(t, "edgeid-helper-producer", dir, conf, env)
 	healthAddr := "127.0.0.1:" + strconv.Itoa(healthPort)
 
+	harness.Eventually(t, 60*time.Second, func() error {
+		_, err := os.Stat(props)
+		return err
+	})
+	t.Logf("rendered %s:\n%s", props, mustRead(t, props))
+
+	t.Run("broker accepts only allow-listed IDs", func(t *testing.T) {
+		// The app's properties work.
+		if out, err := kcatMetadata(kcat, props); err != nil || !strings.Contains(out, topic) {
+			t.Fatalf("allowed ID refused: %v\n%s", err, out)
+		}
+		// A second helper renders properties for an ID not on the list.
+		idir := filepath.Join(dir, "intruder")
+		iconf := writeConf(t, dir, "intruder.conf", `
+agent_address = "`+sp.agent.SocketPath+`"
+cert_dir = "`+idir+`"
+spiffe_id = "`+idIntruder+`"
+daemon_mode = false
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+kafka {
+  bootstrap_servers = "`+b.addr+`"
+  endpoint_identification_algorithm = "none"
+}
+`)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, helperBin(t), "-config", iconf).CombinedOutput(); err != nil {
+			t.Fatalf("one-shot helper: %v\n%s", err, out)
+		}
+		out, err := kcatMetadata(kcat, filepath.Join(idir, "kafka.properties"))
+		if err == nil {
+			t.Fatalf("broker accepted %s, which is not on its allow-list:\n%s", idIntruder, out)
+		}
+		b.mu.Lock()
+		rejected := strings.Join(b.rejected, ",")
+		b.mu.Unlock()
+		if !strings.Contains(rejected, idIntruder) {
+			t.Fatalf("broker did not reject %s by ID (rejected: %s)", idIntruder, rejected)
+		}
+	})
+
+	t.Run("broker refuses another trust domain", func(t *testing.T) {
+		odir := t.TempDir()
+		certPEM, keyPEM := foreignSVID(t, "spiffe://other.test/edge/site-a/app")
+		if err := os.WriteFile(filepath.Join(odir, "svid.pem"), certPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(odir, "svid_key.pem"), keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The helper-rendered file with the certificate and key swapped for
+		// the foreign ones; the broker CA stays ours.
+		text := string(mustRead(t, props))
+		text = strings.Replace(text, "ssl.certificate.location="+filepath.Join(certDir, "svid.pem"), "ssl.certificate.location="+filepath.Join(odir, "svid.pem"), 1)
+		text = strings.Replace(text, "ssl.key.location="+filepath.Join(certDir, "svid_key.pem"), "ssl.key.location="+filepath.Join(odir, "svid_key.pem"), 1)
+		oprops := filepath.Join(odir, "kafka.properties")
+		if err := os.WriteFile(oprops, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := kcatMetadata(kcat, oprops); err == nil {
+			t.Fatalf("broker accepted a client from another trust domain:\n%s", out)
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, id := range b.accepted {
+			if strings.HasPrefix(id, "spiffe://other.test/") {
+				t.Fatalf("broker accepted %s", id)
+			}
+		}
+	})
 	t.Run("rotation with restart", func(t *testing.T) {
-		harness.Eventually(t, 60*time.Second, func() error {
-			_, err := os.Stat(props)
-			return err
-		})
-		t.Logf("rendered %s:\n%s", props, mustRead(t, props))
 		serial, _ := fileSerial(filepath.Join(certDir, "svid.pem"))
 		for i := 1; i <= 5; i++ {
 			serial = waitSerialChange(t, filepath.Join(certDir, "svid.pem"), serial, 60*time.Second)
@@ -245,70 +312,6 @@ health_checks {
 		}
 	})
 
-	t.Run("broker accepts only allow-listed IDs", func(t *testing.T) {
-		// The app's properties work.
-		if out, err := kcatMetadata(kcat, props); err != nil || !strings.Contains(out, topic) {
-			t.Fatalf("allowed ID refused: %v\n%s", err, out)
-		}
-		// A second helper renders properties for an ID not on the list.
-		idir := filepath.Join(dir, "intruder")
-		iconf := writeConf(t, dir, "intruder.conf", `
-agent_address = "`+sp.agent.SocketPath+`"
-cert_dir = "`+idir+`"
-spiffe_id = "`+idIntruder+`"
-daemon_mode = false
-svid_file_name = "svid.pem"
-svid_key_file_name = "svid_key.pem"
-svid_bundle_file_name = "svid_bundle.pem"
-kafka {
-  bootstrap_servers = "`+b.addr+`"
-  endpoint_identification_algorithm = "none"
-}
-`)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, helperBin(t), "-config", iconf).CombinedOutput(); err != nil {
-			t.Fatalf("one-shot helper: %v\n%s", err, out)
-		}
-		out, err := kcatMetadata(kcat, filepath.Join(idir, "kafka.properties"))
-		if err == nil {
-			t.Fatalf("broker accepted %s, which is not on its allow-list:\n%s", idIntruder, out)
-		}
-		b.mu.Lock()
-		rejected := strings.Join(b.rejected, ",")
-		b.mu.Unlock()
-		if !strings.Contains(rejected, idIntruder) {
-			t.Fatalf("broker did not reject %s by ID (rejected: %s)", idIntruder, rejected)
-		}
-	})
-
-	t.Run("broker refuses another trust domain", func(t *testing.T) {
-		odir := t.TempDir()
-		certPEM, keyPEM := foreignSVID(t, "spiffe://other.test/edge/site-a/app")
-		if err := os.WriteFile(filepath.Join(odir, "svid.pem"), certPEM, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(odir, "svid_key.pem"), keyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		// The helper-rendered file with the certificate and key swapped for
-		// the foreign ones; the broker CA stays ours.
-		text := string(mustRead(t, props))
-		text = strings.Replace(text, "ssl.certificate.location="+filepath.Join(certDir, "svid.pem"), "ssl.certificate.location="+filepath.Join(odir, "svid.pem"), 1)
-		text = strings.Replace(text, "ssl.key.location="+filepath.Join(certDir, "svid_key.pem"), "ssl.key.location="+filepath.Join(odir, "svid_key.pem"), 1)
-		oprops := filepath.Join(odir, "kafka.properties")
-		if err := os.WriteFile(oprops, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := kcatMetadata(kcat, oprops); err == nil {
-			t.Fatalf("broker accepted a client from another trust domain:\n%s", out)
-		}
-		for _, id := range b.accepted {
-			if strings.HasPrefix(id, "spiffe://other.test/") {
-				t.Fatalf("broker accepted %s", id)
-			}
-		}
-	})
 }
 
 // foreignSVID issues a self-signed CA for another trust domain and an SVID
