@@ -206,7 +206,7 @@ func (c *Client) login(ctx context.Context) (*vaultapi.Secret, error) {
 		}
 		c.api.SetToken(secret.Auth.ClientToken)
 		c.log.Info("Logged in to Vault", "auth_method", c.Method(),
-			"ttl", time.Duration(secret.Auth.LeaseDuration)*time.Second,
+			"ttl", (time.Duration(secret.Auth.LeaseDuration) * time.Second).String(),
 			"renewable", secret.Auth.Renewable)
 		// Keep only the newest secret for the lifecycle goroutine.
 		select {
@@ -283,7 +283,7 @@ func (c *Client) watch(ctx context.Context, secret *vaultapi.Secret) (*vaultapi.
 			return s, true
 		case r := <-renewCh:
 			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
-				c.log.Debug("Renewed Vault token", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
+				c.log.Debug("Renewed Vault token", "ttl", (time.Duration(r.Secret.Auth.LeaseDuration) * time.Second).String())
 			}
 		case err := <-doneCh:
 			if err != nil {
@@ -320,7 +320,7 @@ func (c *Client) reloginUntilDone(ctx context.Context) (*vaultapi.Secret, bool) 
 			return s, true
 		}
 		wait := c.backoff(attempt)
-		c.log.Warn("Vault login failed; will retry", "auth_method", c.Method(), "error", err, "retry_in", wait)
+		c.log.Warn("Vault login failed; will retry", "auth_method", c.Method(), "error", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
 			return nil, false

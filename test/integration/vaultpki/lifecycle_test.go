@@ -39,11 +39,12 @@ func fetchSVID(socketPath string) (leaf *x509.Certificate, intermediates, roots 
 func TestOutageThenRotationWithoutRestart(t *testing.T) {
 	p := startFilePKI(t)
 	roleIDFile, secretIDFile := p.appRole(t)
-	// Vault backdates NotBefore by 30s, so a 90s ca_ttl gives a 120s CA
-	// lifetime: SPIRE prepares the next CA about 30s after minting and
-	// activates it about 70s after.
+	// Vault backdates NotBefore by 30s, so a 150s ca_ttl gives a 180s CA
+	// lifetime: SPIRE prepares the next CA at half-life, about 60s after
+	// minting, and activates it when a sixth is left, about 120s after. The
+	// outage below spans the preparation.
 	s := harness.StartSpireServer(t, harness.ServerConfig{
-		CATTL: 90 * time.Second, X509SVIDTTL: 10 * time.Second,
+		CATTL: 150 * time.Second, X509SVIDTTL: 10 * time.Second,
 		Plugins: pluginBlock(t, approleData(p.v.Addr, roleIDFile, secretIDFile, `            request_timeout = "3s"`)),
 	})
 	pid := s.Proc.PID()
@@ -55,7 +56,7 @@ func TestOutageThenRotationWithoutRestart(t *testing.T) {
 	outageStart := time.Now()
 	serials := map[string]bool{}
 	var lastErr error
-	for time.Since(outageStart) < 45*time.Second {
+	for time.Since(outageStart) < 55*time.Second {
 		leaf, inter, roots, err := fetchSVID(a.SocketPath)
 		if err != nil {
 			lastErr = err
@@ -68,7 +69,7 @@ func TestOutageThenRotationWithoutRestart(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	if len(serials) < 3 {
-		t.Fatalf("SPIRE issued %d distinct SVIDs during a 45s outage with a 10s SVID TTL (last error %v); want it to keep issuing", len(serials), lastErr)
+		t.Fatalf("SPIRE issued %d distinct SVIDs during a 55s outage with a 10s SVID TTL (last error %v); want it to keep issuing", len(serials), lastErr)
 	}
 	if !strings.Contains(s.Proc.Log(), "unable to sign the CA at pki_int/root/sign-intermediate") {
 		t.Fatal("no CA preparation was attempted during the outage; the test did not exercise the outage")

@@ -73,8 +73,9 @@ func bundleEquals(s *harness.SpireServer, t *testing.T, want ...*x509.Certificat
 // (unix:uid) as spiffe://<td>/cloud/test-workload, and returns the agent.
 func workloadAgent(t *testing.T, s *harness.SpireServer) (*harness.SpireAgent, string) {
 	t.Helper()
-	agentID := "spiffe://" + trustDomain + "/spire/agent/test"
-	a := harness.StartSpireAgent(t, harness.AgentConfig{Server: s, JoinToken: s.JoinToken(t, agentID)})
+	token := s.JoinToken(t, "")
+	agentID := harness.JoinTokenAgentID(trustDomain, token)
+	a := harness.StartSpireAgent(t, harness.AgentConfig{Server: s, JoinToken: token})
 	id := "spiffe://" + trustDomain + "/cloud/test-workload"
 	s.CreateEntry(t, harness.Entry{ParentID: agentID, SPIFFEID: id, Selectors: []string{fmt.Sprintf("unix:uid:%d", os.Getuid())}, X509SVIDTTL: 10 * time.Second})
 	return a, id

@@ -130,7 +130,7 @@ func (p *Plugin) Configure(ctx context.Context, req *configv1.ConfigureRequest) 
 	}
 	p.log.Info("Configured", "vault_addr", cfg.client.Address, "pki_mount_point", cfg.pkiMount,
 		"issuer_ref", cfg.issuerRefOrDefault(), "auth_method", vaultclient.Method(cfg.client.Auth),
-		"kv_mount_point", cfg.kvMount, "root_poll_interval", cfg.rootPollInterval, "min_ttl", cfg.minTTL)
+		"kv_mount_point", cfg.kvMount, "root_poll_interval", cfg.rootPollInterval.String(), "min_ttl", cfg.minTTL.String())
 	if cfg.kvMount == "" {
 		p.log.Warn("kv_mount_point is not set: JWT authorities are not shared through Vault, and JWT-SVIDs of this server will not verify at servers rooted in the same Vault")
 	}
@@ -171,7 +171,7 @@ func (p *Plugin) checkVault(ctx context.Context, cfg *configuration, v vault) er
 		return status.Errorf(codes.FailedPrecondition, "issuer %q of pki_mount_point %q expired at %s", cfg.issuerRefOrDefault(), cfg.pkiMount, issuer.NotAfter.UTC().Format(time.RFC3339))
 	}
 	if cfg.minTTL > 0 && issuer.NotAfter.Sub(now) < cfg.minTTL {
-		p.log.Warn("The signing issuer expires sooner than min_ttl; signing will fail once Vault truncates the CA lifetime", "issuer_ref", cfg.issuerRefOrDefault(), "issuer_not_after", issuer.NotAfter, "min_ttl", cfg.minTTL)
+		p.log.Warn("The signing issuer expires sooner than min_ttl; signing will fail once Vault truncates the CA lifetime", "issuer_ref", cfg.issuerRefOrDefault(), "issuer_not_after", issuer.NotAfter.UTC().Format(time.RFC3339), "min_ttl", cfg.minTTL.String())
 	}
 	return nil
 }
@@ -326,7 +326,7 @@ func (p *Plugin) mint(ctx context.Context, st *state, req *upstreamauthorityv1.M
 		return nil, nil, status.Errorf(codes.Internal, "the chain Vault returned does not verify to the mount's roots: %v", err)
 	}
 	p.metrics.gauge("upstream_roots", float32(len(roots)))
-	p.log.Debug("Signed the SPIRE CA", "serial", signed.SerialNumber.String(), "not_after", signed.NotAfter, "chain", len(chain), "roots", len(roots))
+	p.log.Info("Vault signed the SPIRE CA", "serial", signed.SerialNumber.String(), "not_after", signed.NotAfter.UTC().Format(time.RFC3339), "chain", len(chain), "roots", len(roots))
 	return &upstreamauthorityv1.MintX509CAResponse{
 		X509CaChain:       toPluginCerts(chain),
 		UpstreamX509Roots: toPluginCerts(roots),
