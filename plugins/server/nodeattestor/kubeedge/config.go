@@ -67,6 +67,11 @@ type Config struct {
 	// ChallengeTimeout bounds the challenge round trip, e.g. "1m".
 	ChallengeTimeout string `hcl:"challenge_timeout,optional"`
 
+	// ChainCacheSize bounds the cache of verified certificate chains used
+	// when an agent re-attests with the same certificate; 0 disables it.
+	// Default 16384.
+	ChainCacheSize *int `hcl:"chain_cache_size,optional"`
+
 	// KubernetesCheck is "auto" (default: on when kubeconfig is set or the
 	// server runs in a pod), "required" or "disabled".
 	KubernetesCheck string `hcl:"kubernetes_check,optional"`
@@ -94,6 +99,7 @@ type configuration struct {
 	denySerials      map[string]bool
 	maxClockSkew     time.Duration
 	challengeTimeout time.Duration
+	chainCacheSize   int
 
 	kubeMode           string
 	kubeconfig         string
@@ -185,6 +191,14 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 	out.maxClockSkew = parseDuration(c.MaxClockSkew, DefaultMaxClockSkew, "max_clock_skew", bad)
 	out.challengeTimeout = parseDuration(c.ChallengeTimeout, DefaultChallengeTimeout, "challenge_timeout", bad)
 	out.kubeTimeout = parseDuration(c.KubernetesTimeout, DefaultKubernetesTimeout, "kubernetes_timeout", bad)
+
+	out.chainCacheSize = chainCacheSize
+	if c.ChainCacheSize != nil {
+		if *c.ChainCacheSize < 0 {
+			bad("chain_cache_size %d must be 0 (off) or positive", *c.ChainCacheSize)
+		}
+		out.chainCacheSize = *c.ChainCacheSize
+	}
 
 	out.kubeMode = c.KubernetesCheck
 	if out.kubeMode == "" {

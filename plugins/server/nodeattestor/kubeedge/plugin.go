@@ -47,6 +47,7 @@ type state struct {
 	config *configuration
 	bundle *caBundle
 	kube   nodeGetter
+	chains *chainCache
 }
 
 // Plugin is the server side of NodeAttestor "kubeedge".
@@ -125,7 +126,7 @@ func (p *Plugin) build(trustDomain, hclText string) (*state, error) {
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: %v", err)
 	}
-	st := &state{config: cfg, bundle: bundle}
+	st := &state{config: cfg, bundle: bundle, chains: newChainCache(cfg.chainCacheSize)}
 	switch {
 	case cfg.kubeMode == KubernetesCheckDisabled:
 	case cfg.kubeconfig != "":
@@ -184,7 +185,6 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	if err != nil {
 		return err
 	}
-	log := logger.With("node_name", ex.v.nodeName, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint)
 	if err := stream.Send(&nodeattestorv1.AttestResponse{Response: &nodeattestorv1.AttestResponse_Challenge{Challenge: challenge}}); err != nil {
 		return err
 	}
@@ -198,10 +198,13 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	}
 	res, err := ex.finish(stream.Context(), respBytes)
 	if err != nil {
-		log.Warn("Node attestation failed", "reason", status.Convert(err).Message())
+		logger.Warn("Node attestation failed", "node_name", ex.v.nodeName, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint, "reason", status.Convert(err).Message())
 		return err
 	}
-	log.Info("Node attested", "agent_id", res.AgentID)
+	if logger.IsDebug() {
+		// SPIRE logs every attestation itself; this adds what it cannot know.
+		logger.Debug("Node attested", "agent_id", res.AgentID, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint)
+	}
 	return stream.Send(&nodeattestorv1.AttestResponse{
 		Response: &nodeattestorv1.AttestResponse_AgentAttributes{
 			AgentAttributes: &nodeattestorv1.AgentAttributes{
@@ -232,11 +235,11 @@ type Result struct {
 
 // begin parses and verifies the payload and returns the challenge to send.
 func (st *state) begin(payload []byte, h *hooks) (*exchange, []byte, error) {
-	chain, err := ParseAttestationPayload(payload)
+	data, err := wire.DecodeAttestationData(payload)
 	if err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	v, err := st.verifyChain(chain, h.now())
+	v, err := st.verifyCached(data.Certificates, h.now())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -282,8 +285,13 @@ func ParseAttestationPayload(payload []byte) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain := make([]*x509.Certificate, 0, len(data.Certificates))
-	for i, der := range data.Certificates {
+	return parseChain(data.Certificates)
+}
+
+// parseChain parses the DER certificates of a decoded payload.
+func parseChain(ders [][]byte) ([]*x509.Certificate, error) {
+	chain := make([]*x509.Certificate, 0, len(ders))
+	for i, der := range ders {
 		cert, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, fmt.Errorf("kubeedge: malformed certificate %d: %w", i, err)
@@ -299,6 +307,8 @@ type verified struct {
 	nodeName      string
 	serial        string
 	caFingerprint string
+	// notAfter is the earliest NotAfter of the verified chain.
+	notAfter time.Time
 }
 
 func (v *verified) selectors(cluster string) []string {
@@ -310,10 +320,55 @@ func (v *verified) selectors(cluster string) []string {
 	}
 }
 
-// verifyChain checks the leaf (not a CA, validity, EKU, key usage, key type,
-// subject) and its chain to a configured KubeEdge CA, then the deny list.
+// verifyCached verifies the DER chain of a payload, or takes the result of
+// an earlier verification of exactly the same chain against the same CA
+// bundle while it is still within its validity. Agents re-attest with the
+// same certificate at every SVID renewal, so in steady state most
+// attestations skip certificate parsing and chain verification; proof of
+// possession, the deny lists and the Kubernetes check still run every time.
+func (st *state) verifyCached(ders [][]byte, now time.Time) (*verified, error) {
+	bundle, err := st.bundle.current()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "unable to load KubeEdge CA bundle: %v", err)
+	}
+	var key [32]byte
+	if st.chains.enabled() {
+		key = chainKey(ders)
+		if v, ok := st.chains.get(key, bundle, now); ok {
+			return v, st.checkDenyLists(v)
+		}
+	}
+	chain, err := parseChain(ders)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	v, err := st.verifyLeafAndChain(bundle, chain, now)
+	if err != nil {
+		return nil, err
+	}
+	if st.chains.enabled() {
+		st.chains.put(key, bundle, v)
+	}
+	return v, st.checkDenyLists(v)
+}
+
+// verifyChain checks the leaf and its chain against the current bundle,
+// and the deny lists, without the cache.
 func (st *state) verifyChain(chain []*x509.Certificate, now time.Time) (*verified, error) {
-	cfg := st.config
+	bundle, err := st.bundle.current()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "unable to load KubeEdge CA bundle: %v", err)
+	}
+	v, err := st.verifyLeafAndChain(bundle, chain, now)
+	if err != nil {
+		return nil, err
+	}
+	return v, st.checkDenyLists(v)
+}
+
+// verifyLeafAndChain checks the leaf (not a CA, validity, EKU, key usage,
+// key type, subject) and its chain to a CA of bundle.
+func (st *state) verifyLeafAndChain(bundle *loadedBundle, chain []*x509.Certificate, now time.Time) (*verified, error) {
 	leaf := chain[0]
 	switch {
 	case leaf.IsCA:
@@ -330,14 +385,9 @@ func (st *state) verifyChain(chain []*x509.Certificate, now time.Time) (*verifie
 	if err := wire.CheckPublicKey(leaf.PublicKey); err != nil {
 		return nil, status.Errorf(codes.PermissionDenied, "node certificate key is not supported: %v", err)
 	}
-	nodeName, err := cfg.nodeNameOf(leaf)
+	nodeName, err := st.config.nodeNameOf(leaf)
 	if err != nil {
 		return nil, err
-	}
-
-	bundle, err := st.bundle.current()
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "unable to load KubeEdge CA bundle: %v", err)
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
@@ -357,15 +407,24 @@ func (st *state) verifyChain(chain []*x509.Certificate, now time.Time) (*verifie
 		return nil, status.Errorf(codes.PermissionDenied, "node certificate chain verification failed: %v", err)
 	}
 	root := chains[0][len(chains[0])-1]
-	v := &verified{leaf: leaf, nodeName: nodeName, serial: serialHex(leaf), caFingerprint: fingerprint(root)}
+	notAfter := leaf.NotAfter
+	for _, c := range chains[0] {
+		if c.NotAfter.Before(notAfter) {
+			notAfter = c.NotAfter
+		}
+	}
+	return &verified{leaf: leaf, nodeName: nodeName, serial: serialHex(leaf), caFingerprint: bundle.fingerprint(root), notAfter: notAfter}, nil
+}
 
-	if cfg.denyNodeNames[nodeName] {
-		return nil, status.Errorf(codes.PermissionDenied, "node %q is on the deny list", nodeName)
+// checkDenyLists refuses denied node names and certificate serials.
+func (st *state) checkDenyLists(v *verified) error {
+	if st.config.denyNodeNames[v.nodeName] {
+		return status.Errorf(codes.PermissionDenied, "node %q is on the deny list", v.nodeName)
 	}
-	if cfg.denySerials[v.serial] {
-		return nil, status.Errorf(codes.PermissionDenied, "node certificate serial %s is on the deny list", v.serial)
+	if st.config.denySerials[v.serial] {
+		return status.Errorf(codes.PermissionDenied, "node certificate serial %s is on the deny list", v.serial)
 	}
-	return v, nil
+	return nil
 }
 
 // nodeNameOf extracts the node name from the leaf's subject.
@@ -468,6 +527,16 @@ type fileStamp struct {
 type loadedBundle struct {
 	pool *x509.CertPool
 	cas  []*x509.Certificate
+	fps  map[*x509.Certificate]string
+}
+
+// fingerprint returns the SHA-256 fingerprint of ca, precomputed for the
+// bundle's CAs.
+func (lb *loadedBundle) fingerprint(ca *x509.Certificate) string {
+	if fp, ok := lb.fps[ca]; ok {
+		return fp
+	}
+	return fingerprint(ca)
 }
 
 func loadCABundle(paths []string) (*caBundle, error) {
@@ -494,7 +563,7 @@ func (b *caBundle) current() (*loadedBundle, error) {
 	if b.loaded != nil && slices.Equal(stamps, b.stamps) {
 		return b.loaded, nil
 	}
-	lb := &loadedBundle{pool: x509.NewCertPool()}
+	lb := &loadedBundle{pool: x509.NewCertPool(), fps: make(map[*x509.Certificate]string)}
 	for _, p := range b.paths {
 		cas, err := readCAFile(p)
 		if err != nil {
@@ -503,6 +572,7 @@ func (b *caBundle) current() (*loadedBundle, error) {
 		for _, ca := range cas {
 			lb.pool.AddCert(ca)
 			lb.cas = append(lb.cas, ca)
+			lb.fps[ca] = fingerprint(ca)
 		}
 	}
 	b.loaded, b.stamps = lb, stamps

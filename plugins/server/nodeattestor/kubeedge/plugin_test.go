@@ -731,3 +731,27 @@ func TestKubeconfigRefusesInsecureOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifiedChainCacheKeepsChecks re-attests with the same certificate
+// (a cache hit) and checks that validity is still enforced on the hit.
+func TestVerifiedChainCacheKeepsChecks(t *testing.T) {
+	f := newFixture(t)
+	creds := f.issue("edge-node-1")
+	p, client := f.load(f.hcl(""))
+	var mu sync.Mutex
+	clock := f.now
+	p.hooks.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	for i := range 2 {
+		if _, _, err := goodAgent(creds, f.now).run(t, client); err != nil {
+			t.Fatalf("attestation %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	clock = creds.Certificate.NotAfter.Add(time.Second)
+	mu.Unlock()
+	_, _, err := goodAgent(creds, clock).run(t, client)
+	want := "node certificate expired at " + creds.Certificate.NotAfter.UTC().Format(time.RFC3339)
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != want {
+		t.Fatalf("cached chain past its NotAfter: got %v, want PermissionDenied %q", err, want)
+	}
+}
