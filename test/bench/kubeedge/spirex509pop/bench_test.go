@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	spirepop "github.com/spiffe/spire/pkg/common/plugin/x509pop"
-	spireserverpop "github.com/spiffe/spire/pkg/server/plugin/nodeattestor/x509pop"
 	nodeattestorv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/plugin/server/nodeattestor/v1"
 	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
+	spirepop "github.com/spiffe/spire/pkg/common/plugin/x509pop"
+	spireserverpop "github.com/spiffe/spire/pkg/server/plugin/nodeattestor/x509pop"
 	"google.golang.org/grpc/metadata"
 
 	agent "github.com/edgeid/edgeid/plugins/agent/nodeattestor/kubeedge"
