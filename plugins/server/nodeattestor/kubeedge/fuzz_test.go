@@ -1,10 +1,14 @@
 package kubeedge
 
 import (
+	"crypto/rand"
 	"crypto/x509"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
 	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
@@ -30,7 +34,7 @@ func fuzzState(f *testing.F) (*state, *kubeedgeca.CA) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	return &state{config: cfg, bundle: bundle}, ca
+	return &state{config: cfg, bundle: bundle, chains: newChainCache(64)}, ca
 }
 
 // FuzzParseAttestationPayload feeds arbitrary bytes to the server's payload
@@ -51,7 +55,19 @@ func FuzzParseAttestationPayload(f *testing.F) {
 	f.Add([]byte(``))
 	f.Add(valid[:len(valid)/2])
 	now := time.Now()
+	h := &hooks{now: func() time.Time { return now }, rand: rand.Reader}
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		// The production path: decode, cache lookup, parse, verify, challenge.
+		if ex, challenge, err := st.begin(payload, h); err != nil {
+			switch status.Code(err) {
+			case codes.InvalidArgument, codes.PermissionDenied:
+			default:
+				t.Fatalf("begin returned %v, want InvalidArgument or PermissionDenied", err)
+			}
+		} else if ex == nil || len(challenge) == 0 || ex.v.nodeName == "" {
+			t.Fatal("begin accepted a payload without a usable result")
+		}
+
 		chain, err := ParseAttestationPayload(payload)
 		if err != nil {
 			if chain != nil {
