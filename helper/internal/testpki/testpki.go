@@ -55,8 +55,8 @@ func NewCA(t testing.TB, td string, withIntermediate bool) *CA {
 	return ca
 }
 
-// SVID issues an X.509 SVID for id valid for ttl.
-func (ca *CA) SVID(t testing.TB, id string, ttl time.Duration) *x509svid.SVID {
+// SVID issues an X.509 SVID for id valid for ttl, with optional DNS SANs.
+func (ca *CA) SVID(t testing.TB, id string, ttl time.Duration, dnsNames ...string) *x509svid.SVID {
 	t.Helper()
 	sid := spiffeid.RequireFromString(id)
 	key := newKey(t)
@@ -70,6 +70,7 @@ func (ca *CA) SVID(t testing.TB, id string, ttl time.Duration) *x509svid.SVID {
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:                  []*url.URL{sid.URL()},
+		DNSNames:              dnsNames,
 	}, parent, key.Public(), parentKey, ttl)
 	chain := []*x509.Certificate{leaf}
 	if ca.Intermediate != nil {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -93,7 +94,17 @@ func startBroker(t *testing.T, socket, topic string, allowed ...string) *broker 
 	}
 	tlsconfig.HookMTLSServerConfig(cfg, source, source, authorize)
 	port := harness.FreePort(t)
-	c, err := kfake.NewCluster(kfake.Ports(port), kfake.TLS(cfg), kfake.SeedTopics(1, topic))
+	// kfake advertises the host of its listener's address; a listener that
+	// names itself "localhost" makes clients connect to, and verify, the
+	// broker as "localhost", which the broker SVID carries as a DNS SAN.
+	c, err := kfake.NewCluster(kfake.Ports(port), kfake.TLS(cfg), kfake.SeedTopics(1, topic),
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			l, err := net.Listen(network, address)
+			if err != nil {
+				return nil, err
+			}
+			return namedListener{Listener: l, host: "localhost"}, nil
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +125,21 @@ func (b *broker) clientSerials(id string) int {
 	return n
 }
 
+// namedListener reports its address with a host name instead of its IP.
+type namedListener struct {
+	net.Listener
+	host string
+}
+
+func (l namedListener) Addr() net.Addr {
+	return hostAddr(net.JoinHostPort(l.host, strconv.Itoa(l.Listener.Addr().(*net.TCPAddr).Port)))
+}
+
+type hostAddr string
+
+func (a hostAddr) Network() string { return "tcp" }
+func (a hostAddr) String() string  { return string(a) }
+
 // kcatMetadata asks the broker for metadata through a properties file.
 func kcatMetadata(kcat, props string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -126,11 +152,20 @@ func kcatMetadata(kcat, props string) (string, error) {
 // kfake mTLS broker using only the helper-rendered properties file, across
 // at least 5 rotations with on_rotate = "restart"; the broker refuses
 // other trust domains and IDs not on its allow-list.
+//
+// The broker is verified by host name (ssl.endpoint.identification.algorithm
+// = https): its SVID carries the DNS SAN "localhost" and kfake advertises
+// "localhost". kcat cannot take "none" from a -F file: its file reader
+// drops ssl.endpoint.identification.algorithm as a Java-only key, so the
+// librdkafka default (https) applies whatever the file says.
 func TestKafkaThroughKcat(t *testing.T) {
 	kcat := harness.RequireCommand(t, "kcat")
 	sp := startSPIRE(t, 16*time.Second)
 	sp.register(t, idApp, "", 16*time.Second)
-	sp.register(t, idBroker, "", 10*time.Minute)
+	sp.server.CreateEntry(t, harness.Entry{
+		ParentID: sp.agentID, SPIFFEID: idBroker, DNSNames: []string{"localhost"},
+		Selectors: []string{"unix:uid:" + strconv.Itoa(os.Getuid())}, X509SVIDTTL: 10 * time.Minute,
+	})
 	sp.register(t, idIntruder, "", 10*time.Minute)
 	harness.FetchX509SVIDFor(t, sp.agent.SocketPath, idBroker)
 	harness.FetchX509SVIDFor(t, sp.agent.SocketPath, idApp)
@@ -158,7 +193,8 @@ on_rotate = "restart"
 stop_timeout = "8s"
 kafka {
   bootstrap_servers = "`+b.addr+`"
-  endpoint_identification_algorithm = "none"
+  endpoint_identification_algorithm = "https"
+  librdkafka_properties = { "broker.address.family" = "v4" }
 }
 health_checks {
   listener_enabled = true
@@ -178,6 +214,9 @@ health_checks {
 		return err
 	})
 	t.Logf("rendered %s:\n%s", props, mustRead(t, props))
+	if text := string(mustRead(t, props)); !strings.Contains(text, "ssl.endpoint.identification.algorithm=https") || !strings.Contains(text, "bootstrap.servers=localhost:") {
+		t.Fatalf("rendered properties lack host-name verification or the broker name")
+	}
 
 	t.Run("broker accepts only allow-listed IDs", func(t *testing.T) {
 		// The app's properties work.
@@ -196,7 +235,8 @@ svid_key_file_name = "svid_key.pem"
 svid_bundle_file_name = "svid_bundle.pem"
 kafka {
   bootstrap_servers = "`+b.addr+`"
-  endpoint_identification_algorithm = "none"
+  endpoint_identification_algorithm = "https"
+  librdkafka_properties = { "broker.address.family" = "v4" }
 }
 `)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
