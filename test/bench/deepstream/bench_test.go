@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,10 +68,12 @@ func startApps(b *testing.B) (app, helper int) {
 	cfg := filepath.Join(harness.RepoRoot(b), "plugins/agent/workloadattestor/deepstream/testdata/test5_kafka.txt")
 	start := func(name string, args ...string) *exec.Cmd {
 		cmd := exec.Command(name, args...)
+		// Its own process group, so that cleanup also kills the shell's child.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		b.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
 		return cmd
 	}
 	app = start(standin, "-c", cfg).Process.Pid

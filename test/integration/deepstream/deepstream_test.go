@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,6 +133,9 @@ func (e *env) start(name string, args ...string) {
 		e.t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so that cleanup also kills what it launched
+	// (a released app outlives a killed helper otherwise).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -139,7 +143,7 @@ func (e *env) start(name string, args ...string) {
 	e.children = append(e.children, cmd)
 	e.mu.Unlock()
 	e.t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		logf.Close()
 	})

@@ -138,7 +138,11 @@ func fetchSVID(ctx context.Context, socket string, timeout time.Duration) Result
 			}
 			return res
 		}
-		last = err
+		// Keep the agent's answer rather than the deadline that ended the
+		// last attempt.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
 			return Result{Error: last.Error()}

@@ -60,6 +60,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// The child must not outlive this helper.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var held *holdexec.Held
 	var err error
 	if *hold {
@@ -89,10 +91,15 @@ func run(ctx context.Context, args []string) error {
 			res.Error = ""
 			break
 		}
-		res.Error = err.Error()
+		// Keep the agent's answer rather than the deadline that ended the
+		// last attempt.
 		if fetchCtx.Err() != nil {
+			if res.Error == "" {
+				res.Error = err.Error()
+			}
 			break
 		}
+		res.Error = err.Error()
 		time.Sleep(250 * time.Millisecond)
 	}
 	if *started != "" {
