@@ -351,15 +351,22 @@ func (a *attestation) selectors(proc *process) []string {
 			}
 		}
 		add("version", a.version(root, proc, log))
-		for _, arg := range proc.configArgs {
+		switch len(proc.configArgs) {
+		case 0:
+		case 1:
+			arg := proc.configArgs[0]
 			sels, err := a.configSelectors(root, proc, arg, log)
 			if err != nil {
 				log.Warn("Ignoring DeepStream config; no config selectors", "config", arg, "error", err)
-				continue
+				break
 			}
 			for _, s := range sels {
 				set[s] = struct{}{}
 			}
+		default:
+			// One process running several pipelines: an SVID matched on one
+			// config would also serve the others, so bind none of them.
+			log.Warn("Ignoring DeepStream configs: the process was given several; no config selectors", "configs", proc.configArgs)
 		}
 	}
 	out := make([]string, 0, len(set))

@@ -41,9 +41,9 @@ var (
 )
 
 var (
-	_ pluginsdk.NeedsLogger                      = (*Plugin)(nil)
+	_ pluginsdk.NeedsLogger                     = (*Plugin)(nil)
 	_ workloadattestorv1.WorkloadAttestorServer = (*Plugin)(nil)
-	_ configv1.ConfigServer                      = (*Plugin)(nil)
+	_ configv1.ConfigServer                     = (*Plugin)(nil)
 )
 
 // Config is the plugin's HCL configuration (the plugin_data block).

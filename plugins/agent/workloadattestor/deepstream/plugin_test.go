@@ -515,6 +515,13 @@ func TestAttestBadConfigs(t *testing.T) {
 			wantLog: "is not an integer",
 		},
 		{
+			name: "several configs",
+			setup: func(f *fakeProc) []string {
+				return []string{"-c", "/configs/test5_kafka.txt", "--cfg-file=/configs/test5_kafka.txt"}
+			},
+			wantLog: "the process was given several",
+		},
+		{
 			name:    "-c without a value",
 			setup:   func(f *fakeProc) []string { return []string{"-c"} },
 			wantLog: "empty path",
