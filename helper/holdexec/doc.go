@@ -34,8 +34,12 @@
 //     default profile does on kernels >= 4.8).
 //   - A set-user-ID or file-capability executable runs without its extra
 //     privileges when started under ptrace.
-//   - Exactly one of Release or Kill must be called for every Held. The
-//     caller still owns cmd and must call cmd.Wait to reap the child.
+//   - Exactly one of Release or Kill must be called for every Held; later
+//     calls return ErrDone. The caller still owns cmd and must call cmd.Wait
+//     to reap the child.
+//   - SysProcAttr set by the caller is kept (Setpgid, Pdeathsig, ...). The
+//     thread that forked the child stays alive after Release, so Pdeathsig
+//     fires only when the launcher process dies.
 //   - The child is not a tracee after Release: the launcher cannot debug it,
 //     and nothing prevents a debugger from attaching later.
 package holdexec

@@ -96,7 +96,10 @@ func (h *Held) trace(cmd *exec.Cmd, started chan<- error) {
 	switch req.kind {
 	case opRelease:
 		if derr := syscall.PtraceDetach(h.pid); derr != nil {
-			err = fmt.Errorf("holdexec: release pid %d: %w", h.pid, derr)
+			// Never leave the child stopped or let it run half-released:
+			// a failed release kills it.
+			_ = syscall.Kill(h.pid, syscall.SIGKILL)
+			err = fmt.Errorf("holdexec: release pid %d (child killed): %w", h.pid, derr)
 		}
 	case opKill:
 		if kerr := syscall.Kill(h.pid, syscall.SIGKILL); kerr != nil {
@@ -140,8 +143,9 @@ func waitExecStop(pid int) error {
 // Pid is the held child's process id.
 func (h *Held) Pid() int { return h.pid }
 
-// Release lets the held child run. It returns ErrDone when called after
-// Release or Kill.
+// Release lets the held child run. If detaching fails, the child is killed
+// and the error says so; it never stays stopped. Release returns ErrDone
+// when called after Release or Kill.
 func (h *Held) Release() error { return h.do(opRelease) }
 
 // Kill kills the held child with SIGKILL without letting it run. It returns
