@@ -140,7 +140,8 @@ func (r *run) defaultIssuerID(ctx context.Context, mount string) (string, error)
 
 // findCA looks for the CA this bootstrap manages in mount: the issuer
 // named m.issuerName, else the issuer holding the key named m.keyName
-// (left unnamed by an interrupted run, which this names now), else an
+// (just imported, or left unnamed by an interrupted run; it is named
+// now), else an
 // existing default issuer with a key (a Vault set up by someone else).
 func (r *run) findCA(ctx context.Context, m *pkiMount) (*issuerInfo, bool, error) {
 	if is, err := r.readIssuer(ctx, m.path, m.issuerName); err != nil || is != nil {
@@ -157,7 +158,7 @@ func (r *run) findCA(ctx context.Context, m *pkiMount) (*issuerInfo, bool, error
 		}
 		for _, is := range all {
 			if is.keyID == keyID {
-				r.log.Info("Naming the issuer left unnamed by an interrupted run", "mount", m.path, "issuer", is.id, "name", m.issuerName)
+				r.log.Info("Naming the issuer that holds the CA key", "mount", m.path, "issuer", is.id, "name", m.issuerName)
 				if _, err := r.v.c.Logical().JSONMergePatch(ctx, m.path+"/issuer/"+is.id, map[string]any{"issuer_name": m.issuerName}); err != nil {
 					return nil, false, fmt.Errorf("vaultboot: name issuer %s/%s: %w", m.path, is.id, err)
 				}
