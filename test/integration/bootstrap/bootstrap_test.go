@@ -492,3 +492,69 @@ func TestBootstrapPGPShares(t *testing.T) {
 	compareStates(t, "run after restart", before, e.readState())
 	e.scanForShares(shares, e.dir, e.vault.Dir)
 }
+
+// TestBootstrapExternalRoot runs pki_root.mode = "external": the first run
+// stops with the CSR for the offline root written; once an offline root
+// (played by the test) has signed it, the next run imports it and
+// finishes, and the intermediate chains through it to the offline root.
+func TestBootstrapExternalRoot(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	csrFile := filepath.Join(e.dir, "offline", "pki.csr")
+	signedFile := filepath.Join(e.dir, "offline", "pki-signed.pem")
+	text, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := strings.Replace(string(text), `  common_name = "edgeid test root"`, fmt.Sprintf(`  common_name = "edgeid test root"
+  mode             = "external"
+  csr_file         = %q
+  signed_cert_file = %q`, csrFile, signedFile), 1)
+	writeFile(t, e.cfgPath, ext, 0o600)
+
+	res := e.run(e.cfgPath, e.identityEnv()...)
+	if res.err == nil || !strings.Contains(res.stderr, "waiting for the external root CA to sign the CSR: CSR in "+csrFile) {
+		t.Fatalf("first run: err %v, want it to stop for the offline signature\n%s", res.err, res.stderr)
+	}
+	csrPEM, err := os.ReadFile(csrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second run without the signed certificate stops the same way and
+	// makes no new key.
+	res = e.run(e.cfgPath, e.identityEnv()...)
+	if res.err == nil {
+		t.Fatal("second run without the signed certificate succeeded")
+	}
+	csrPEM2, _ := os.ReadFile(csrFile)
+	if parseCSRKey(t, csrPEM) != parseCSRKey(t, csrPEM2) {
+		t.Fatal("the second run made a CSR for another key")
+	}
+
+	// The offline root signs the CSR.
+	offline, offlineKey := newOfflineRoot(t)
+	signed := signCSR(t, csrPEM, offline, offlineKey)
+	writeFile(t, signedFile, signed+string(pemCert(offline)), 0o644)
+
+	sum := e.mustRun()
+	if !slices.Contains(sum.Changed, vaultboot.StepPKIRoot) || !slices.Contains(sum.Changed, vaultboot.StepPKIIntermediate) {
+		t.Errorf("run with the signed certificate changed %v", sum.Changed)
+	}
+	st := e.readState()
+	offlineFile := filepath.Join(e.dir, "offline-root.pem")
+	pkiFile := filepath.Join(e.dir, "pki.pem")
+	intFile := filepath.Join(e.dir, "pki_int.pem")
+	writeFile(t, offlineFile, string(pemCert(offline)), 0o644)
+	writeFile(t, pkiFile, st.RootCertPEM+"\n", 0o644)
+	writeFile(t, intFile, st.IntCertPEM+"\n", 0o644)
+	if out := opensslVerify(t, offlineFile, intFile, pkiFile); !strings.HasSuffix(out, ": OK") {
+		t.Fatalf("openssl verify of the intermediate through pki to the offline root: %s", out)
+	}
+	if parseCert(t, st.RootCertPEM).Subject.CommonName != "edgeid test root" {
+		t.Errorf("pki issuer subject %q", parseCert(t, st.RootCertPEM).Subject)
+	}
+	checkAppRole(t, e, sum, parseCert(t, st.IntCertPEM))
+	if sum2 := e.mustRun(); len(sum2.Changed) != 0 {
+		t.Errorf("run after the import changed %v", sum2.Changed)
+	}
+	compareStates(t, "run after the import", st, e.readState())
+}
