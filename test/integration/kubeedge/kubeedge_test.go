@@ -230,17 +230,18 @@ func TestRecoveryAfterAgentSVIDExpired(t *testing.T) {
 	s := c.startServer(t, agentTTL)
 	a := newAgent(t, s, n)
 	a.Start(t)
-	before, ok := findAgent(t, s, agentID(n.name))
-	if !ok {
+	if _, ok := findAgent(t, s, agentID(n.name)); !ok {
 		t.Fatal("agent did not attest")
 	}
 
-	// The agent is down for longer than its SVID's lifetime.
+	// The agent is down for longer than its SVID's lifetime. The server's
+	// record, read after the agent stopped, has the last SVID it issued.
 	a.Stop(t)
-	expiry := time.Unix(before.X509SVIDExpiresAt, 0)
-	if before.X509SVIDExpiresAt == 0 {
-		expiry = time.Now().Add(agentTTL)
+	before, ok := findAgent(t, s, agentID(n.name))
+	if !ok || before.X509SVIDExpiresAt == 0 {
+		t.Fatalf("agent record without SVID expiry: %+v", before)
 	}
+	expiry := time.Unix(before.X509SVIDExpiresAt, 0)
 	t.Logf("agent SVID expires at %s; waiting past it with the agent down", expiry.Format(time.RFC3339))
 	time.Sleep(time.Until(expiry) + 2*time.Second)
 
