@@ -381,3 +381,38 @@ func parsePEMCerts(data []byte) ([]*x509.Certificate, error) {
 		out = append(out, c)
 	}
 }
+
+func TestDaemonHoldsProgramUntilFirstSVID(t *testing.T) {
+	api := fakewlapi.Start(t)
+	ca := testpki.NewCA(t, "example.org", false)
+	dir := t.TempDir()
+	certDir := filepath.Join(dir, "certs")
+	ran := filepath.Join(dir, "ran")
+	// The program records whether the certificate existed when it ran.
+	c := parse(t, `
+agent_address = "`+api.Addr+`"
+cert_dir = "`+certDir+`"
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+cmd = "/bin/sh"
+cmd_args = "-c \"test -s `+filepath.Join(certDir, "svid.pem")+` && echo with-cert > `+ran+` || echo without-cert > `+ran+`; sleep 30\""
+hold_until_svid = true
+`)
+	runDaemon(t, c, nil)
+	time.Sleep(500 * time.Millisecond)
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("the program ran before the first SVID")
+	}
+	api.Push([]*x509svid.SVID{ca.SVID(t, "spiffe://example.org/app", time.Hour)}, ca.Bundle())
+	eventually(t, "program ran", func() error {
+		b, err := os.ReadFile(ran)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(b)) != "with-cert" {
+			return fmt.Errorf("program saw no certificate: %q", b)
+		}
+		return nil
+	})
+}
