@@ -298,6 +298,10 @@ kafka {
 		}
 		c.mu.Unlock()
 		sort.Slice(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
+		if len(evs) < 2 {
+			b.Errorf("%s: published %d SVIDs", c.name, len(evs))
+			continue
+		}
 		var pushes []time.Time
 		for _, e := range evs[1:] { // the first is the startup fetch, not a rotation
 			if p, ok := w.pushed(e.serial); ok {
