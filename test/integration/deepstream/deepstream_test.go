@@ -228,6 +228,54 @@ func TestDeepStreamAttestor(t *testing.T) {
 		return err
 	})
 
+	// 1c. The same with the real edgeid-helper (hold_until_svid): the app
+	// starts only once its certificate is on disk, and refuses to start
+	// without it, as DeepStream does.
+	t.Run("edgeid-helper holds the app until its SVID is written", func(t *testing.T) {
+		helperBin := harness.BuildBinary(t, "./helper/cmd/edgeid-helper", "edgeid-helper").Path
+		certDir := filepath.Join(e.dir, "edgeid-helper-certs")
+		if err := os.MkdirAll(certDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		started := filepath.Join(e.dir, "edgeid-helper.started")
+		svidPath := filepath.Join(certDir, "svid.pem")
+		conf := filepath.Join(e.dir, "edgeid-helper.conf")
+		if err := os.WriteFile(conf, []byte(fmt.Sprintf(`agent_address = %q
+cmd = %q
+cmd_args = "-c %s -started-file %s -require-file %s"
+cert_dir = %q
+daemon_mode = true
+hold_until_svid = true
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "bundle.pem"
+`, e.agent.SocketPath, e.standin, e.config, started, svidPath, certDir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e.start(helperBin, "-config", conf)
+		harness.Eventually(t, 60*time.Second, func() error {
+			data, err := os.ReadFile(started)
+			if err != nil {
+				return err
+			}
+			if string(data) != "ok\n" {
+				return fmt.Errorf("stand-in started without its certificate: %q", data)
+			}
+			return nil
+		})
+		pemData, err := os.ReadFile(svidPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs, err := harness.ParseCertsPEM(pemData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(certs[0].URIs) != 1 || certs[0].URIs[0].String() != pipelineID {
+			t.Fatalf("edgeid-helper wrote an SVID for %v, want %s", certs[0].URIs, pipelineID)
+		}
+	})
+
 	// 2. No impersonation. These run in parallel, each trying for 5 s.
 	modified := filepath.Join(e.cfgDir, "test5_modified.txt")
 	data, err := os.ReadFile(e.config)

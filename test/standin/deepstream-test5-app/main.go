@@ -9,7 +9,7 @@
 // result as JSON in the -result file.
 //
 //	deepstream-test5-app -c test5.txt [-fetch-svid -socket PATH -timeout 30s]
-//	    [-result FILE] [-started-file FILE] [-exit]
+//	    [-result FILE] [-started-file FILE] [-require-file FILE] [-exit]
 //
 // With -publish-interval it also publishes a detection message to every
 // Kafka sink of its config through kcat (librdkafka), configured only from
@@ -66,7 +66,8 @@ func run(ctx context.Context, args []string) error {
 	socket := fs.String("socket", os.Getenv("SPIFFE_ENDPOINT_SOCKET"), "Workload API socket (path or unix:// address)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long -fetch-svid keeps trying")
 	resultPath := fs.String("result", "", "write the -fetch-svid result as JSON to this file")
-	startedPath := fs.String("started-file", "", "create this file as soon as the app runs")
+	startedPath := fs.String("started-file", "", "create this file as soon as the app runs: \"ok\", or \"missing <file>\" when a -require-file is absent")
+	requireFile := fs.String("require-file", "", "fail at startup when this file (say, the Kafka certificate) does not exist, as DeepStream does")
 	exit := fs.Bool("exit", false, "exit after startup (and -fetch-svid) instead of running until killed")
 	publish := fs.Duration("publish-interval", 0, "publish a detection to every Kafka sink at this interval through kcat (0: do not publish)")
 	kcat := fs.String("kcat", "kcat", "kcat program used to publish")
@@ -74,10 +75,21 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	state := "ok\n"
+	var missing error
+	if *requireFile != "" {
+		if _, err := os.Stat(*requireFile); err != nil {
+			state = "missing " + *requireFile + "\n"
+			missing = fmt.Errorf("required file: %w", err)
+		}
+	}
 	if *startedPath != "" {
-		if err := os.WriteFile(*startedPath, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+		if err := os.WriteFile(*startedPath, []byte(state), 0o644); err != nil {
 			return err
 		}
+	}
+	if missing != nil {
+		return missing
 	}
 	if len(configs) == 0 {
 		return errors.New("no config file given with -c")
