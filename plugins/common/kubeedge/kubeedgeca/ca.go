@@ -386,3 +386,40 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// EdgeNodeLayout names the files of an edge node's /etc/kubeedge, relative
+// to a root directory.
+type EdgeNodeLayout struct {
+	CertificatePath string // <root>/certs/server.crt
+	PrivateKeyPath  string // <root>/certs/server.key
+	CAPath          string // <root>/ca/rootCA.crt
+}
+
+// Layout returns where edgecore keeps its files under root (for a real node,
+// root is /etc/kubeedge).
+func Layout(root string) EdgeNodeLayout {
+	return EdgeNodeLayout{
+		CertificatePath: filepath.Join(root, "certs", "server.crt"),
+		PrivateKeyPath:  filepath.Join(root, "certs", "server.key"),
+		CAPath:          filepath.Join(root, "ca", "rootCA.crt"),
+	}
+}
+
+// JoinNode plays a whole edgecore join under root: it issues a node
+// certificate for nodeName and writes server.crt, server.key (0600) and
+// rootCA.crt in edgecore's layout. Calling it again for the same node is a
+// certificate rotation: new key, same name.
+func (ca *CA) JoinNode(root, nodeName string, opts SignOptions) (*NodeCredentials, EdgeNodeLayout, error) {
+	l := Layout(root)
+	creds, err := ca.IssueNode(nodeName, opts)
+	if err != nil {
+		return nil, l, err
+	}
+	if err := ca.WriteCertificate(l.CAPath); err != nil {
+		return nil, l, err
+	}
+	if err := creds.WriteFiles(l.CertificatePath, l.PrivateKeyPath); err != nil {
+		return nil, l, err
+	}
+	return creds, l, nil
+}
