@@ -7,12 +7,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,9 +59,35 @@ func parse(t *testing.T, text string) *config.Config {
 	return c
 }
 
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func runDaemon(t *testing.T, c *config.Config, getenv func(string) string) *Daemon {
 	t.Helper()
-	d, err := New(Config{Helper: c, Getenv: getenv, Stdout: io.Discard, Stderr: io.Discard})
+	d, _ := runDaemonLogged(t, c, getenv)
+	return d
+}
+
+func runDaemonLogged(t *testing.T, c *config.Config, getenv func(string) string) (*Daemon, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d, err := New(Config{Helper: c, Getenv: getenv, Stdout: io.Discard, Stderr: io.Discard, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +105,7 @@ func runDaemon(t *testing.T, c *config.Config, getenv func(string) string) *Daem
 			t.Error("Run did not return")
 		}
 	})
-	return d
+	return d, logs
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -141,12 +169,23 @@ health_checks {
   bind_port = `+strconv.Itoa(port)+`
 }
 `)
-	d := runDaemon(t, c, func(k string) string {
+	d, logs := runDaemonLogged(t, c, func(k string) string {
 		if k == "STORE_PASS" {
 			return "s3cret"
 		}
 		return ""
 	})
+	defer func() {
+		out := logs.String()
+		if !strings.Contains(out, "X.509 SVID updated") {
+			t.Errorf("logs lack the rotation record:\n%s", out)
+		}
+		for _, secret := range []string{"PRIVATE KEY", "s3cret"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("logs contain %q", secret)
+			}
+		}
+	}()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	eventually(t, "health server", func() error {
 		if code, _ := get(t, base+"/healthz"); code != 200 {
