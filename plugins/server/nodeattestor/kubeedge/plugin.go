@@ -156,17 +156,6 @@ func (p *Plugin) getState() (*state, hclog.Logger, error) {
 	return p.state, p.logger, nil
 }
 
-// setKubeClient replaces the Kubernetes client (tests only).
-func (p *Plugin) setKubeClient(g nodeGetter) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state != nil {
-		st := *p.state
-		st.kube = g
-		p.state = &st
-	}
-}
-
 // Attest runs the challenge–response attestation of one agent.
 func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	st, logger, err := p.getState()
