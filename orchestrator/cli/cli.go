@@ -229,9 +229,13 @@ func kafkaDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.SPIFFEID, "spiffe-id", "", "the broker's SPIFFE ID")
 	fs.StringVar(&cfg.TrustDomain, "trust-domain", "", "trust domain whose members may connect")
 	fs.StringVar(&cfg.MessageLog, "log", "messages.log", "consumed-message log (JSON lines)")
+	topics := fs.String("topics", "", "comma-separated topics to consume and log")
 	allowed := fs.String("allow", "", "comma-separated client SPIFFE IDs (default: any member of the trust domain)")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
+	}
+	if *topics != "" {
+		cfg.Topics = strings.Split(*topics, ",")
 	}
 	if *allowed != "" {
 		cfg.AllowedIDs = strings.Split(*allowed, ",")

@@ -38,6 +38,8 @@ type Config struct {
 	TrustDomain string
 	// AllowedIDs, when set, are the only client IDs accepted.
 	AllowedIDs []string
+	// Topics are consumed from the start and logged to MessageLog.
+	Topics []string
 	// MessageLog receives one JSON line per consumed message.
 	MessageLog string
 	// Logger logs connections and errors; never keys.
@@ -139,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 	clientTLS := tlsconfig.MTLSClientConfig(source, source, tlsconfig.AuthorizeID(self))
 	clientTLS.MinVersion = tls.VersionTLS12
 	clientTLS.CipherSuites = TLSSuites
-	return consume(ctx, cluster.ListenAddrs(), clientTLS, cfg.MessageLog, log)
+	return consume(ctx, cluster.ListenAddrs(), clientTLS, cfg.Topics, cfg.MessageLog, log)
 }
 
 func chain(a, b tlsconfig.Authorizer) tlsconfig.Authorizer {
@@ -162,13 +164,17 @@ func port(addr string) int {
 	return p
 }
 
-// consume reads every topic and appends each message to the log.
-func consume(ctx context.Context, brokers []string, tlsCfg *tls.Config, logPath string, log *slog.Logger) error {
+// consume reads topics from the start and appends each message to the log.
+func consume(ctx context.Context, brokers []string, tlsCfg *tls.Config, topics []string, logPath string, log *slog.Logger) error {
+	if len(topics) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	client, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.DialTLSConfig(tlsCfg),
-		kgo.ConsumeRegex(),
-		kgo.ConsumeTopics("^[^_].*"),
+		kgo.ConsumeTopics(topics...),
+		kgo.AllowAutoTopicCreation(),
 		kgo.MetadataMinAge(time.Second),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)

@@ -318,6 +318,7 @@ func (b *builder) build() error {
 				"-workload-api", "unix://" + cloudAgent.Socket,
 				"-spiffe-id", brokerID,
 				"-trust-domain", top.TrustDomain,
+				"-topics", strings.Join(b.topics(), ","),
 				"-log", cloudHost.path("kafka", "messages.log")},
 			Socket:  cloudAgent.Socket,
 			DataDir: cloudHost.path("kafka"),
@@ -411,6 +412,34 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 		}
 	}
 	return nil
+}
+
+// topics are every topic the topology's DeepStream pipelines publish to,
+// as their configs (or topics keys) say; the demo broker logs them.
+func (b *builder) topics() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range b.top.Sites {
+		for _, w := range s.Workloads {
+			if w.Kind != topology.KindDeepStream {
+				continue
+			}
+			ts := w.Topics
+			if len(ts) == 0 {
+				if src, err := os.ReadFile(w.Config); err == nil {
+					_, ts, _ = renderPipelineConfig(src, "127.0.0.1:1", "/")
+				}
+			}
+			for _, t := range ts {
+				if !seen[t] {
+					seen[t] = true
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // nodeCredPaths are where a node's edgecore certificate and key live: in

@@ -306,9 +306,13 @@ hold_until_svid = true
 restart_on_exit = true
 {{- end}}
 
+# Kafka client configs, rewritten on every rotation: librdkafka properties
+# and DeepStream's cfg_kafka.txt (which the pipeline config names).
 kafka {
     bootstrap_servers = {{q .Kafka}}
     endpoint_identification_algorithm = {{q .EndpointID}}
+    librdkafka_file_name = "kafka.properties"
+    deepstream_file_name = "cfg_kafka.txt"
 }
 `))
 

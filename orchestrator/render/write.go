@@ -113,14 +113,23 @@ func servicesManifest(h *Host) []byte {
 	return []byte(b.String())
 }
 
-// Install writes a host's files at their paths, atomically.
-func Install(h *Host) error {
+// Install writes a host's files at their paths, atomically, and returns
+// the paths whose content changed (or that did not exist).
+func Install(h *Host) ([]string, error) {
+	var changed []string
 	for _, f := range h.Files {
-		if err := WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
-			return err
+		if old, err := os.ReadFile(f.Path); err == nil && string(old) == string(f.Content) {
+			if err := os.Chmod(f.Path, f.Mode); err != nil {
+				return changed, fmt.Errorf("render: %w", err)
+			}
+			continue
 		}
+		if err := WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
+			return changed, err
+		}
+		changed = append(changed, f.Path)
 	}
-	return nil
+	return changed, nil
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

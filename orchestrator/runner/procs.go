@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -52,12 +53,31 @@ func (p *proc) pid() int {
 	return pid
 }
 
+var closeInherited sync.Once
+
+// markInheritedCloseOnExec sets close-on-exec on every descriptor above
+// standard error. The processes `up` starts outlive it, and must not keep
+// open whatever it inherited from its own parent (a lock file held by
+// flock(1), say, would stay locked for as long as the run lives).
+func markInheritedCloseOnExec() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
 // start runs the process detached in its own session, logging to its log
 // file, unless it already runs. It reports whether it started it.
 func (p *proc) start() (bool, error) {
 	if p.pid() != 0 {
 		return false, nil
 	}
+	closeInherited.Do(markInheritedCloseOnExec)
 	if err := os.MkdirAll(filepath.Dir(p.logFile), 0o755); err != nil {
 		return false, err
 	}
@@ -75,6 +95,10 @@ func (p *proc) start() (bool, error) {
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Errorf("start %s: %w", p.name, err)
 	}
+	if err := writeFileAtomic(p.pidFile+".argv", []byte(strings.Join(p.argv, "\x00")), 0o644); err != nil {
+		_ = cmd.Process.Kill()
+		return false, err
+	}
 	if err := writeFileAtomic(p.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		_ = cmd.Process.Kill()
 		return false, err
@@ -82,6 +106,13 @@ func (p *proc) start() (bool, error) {
 	// Reap it if it exits while we still run; afterwards init does.
 	go func() { _ = cmd.Wait() }()
 	return true, nil
+}
+
+// argvChanged reports whether the running process was started with a
+// different command line than p's.
+func (p *proc) argvChanged() bool {
+	data, err := os.ReadFile(p.pidFile + ".argv")
+	return err != nil || string(data) != strings.Join(p.argv, "\x00")
 }
 
 // exited reports whether a process started by start has already died,

@@ -70,6 +70,9 @@ type Runner struct {
 
 	mu     sync.Mutex
 	phases []Phase
+	// changed holds the files install rewrote; a running service that
+	// reads one is restarted so that a re-run of up converges.
+	changed map[string]bool
 }
 
 // Phase is one step of `up` with how long it took.
@@ -261,6 +264,12 @@ type svcRef struct {
 // failing early with the log tail when the process dies.
 func (r *Runner) startAndWait(ref svcRef, ready func() error) error {
 	p := r.proc(ref.h, ref.s)
+	if p.pid() != 0 && (r.readsChanged(ref.s) || p.argvChanged()) {
+		r.logf("      %s: configuration changed, restarting", p.name)
+		if err := p.stop(30 * time.Second); err != nil {
+			return err
+		}
+	}
 	started, err := p.start()
 	if err != nil {
 		return err
@@ -280,6 +289,17 @@ func (r *Runner) startAndWait(ref svcRef, ready func() error) error {
 	}
 	r.logf("      %s %s (pid %d)", p.name, verb, p.pid())
 	return nil
+}
+
+// readsChanged reports whether a service's command line names a file that
+// install rewrote.
+func (r *Runner) readsChanged(s *render.Service) bool {
+	for _, a := range s.Argv {
+		if r.changed[a] {
+			return true
+		}
+	}
+	return false
 }
 
 // Up brings the whole topology up, or finishes bringing it up.
@@ -315,13 +335,25 @@ func (r *Runner) Up(ctx context.Context) error {
 
 // install writes every host's files and the KubeEdge credentials.
 func (r *Runner) install(context.Context) error {
+	r.changed = map[string]bool{}
 	for _, h := range r.plan.Hosts {
-		if err := render.Install(h); err != nil {
+		changed, err := render.Install(h)
+		if err != nil {
 			return err
+		}
+		for _, c := range changed {
+			r.changed[c] = true
 		}
 		for _, dir := range []string{"run", "pids", "logs"} {
 			if err := os.MkdirAll(filepath.Join(h.Root, dir), 0o755); err != nil {
 				return err
+			}
+		}
+		for _, s := range h.Services {
+			if s.DataDir != "" {
+				if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -617,12 +649,26 @@ func (r *Runner) upKafka(ctx context.Context) error {
 func (r *Runner) upWorkloads(ctx context.Context) error {
 	for _, ref := range r.services("helper", "") {
 		ready := ref.s.ReadyFile
-		if err := r.startAndWait(ref, func() error {
-			_, err := os.Stat(ready)
-			return err
-		}); err != nil {
+		if err := r.startAndWait(ref, func() error { return svidValid(ready) }); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// svidValid checks that path holds a certificate that is valid now: a
+// helper's SVID left from an earlier run does not count.
+func svidValid(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	certs, err := parseCerts(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if now := time.Now(); now.After(certs[0].NotAfter) || now.Before(certs[0].NotBefore) {
+		return fmt.Errorf("%s: SVID not valid now (expired %s)", path, certs[0].NotAfter.Format(time.RFC3339))
 	}
 	return nil
 }
