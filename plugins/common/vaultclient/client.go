@@ -286,6 +286,9 @@ func (c *Client) watch(ctx context.Context, secret *vaultapi.Secret) (*vaultapi.
 				c.log.Debug("Renewed Vault token", "ttl", (time.Duration(r.Secret.Auth.LeaseDuration) * time.Second).String())
 			}
 		case err := <-doneCh:
+			if !canLogin(c.auth) {
+				return c.rewatchStaticToken(ctx, err)
+			}
 			if err != nil {
 				c.log.Warn("Vault token renewal failed; logging in again", "auth_method", c.Method(), "error", err)
 			} else {
@@ -293,22 +296,48 @@ func (c *Client) watch(ctx context.Context, secret *vaultapi.Secret) (*vaultapi.
 			}
 			return c.reloginUntilDone(ctx)
 		case <-deadline:
+			if !canLogin(c.auth) {
+				return c.rewatchStaticToken(ctx, nil)
+			}
 			c.log.Info("Vault token is not renewable and two thirds of its TTL have passed; logging in again", "auth_method", c.Method())
 			return c.reloginUntilDone(ctx)
 		}
 	}
 }
 
-// reloginUntilDone logs in, retrying with backoff, until it succeeds or ctx
-// ends. A static token cannot log in again: an error is logged and the
-// token is used until it stops working.
-func (c *Client) reloginUntilDone(ctx context.Context) (*vaultapi.Secret, bool) {
-	if !canLogin(c.auth) {
-		c.log.Error("The Vault token can no longer be renewed and token auth cannot log in again; give the plugin a new token before this one expires")
-		// Wait for the end (or a reconfiguration, which replaces this client).
+// rewatchStaticToken handles the end of renewal for a static token, which
+// cannot log in again. When renewal failed (Vault unreachable, say), it
+// looks the token up again with backoff and returns it to be watched anew.
+// When the token simply reached the end of its life, it logs an error and
+// waits for Close: only the operator can supply a new token.
+func (c *Client) rewatchStaticToken(ctx context.Context, renewalErr error) (*vaultapi.Secret, bool) {
+	if renewalErr == nil {
+		c.log.Error("The Vault token is near the end of its life and token auth cannot log in again; give the plugin a new token (or use another auth method)")
 		<-ctx.Done()
 		return nil, false
 	}
+	c.log.Warn("Vault token renewal failed; will look the token up again and resume renewal", "error", renewalErr)
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(c.backoff(attempt)):
+		}
+		s, err := c.login(ctx) // lookup-self of the same token
+		if err == nil {
+			select {
+			case <-c.loggedIn:
+			default:
+			}
+			return s, true
+		}
+		c.log.Warn("Vault token lookup failed; will retry", "error", err)
+	}
+}
+
+// reloginUntilDone logs in, retrying with backoff, until it succeeds or ctx
+// ends.
+func (c *Client) reloginUntilDone(ctx context.Context) (*vaultapi.Secret, bool) {
 	for attempt := 0; ; attempt++ {
 		s, err := c.login(ctx)
 		if err == nil {

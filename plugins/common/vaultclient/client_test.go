@@ -304,3 +304,17 @@ func clientCert(t *testing.T) (certPEM, keyPEM []byte, cert *x509.Certificate) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), cert
 }
+
+func TestStaticTokenResumesRenewalAfterAFailure(t *testing.T) {
+	v := vaultfake.New(t)
+	tok := v.AddToken(vaultfake.TokenSpec{Caps: readCaps, TTL: 3 * time.Second, Renewable: true})
+	v.FailNext("auth/token/renew-self", 1)
+	c := dial(t, vaultclient.Config{Address: v.Addr(), Retries: -1, Auth: &vaultclient.TokenAuth{Token: tok}})
+	// The first renewal fails; the token is looked up again and renewal
+	// resumes, so the token outlives its original 3s TTL.
+	eventually(t, 8*time.Second, "a second lookup and a successful renewal", func() bool {
+		return v.Requests("GET auth/token/lookup-self") >= 2 && v.Requests("PUT auth/token/renew-self") >= 2
+	})
+	time.Sleep(2 * time.Second)
+	mustWrite(t, c)
+}
