@@ -18,7 +18,8 @@
 // A reader therefore never sees a torn file, and a reader that resolves
 // "..data" once (see Snapshot) never sees files from two versions. A crash
 // at any point leaves "..data" pointing at a complete earlier version;
-// leftovers are removed by the next Write. Prune removes versions older
-// than the previous one; callers run it after acting on a Write, off the
-// rotation's critical path.
+// leftovers are removed by the next process's first Write. Settle, which
+// callers run after acting on a Write (off the rotation's critical path),
+// fsyncs the directory to make the swap durable and removes versions older
+// than the previous one.
 package atomicdir

@@ -27,7 +27,9 @@ func Example() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		w.Prune()
+		if err := w.Settle(); err != nil {
+			log.Fatal(err)
+		}
 	}
 	// Read both files from one version.
 	files, err := atomicdir.Snapshot(dir, "svid.pem", "svid_key.pem")

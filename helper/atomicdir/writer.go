@@ -39,8 +39,15 @@ type File struct {
 type Writer struct {
 	dir   string
 	hooks hooks
-	// previous is the version "..data" pointed at before the last Write.
-	previous string
+	// loaded is set once the state on disk was read.
+	loaded bool
+	// current and previous are the versions "..data" points at and
+	// pointed at before the last Write.
+	current, previous string
+	// linked holds the public names already linked into "..data".
+	linked map[string]bool
+	// unsettled is set between a swap and the directory fsync.
+	unsettled bool
 	// umask is the process umask when known, else 0o777 (always chmod).
 	umask fs.FileMode
 
@@ -88,7 +95,9 @@ func (w *Writer) Dir() string { return w.dir }
 func (w *Writer) Path(name string) string { return filepath.Join(w.dir, name) }
 
 // Write publishes files as one new version and returns the version's
-// directory name. Either every file changes or none does.
+// directory name. Either every file changes or none does. When Write
+// returns, readers see the new version; call Settle afterwards (once the
+// consumers were told) to make the swap durable and remove old versions.
 func (w *Writer) Write(files []File) (string, error) {
 	if err := validate(files); err != nil {
 		return "", err
@@ -96,10 +105,14 @@ func (w *Writer) Write(files []File) (string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 
-	previous, _ := os.Readlink(filepath.Join(w.dir, DataLink))
-	// Leftovers of an interrupted write, or versions a caller did not
-	// Prune, go before the new version is written.
-	w.prune(previous, w.previous)
+	if !w.loaded {
+		// First write of this process: pick up the state on disk and
+		// remove what an interrupted earlier process left behind.
+		w.current, _ = os.Readlink(filepath.Join(w.dir, DataLink))
+		w.prune(w.current, "")
+		w.loaded = true
+	}
+	previous := w.current
 
 	version, err := w.writeVersion(files)
 	if err != nil {
@@ -112,24 +125,33 @@ func (w *Writer) Write(files []File) (string, error) {
 		_ = os.RemoveAll(filepath.Join(w.dir, version))
 		return "", err
 	}
-	if err := w.linkNames(files, previous); err != nil {
+	w.current, w.previous = version, previous
+	w.unsettled = true
+	if err := w.linkNames(files); err != nil {
 		return version, err
 	}
-	if err := syncDir(w.dir); err != nil {
-		return version, fmt.Errorf("atomicdir: sync directory: %w", err)
-	}
-	w.previous = previous
 	return version, nil
 }
 
-// Prune removes every version except the current one and the one before
-// it. Write leaves that work for later so that a rotation reaches its
-// readers sooner; call Prune after acting on a Write.
-func (w *Writer) Prune() {
+// Settle fsyncs the target directory, which makes the last swap durable,
+// and removes every version except the current one and the one before it
+// (kept for readers that resolved "..data" just before it moved). Until
+// Settle runs, a power loss may bring back the previous version, which is
+// complete; Write leaves this work for later so that a rotation reaches its
+// readers sooner.
+func (w *Writer) Settle() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	current, _ := os.Readlink(filepath.Join(w.dir, DataLink))
-	w.prune(current, w.previous)
+	var err error
+	if w.unsettled {
+		if err = syncDir(w.dir); err != nil {
+			err = fmt.Errorf("atomicdir: sync directory: %w", err)
+		} else {
+			w.unsettled = false
+		}
+	}
+	w.prune(w.current, w.previous)
+	return err
 }
 
 // writeVersion creates the versioned directory and its files, all synced.
@@ -142,9 +164,11 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 	if err := os.Mkdir(vdir, dirMode); err != nil {
 		return "", fmt.Errorf("atomicdir: create version directory: %w", err)
 	}
-	if err := os.Chmod(vdir, dirMode); err != nil {
-		_ = os.RemoveAll(vdir)
-		return "", fmt.Errorf("atomicdir: chmod version directory: %w", err)
+	if dirMode&w.umask != 0 {
+		if err := os.Chmod(vdir, dirMode); err != nil {
+			_ = os.RemoveAll(vdir)
+			return "", fmt.Errorf("atomicdir: chmod version directory: %w", err)
+		}
 	}
 
 	// Write every file, then fsync them concurrently: the filesystem
@@ -217,9 +241,12 @@ func writeOne(vdir string, file File, umask fs.FileMode) (*os.File, error) {
 // swap points "..data" at version with one rename.
 func (w *Writer) swap(version string) error {
 	tmp := filepath.Join(w.dir, DataLink+tmpLinkSuffix)
-	_ = os.Remove(tmp)
 	if err := os.Symlink(version, tmp); err != nil {
-		return fmt.Errorf("atomicdir: create data link: %w", err)
+		// A crashed write may have left the temporary link.
+		_ = os.Remove(tmp)
+		if err := os.Symlink(version, tmp); err != nil {
+			return fmt.Errorf("atomicdir: create data link: %w", err)
+		}
 	}
 	if err := os.Rename(tmp, filepath.Join(w.dir, DataLink)); err != nil {
 		_ = os.Remove(tmp)
@@ -228,43 +255,57 @@ func (w *Writer) swap(version string) error {
 	return nil
 }
 
-// linkNames makes every user-visible name a symlink into "..data", replacing
-// a regular file of the same name in one rename, and removes links for
-// names the previous version had and this one does not.
-func (w *Writer) linkNames(files []File, previous string) error {
+// linkNames makes every user-visible name a symlink into "..data",
+// replacing a regular file of the same name in one rename, and removes the
+// links of names that left the set. Names linked earlier by this Writer
+// are not checked again.
+func (w *Writer) linkNames(files []File) error {
 	want := make(map[string]bool, len(files))
+	if w.linked == nil {
+		// First write of this process: adopt the links an earlier process
+		// made, so that names no longer in the set are removed below.
+		w.linked = map[string]bool{}
+		if entries, err := os.ReadDir(w.dir); err == nil {
+			for _, e := range entries {
+				if e.Type()&fs.ModeSymlink == 0 || e.Name() == DataLink {
+					continue
+				}
+				if cur, err := os.Readlink(filepath.Join(w.dir, e.Name())); err == nil && cur == filepath.Join(DataLink, e.Name()) {
+					w.linked[e.Name()] = false
+				}
+			}
+		}
+	}
 	for _, file := range files {
 		want[file.Name] = true
+		if w.linked[file.Name] {
+			continue
+		}
+		// Adopted links (false) are checked once like new names.
 		target := filepath.Join(DataLink, file.Name)
 		path := filepath.Join(w.dir, file.Name)
-		if cur, err := os.Readlink(path); err == nil && cur == target {
-			continue
-		}
-		tmp := path + ".." + tmpLinkSuffix
-		_ = os.Remove(tmp)
-		if err := os.Symlink(target, tmp); err != nil {
-			return fmt.Errorf("atomicdir: link %s: %w", file.Name, err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if cur, err := os.Readlink(path); err != nil || cur != target {
+			tmp := path + ".." + tmpLinkSuffix
 			_ = os.Remove(tmp)
-			return fmt.Errorf("atomicdir: link %s: %w", file.Name, err)
+			if err := os.Symlink(target, tmp); err != nil {
+				return fmt.Errorf("atomicdir: link %s: %w", file.Name, err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				_ = os.Remove(tmp)
+				return fmt.Errorf("atomicdir: link %s: %w", file.Name, err)
+			}
 		}
+		w.linked[file.Name] = true
 	}
-	if previous == "" {
-		return nil
-	}
-	entries, err := os.ReadDir(filepath.Join(w.dir, previous))
-	if err != nil {
-		return nil
-	}
-	for _, e := range entries {
-		if want[e.Name()] {
+	for name := range w.linked {
+		if want[name] {
 			continue
 		}
-		path := filepath.Join(w.dir, e.Name())
-		if cur, err := os.Readlink(path); err == nil && cur == filepath.Join(DataLink, e.Name()) {
+		path := filepath.Join(w.dir, name)
+		if cur, err := os.Readlink(path); err == nil && cur == filepath.Join(DataLink, name) {
 			_ = os.Remove(path)
 		}
+		delete(w.linked, name)
 	}
 	return nil
 }

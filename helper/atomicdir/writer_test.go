@@ -37,7 +37,9 @@ func TestWriteLayoutAndModes(t *testing.T) {
 		if _, err := w.Write(set(v)); err != nil {
 			t.Fatalf("write %d: %v", v, err)
 		}
-		w.Prune()
+		if err := w.Settle(); err != nil {
+			t.Fatal(err)
+		}
 		for _, f := range set(v) {
 			got, err := os.ReadFile(filepath.Join(dir, f.Name))
 			if err != nil {
@@ -174,7 +176,9 @@ func TestConcurrentReader(t *testing.T) {
 		if _, err := w.Write(set(v)); err != nil {
 			t.Fatal(err)
 		}
-		w.Prune()
+		if err := w.Settle(); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	stop.Store(true)
@@ -219,7 +223,9 @@ func TestCrashBeforeSwapKeepsPreviousSet(t *testing.T) {
 	if _, err := w2.Write(set(3)); err != nil {
 		t.Fatal(err)
 	}
-	w2.Prune()
+	if err := w2.Settle(); err != nil {
+		t.Fatal(err)
+	}
 	entries, _ := os.ReadDir(dir)
 	versions := 0
 	for _, e := range entries {
@@ -246,5 +252,26 @@ func TestWriteFile(t *testing.T) {
 	st, _ := os.Stat(p)
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v", st.Mode().Perm())
+	}
+}
+
+func TestRestartRemovesLinksOfDroppedNames(t *testing.T) {
+	dir := t.TempDir()
+	w, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(set(1)); err != nil {
+		t.Fatal(err)
+	}
+	w2, _ := New(dir)
+	if _, err := w2.Write(set(2)[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "big.bin")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("link of a dropped name survived a restart: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "cert.pem")); string(got) != "cert-000002" {
+		t.Fatalf("cert.pem %q", got)
 	}
 }

@@ -344,8 +344,12 @@ func (d *Daemon) update(c *workloadapi.X509Context) {
 	}
 	elapsed := time.Since(received)
 	if d.writer != nil {
-		// Old versions go after the program was told, off the critical path.
-		d.writer.Prune()
+		// The directory fsync and the removal of old versions come after
+		// the program was told, off the rotation's critical path.
+		if err := d.writer.Settle(); err != nil {
+			d.metrics.writeErrors.Inc("settle")
+			d.log.Warn("Unable to settle the published files", "error", err)
+		}
 	}
 	d.metrics.rotations.Inc()
 	d.metrics.rotationSeconds.Set(elapsed.Seconds())
@@ -406,7 +410,9 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 		if err := d.publish(svid, c); err != nil {
 			return fmt.Errorf("daemon: %w", err)
 		}
-		d.writer.Prune()
+		if err := d.writer.Settle(); err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
 		d.log.Info("X.509 SVID written", "spiffe_id", svid.ID.String(), "cert_dir", d.cfg.CertDir)
 	}
 	if d.cfg.JWTBundleFileName != "" {
