@@ -231,3 +231,28 @@ func FileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// EdgeidPackages are edgeid's own programs: the CLI, the helper, the
+// plugins and the DeepStream stand-in (`make build-bin` builds the same).
+var EdgeidPackages = []string{
+	"./orchestrator/cmd/edgeid",
+	"./helper/cmd/edgeid-helper",
+	"./plugins/cmd/edgeid-upstreamauthority-vaultpki",
+	"./plugins/cmd/edgeid-nodeattestor-kubeedge-server",
+	"./plugins/cmd/edgeid-nodeattestor-kubeedge-agent",
+	"./plugins/cmd/edgeid-workloadattestor-deepstream",
+	"./test/standin/deepstream-test5-app",
+}
+
+// BuildEdgeidBinDir builds every edgeid program into one new directory, as
+// `edgeid up --bin-dir` expects, and returns it.
+func BuildEdgeidBinDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, EdgeidPackages...)...)
+	cmd.Dir = RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("harness: build edgeid programs: %v\n%s", err, out)
+	}
+	return dir
+}

@@ -1,0 +1,327 @@
+package orchestrator
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeid/edgeid/test/harness"
+)
+
+// threeSites is a topology with short TTLs, so that edge CAs and SVIDs
+// rotate several times within the test: edge CA 90 s (a new one every
+// ~75 s), SVIDs 15 s, cloud CA 10 min. Every nesting rule holds.
+const threeSites = `trust_domain = "example.org"
+cloud {
+  ca_ttl        = "10m"
+  x509_svid_ttl = "1m"
+}
+kubeedge {
+  cluster = "test-cluster"
+}
+%s
+`
+
+const siteTmpl = `site "site-%[1]s" {
+  ca_ttl        = "90s"
+  x509_svid_ttl = "15s"
+  node "edge-%[1]s-1" {}
+  workload "deepstream/cam" {
+    kind   = "deepstream"
+    config = %[2]q
+  }
+}
+`
+
+// run is one `edgeid` invocation's result.
+func edgeid(t *testing.T, bin string, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "edgeid"), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "EDGEID_CACHE=" + os.Getenv("EDGEID_CACHE")}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+type status struct {
+	Vault *struct {
+		Addr string `json:"addr"`
+	} `json:"vault"`
+	Cloud []struct {
+		Healthy bool `json:"healthy"`
+	} `json:"cloud"`
+	Sites []struct {
+		Name   string `json:"name"`
+		Server struct {
+			Healthy bool `json:"healthy"`
+		} `json:"server"`
+	} `json:"sites"`
+}
+
+// TestThreeEdgeSites brings up one cloud and three edge sites, then checks
+// for at least three edge-CA rotations that every workload's SVID chains
+// through its edge CA and the cloud CA to the Vault root, that an SVID from
+// one site verifies against another site's bundle, and that no Kafka
+// message a pipeline sent is lost across SVID rotations.
+func TestThreeEdgeSites(t *testing.T) {
+	harness.SpireServerBin(t)
+	harness.VaultBin(t)
+	harness.RequireCommand(t, "kcat")
+	bin := harness.BuildEdgeidBinDir(t)
+	dir := t.TempDir()
+	runDir := harness.ShortTempDir(t)
+	config, err := filepath.Abs(filepath.Join(harness.RepoRoot(t), "conf", "deepstream", "test5_config.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sites strings.Builder
+	for _, s := range []string{"a", "b", "c"} {
+		fmt.Fprintf(&sites, siteTmpl, s, config)
+	}
+	topo := filepath.Join(dir, "topology.hcl")
+	if err := os.WriteFile(topo, []byte(fmt.Sprintf(threeSites, sites.String())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"-f", topo, "--run-dir", runDir, "--bin-dir", bin}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, runDir)
+		}
+		out, err := edgeid(t, bin, 2*time.Minute, append([]string{"down"}, common...)...)
+		if err != nil {
+			t.Errorf("edgeid down: %v\n%s", err, out)
+		}
+	})
+
+	start := time.Now()
+	out, err := edgeid(t, bin, 6*time.Minute, append([]string{"up", "--step-timeout", "2m"}, common...)...)
+	t.Logf("edgeid up (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("edgeid up: %v", err)
+	}
+
+	out, err = edgeid(t, bin, time.Minute, append([]string{"status", "-o", "json"}, common...)...)
+	if err != nil {
+		t.Fatalf("edgeid status: %v\n%s", err, out)
+	}
+	var st status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if st.Vault == nil || len(st.Cloud) != 1 || !st.Cloud[0].Healthy || len(st.Sites) != 3 {
+		t.Fatalf("unexpected status: %s", out)
+	}
+	vaultRoot := fetchVaultRoot(t, st.Vault.Addr)
+
+	type siteFiles struct{ name, svid, bundle, sent string }
+	var files []siteFiles
+	for _, s := range []string{"a", "b", "c"} {
+		wd := filepath.Join(runDir, "edge-"+s+"-1", "workloads", "deepstream_cam")
+		files = append(files, siteFiles{"site-" + s, filepath.Join(wd, "svid", "svid.pem"), filepath.Join(wd, "svid", "bundle.pem"), filepath.Join(wd, "sent.log")})
+	}
+
+	edgeCAs := map[string]map[string]bool{}
+	leaves := map[string]map[string]bool{}
+	deadline := time.Now().Add(6 * time.Minute)
+	for {
+		var svids [][]*x509.Certificate
+		var bundles [][]*x509.Certificate
+		for _, f := range files {
+			chain := readCerts(t, f.svid)
+			bundle := readCerts(t, f.bundle)
+			svids, bundles = append(svids, chain), append(bundles, bundle)
+			// leaf, edge CA, cloud CA, Vault intermediate; root in bundle.
+			if len(chain) != 4 {
+				t.Fatalf("%s: SVID chain has %d certificates, want leaf + edge CA + cloud CA + pki_int", f.name, len(chain))
+			}
+			verified := verify(t, chain, bundle, f.name)
+			if !verified[len(verified)-1].Equal(vaultRoot) {
+				t.Fatalf("%s: chain ends at %s, not at the Vault root", f.name, verified[len(verified)-1].Subject)
+			}
+			if !chain[3].Equal(verified[3]) || chain[3].Subject.CommonName != "edgeid intermediate CA" {
+				t.Fatalf("%s: the chain does not pass through Vault's pki_int intermediate (got %s)", f.name, chain[3].Subject)
+			}
+			if edgeCAs[f.name] == nil {
+				edgeCAs[f.name], leaves[f.name] = map[string]bool{}, map[string]bool{}
+			}
+			edgeCAs[f.name][chain[1].SerialNumber.String()] = true
+			leaves[f.name][chain[0].SerialNumber.String()] = true
+		}
+		// An SVID from one site verifies against the next site's bundle.
+		for i := range files {
+			j := (i + 1) % len(files)
+			verify(t, svids[i], bundles[j], files[i].name+" against "+files[j].name+"'s bundle")
+		}
+		done := true
+		for _, f := range files {
+			if len(edgeCAs[f.name]) < 4 || len(leaves[f.name]) < 4 {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not enough rotations within the time limit: edge CAs seen %v, SVIDs seen %v", count(edgeCAs), count(leaves))
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Logf("edge CAs seen per site: %v; SVIDs seen per site: %v", count(edgeCAs), count(leaves))
+
+	// Zero lost messages: everything a pipeline logged as sent by now
+	// must reach the cloud consumer.
+	messages := filepath.Join(runDir, "cloud", "kafka", "messages.log")
+	var sent []string
+	for _, f := range files {
+		lines := readLines(t, f.sent)
+		if len(lines) == 0 {
+			t.Fatalf("%s sent no message", f.name)
+		}
+		sent = append(sent, lines...)
+	}
+	harness.Eventually(t, time.Minute, func() error {
+		consumed := map[string]bool{}
+		for _, line := range readLines(t, messages) {
+			var m struct {
+				Value string `json:"value"`
+			}
+			if json.Unmarshal([]byte(line), &m) == nil {
+				consumed[strings.TrimSpace(m.Value)] = true
+			}
+		}
+		missing := 0
+		for _, s := range sent {
+			if !consumed[s] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d sent messages not consumed", missing, len(sent))
+		}
+		return nil
+	})
+	t.Logf("all %d messages sent by 3 sites across the rotations were consumed in the cloud", len(sent))
+}
+
+func count(m map[string]map[string]bool) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		out[k] = len(v)
+	}
+	return out
+}
+
+func verify(t *testing.T, chain, roots []*x509.Certificate, what string) []*x509.Certificate {
+	t.Helper()
+	pool, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		t.Fatalf("%s: SVID does not verify: %v", what, err)
+	}
+	return chains[0]
+}
+
+func fetchVaultRoot(t *testing.T, addr string) *x509.Certificate {
+	t.Helper()
+	resp, err := http.Get(addr + "/v1/pki/ca/pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	certs, err := harness.ParseCertsPEM(data)
+	if err != nil {
+		t.Fatalf("Vault root from %s: %v", addr, err)
+	}
+	return certs[0]
+}
+
+func readCerts(t *testing.T, path string) []*x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := harness.ParseCertsPEM(data)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return certs
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// dumpLogs prints the tail of every log of the run.
+func dumpLogs(t *testing.T, runDir string) {
+	logs, _ := filepath.Glob(filepath.Join(runDir, "*", "logs", "*.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(lines) > 25 {
+			lines = lines[len(lines)-25:]
+		}
+		t.Logf("---- %s ----\n%s", l, strings.Join(lines, "\n"))
+	}
+}
+
+// TestBadTopologyStartsNothing checks that `edgeid up` refuses a bad
+// topology with file:line and starts no process.
+func TestBadTopologyStartsNothing(t *testing.T) {
+	bin := harness.BuildEdgeidBinDir(t)
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	topo := filepath.Join(dir, "bad.hcl")
+	bad := "trust_domain = \"example.org\"\ncloud {\n  ca_ttl = \"1h\"\n}\nsite \"a\" {\n  ca_ttl = \"2h\"\n  node \"n1\" {}\n}\n"
+	if err := os.WriteFile(topo, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := edgeid(t, bin, time.Minute, "up", "-f", topo, "--run-dir", runDir, "--bin-dir", bin)
+	if err == nil {
+		t.Fatalf("edgeid up accepted a topology whose site CA outlives the cloud CA:\n%s", out)
+	}
+	if !strings.Contains(out, "bad.hcl:6,3") || !strings.Contains(out, "TTLs break nesting") {
+		t.Fatalf("error does not name the file and line:\n%s", out)
+	}
+	if _, err := os.Stat(runDir); !os.IsNotExist(err) {
+		t.Fatalf("a refused topology left a run directory behind (%v)", err)
+	}
+}
