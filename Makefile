@@ -32,11 +32,18 @@ build-bin:
 vet:
 	$(GO) vet ./...
 
-## test: every unit test with -race, then every integration test on the real binaries.
-test: deps tools vet unit integration
+## test: every unit test with -race, the fuzz targets, then every integration test on the real binaries.
+test: deps tools vet unit fuzz integration
 
 unit:
 	$(GO) test $(GOFLAGS_T) $(UNIT_PKGS)
+
+# Each fuzz target runs for FUZZTIME on top of its committed seed corpus.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./plugins/common/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAttestationPayload$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChallengeResponse$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 
 integration:
 	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)
