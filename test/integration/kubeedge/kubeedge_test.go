@@ -111,14 +111,14 @@ func (c *cluster) startServer(t *testing.T, agentTTL time.Duration) *harness.Spi
 	})
 }
 
-// newAgent renders a real SPIRE agent with NodeAttestor "kubeedge" reading
-// n's files.
-func newAgent(t *testing.T, s *harness.SpireServer, n *edgeNode) *harness.SpireAgent {
+// newAgentWith is newAgent with extra HCL in the agent block.
+func newAgentWith(t *testing.T, s *harness.SpireServer, n *edgeNode, agentExtra string) *harness.SpireAgent {
 	t.Helper()
 	p := harness.BuildPlugin(t, "./plugins/cmd/edgeid-nodeattestor-kubeedge-agent")
 	return harness.NewSpireAgent(t, harness.AgentConfig{
-		Server: s,
-		Name:   "spire-agent-" + n.name,
+		Server:     s,
+		Name:       "spire-agent-" + n.name,
+		AgentExtra: agentExtra,
 		Plugins: fmt.Sprintf(`    NodeAttestor "kubeedge" {
         plugin_cmd = %q
         plugin_checksum = %q
@@ -129,6 +129,13 @@ func newAgent(t *testing.T, s *harness.SpireServer, n *edgeNode) *harness.SpireA
     }
 `, p.Path, p.Checksum, n.certPath, n.keyPath),
 	})
+}
+
+// newAgent renders a real SPIRE agent with NodeAttestor "kubeedge" reading
+// n's files.
+func newAgent(t *testing.T, s *harness.SpireServer, n *edgeNode) *harness.SpireAgent {
+	t.Helper()
+	return newAgentWith(t, s, n, "")
 }
 
 // agentRecord is one agent as `spire-server agent list/show -output json`
@@ -220,6 +227,54 @@ func TestGoodNodeAttestsAndWorkloadGetsSVID(t *testing.T) {
 	svid, roots := harness.FetchX509SVIDFor(t, a.SocketPath, workload)
 	if _, err := harness.VerifySVIDChain(svid, roots); err != nil {
 		t.Fatalf("workload SVID does not verify against the bundle: %v", err)
+	}
+}
+
+// TestRefusedNodesDoNotAttest starts real agents that must be refused and
+// checks that the agent exits with the plugin's code and message, and that
+// the server registers no agent.
+func TestRefusedNodesDoNotAttest(t *testing.T) {
+	c := newCluster(t)
+	s := c.startServer(t, 0)
+	otherCA, err := kubeedgeca.New(kubeedgeca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := c.join(otherCA, "edge-foreign")
+	ghost := c.join(c.ca, "edge-ghost")
+	c.api.removeNode("edge-ghost")
+	cloud := c.join(c.ca, "cloud-worker")
+	c.api.addNode("cloud-worker", "uid-cloud", map[string]string{"kubernetes.io/arch": "amd64"})
+
+	for _, tc := range []struct {
+		node *edgeNode
+		want string
+	}{
+		{foreign, "code = PermissionDenied desc = nodeattestor(kubeedge): node certificate is not signed by a configured KubeEdge CA"},
+		{ghost, `code = PermissionDenied desc = nodeattestor(kubeedge): kubernetes node "edge-ghost" does not exist`},
+		{cloud, `code = PermissionDenied desc = nodeattestor(kubeedge): kubernetes node "cloud-worker" lacks the edge label "node-role.kubernetes.io/edge"`},
+	} {
+		t.Run(tc.node.name, func(t *testing.T) {
+			a := newAgentWith(t, s, tc.node, "    retry_bootstrap = false\n")
+			proc := harness.StartProcess(t, harness.ProcessSpec{
+				Name: "spire-agent-" + tc.node.name,
+				Bin:  harness.SpireAgentBin(t),
+				Args: []string{"run", "-config", a.ConfigPath},
+				Dir:  a.Dir,
+			})
+			select {
+			case <-proc.Done():
+			case <-time.After(60 * time.Second):
+				t.Fatal("the agent is still running; it should have been refused and exited")
+			}
+			// SPIRE's logger quotes the error, escaping its inner quotes.
+			if log := strings.ReplaceAll(proc.Log(), `\"`, `"`); !strings.Contains(log, tc.want) {
+				t.Fatalf("agent log does not contain %q:\n%s", tc.want, log)
+			}
+		})
+	}
+	if agents := listAgents(t, s); len(agents) != 0 {
+		t.Fatalf("refused nodes were registered: %+v", agents)
 	}
 }
 
@@ -392,6 +447,12 @@ func (f *fakeAPIServer) addNode(name, uid string, labels map[string]string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nodes[name] = map[string]any{"kind": "Node", "apiVersion": "v1", "metadata": map[string]any{"name": name, "uid": uid, "labels": labels}}
+}
+
+func (f *fakeAPIServer) removeNode(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nodes, name)
 }
 
 func (f *fakeAPIServer) writeKubeconfig(t *testing.T, dir string) string {
