@@ -260,35 +260,62 @@ type svcRef struct {
 	s *render.Service
 }
 
-// startAndWait starts a service (unless running) and waits for ready,
-// failing early with the log tail when the process dies.
-func (r *Runner) startAndWait(ref svcRef, ready func() error) error {
-	p := r.proc(ref.h, ref.s)
-	if p.pid() != 0 && (r.readsChanged(ref.s) || p.argvChanged()) {
-		r.logf("      %s: configuration changed, restarting", p.name)
-		if err := p.stop(30 * time.Second); err != nil {
+// job is a service to start and how to tell it is ready.
+type job struct {
+	ref   svcRef
+	ready func() error
+}
+
+// startAll starts every job's service (unless it runs already with the
+// same configuration), then waits for all of them to be ready, in
+// parallel, failing early with the log tail of a process that dies. Sites
+// are independent, so their services come up side by side.
+func (r *Runner) startAll(jobs []job) error {
+	procs := make([]*proc, len(jobs))
+	verbs := make([]string, len(jobs))
+	for i, j := range jobs {
+		p := r.proc(j.ref.h, j.ref.s)
+		procs[i] = p
+		if p.pid() != 0 && (r.readsChanged(j.ref.s) || p.argvChanged()) {
+			r.logf("      %s: configuration changed, restarting", p.name)
+			if err := p.stop(30 * time.Second); err != nil {
+				return err
+			}
+		}
+		started, err := p.start()
+		if err != nil {
 			return err
 		}
-	}
-	started, err := p.start()
-	if err != nil {
-		return err
-	}
-	verb := "already running"
-	if started {
-		verb = "started"
-	}
-	err = poll(r.cfg.StepTimeout, func() error {
-		if dead, tail := p.exited(); dead {
-			return permanentError{fmt.Errorf("%s exited; last log lines (%s):\n%s", p.name, p.logFile, tail)}
+		verbs[i] = "already running"
+		if started {
+			verbs[i] = "started"
 		}
-		return ready()
-	})
-	if err != nil {
-		return fmt.Errorf("%s not ready within %s: %w", p.name, r.cfg.StepTimeout, err)
 	}
-	r.logf("      %s %s (pid %d)", p.name, verb, p.pid())
-	return nil
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := procs[i]
+			err := poll(r.cfg.StepTimeout, func() error {
+				if dead, tail := p.exited(); dead {
+					return permanentError{fmt.Errorf("%s exited; last log lines (%s):\n%s", p.name, p.logFile, tail)}
+				}
+				return j.ready()
+			})
+			if err != nil {
+				errs[i] = fmt.Errorf("%s not ready within %s: %w", p.name, r.cfg.StepTimeout, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, p := range procs {
+		if errs[i] == nil {
+			r.logf("      %s %s (pid %d)", p.name, verbs[i], p.pid())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // readsChanged reports whether a service's command line names a file that
@@ -466,16 +493,7 @@ func (r *Runner) upVault(ctx context.Context) error {
 	}
 	for _, ref := range r.services("vault", "") {
 		addr := "http://" + ref.s.Addr
-		err := r.startAndWait(ref, func() error {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", ref.s.Addr)
-			if err != nil {
-				return err
-			}
-			return conn.Close()
-		})
-		if err != nil {
+		if err := r.startAll([]job{{ref, func() error { return dial(ctx, ref.s.Addr) }}}); err != nil {
 			return err
 		}
 		var stdout, stderr bytes.Buffer
@@ -504,16 +522,14 @@ func (r *Runner) server(ref svcRef) serverCLI {
 }
 
 func (r *Runner) upCloud(ctx context.Context) error {
+	var jobs []job
 	for _, ref := range r.services("spire-server", "") {
-		if ref.s.Site != "" {
-			continue
-		}
-		srv := r.server(ref)
-		if err := r.startAndWait(ref, func() error { return srv.healthy(ctx) }); err != nil {
-			return err
+		if ref.s.Site == "" {
+			srv := r.server(ref)
+			jobs = append(jobs, job{ref, func() error { return srv.healthy(ctx) }})
 		}
 	}
-	return nil
+	return r.startAll(jobs)
 }
 
 // writeBundle fetches a server's bundle into an agent's bootstrap file.
@@ -561,6 +577,7 @@ func (r *Runner) upCloudAgents(ctx context.Context) error {
 	if err := r.createEntries(ctx, r.isCloud); err != nil {
 		return err
 	}
+	var jobs []job
 	for _, ref := range r.services("spire-agent", "") {
 		if !r.isCloud(ref.s.Server) {
 			continue
@@ -576,11 +593,9 @@ func (r *Runner) upCloudAgents(ctx context.Context) error {
 			}
 		}
 		agent := agentCLI{bin: r.env.Bins.SpireAgent, socket: ref.s.Socket}
-		if err := r.startAndWait(ref, func() error { return agent.healthy(ctx) }); err != nil {
-			return err
-		}
+		jobs = append(jobs, job{ref, func() error { return agent.healthy(ctx) }})
 	}
-	return nil
+	return r.startAll(jobs)
 }
 
 func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
@@ -599,22 +614,21 @@ func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
 }
 
 func (r *Runner) upEdgeServers(ctx context.Context) error {
+	var jobs []job
 	for _, ref := range r.services("spire-server", "") {
-		if ref.s.Site == "" {
-			continue
-		}
-		srv := r.server(ref)
-		if err := r.startAndWait(ref, func() error { return srv.healthy(ctx) }); err != nil {
-			return err
+		if ref.s.Site != "" {
+			srv := r.server(ref)
+			jobs = append(jobs, job{ref, func() error { return srv.healthy(ctx) }})
 		}
 	}
-	return nil
+	return r.startAll(jobs)
 }
 
 func (r *Runner) upEdgeAgents(ctx context.Context) error {
 	if err := r.createEntries(ctx, func(s string) bool { return !r.isCloud(s) }); err != nil {
 		return err
 	}
+	var jobs []job
 	for _, ref := range r.services("spire-agent", "") {
 		if r.isCloud(ref.s.Server) {
 			continue
@@ -623,37 +637,36 @@ func (r *Runner) upEdgeAgents(ctx context.Context) error {
 			return err
 		}
 		agent := agentCLI{bin: r.env.Bins.SpireAgent, socket: ref.s.Socket}
-		if err := r.startAndWait(ref, func() error { return agent.healthy(ctx) }); err != nil {
-			return err
-		}
+		jobs = append(jobs, job{ref, func() error { return agent.healthy(ctx) }})
 	}
-	return nil
+	return r.startAll(jobs)
 }
 
 func (r *Runner) upKafka(ctx context.Context) error {
+	var jobs []job
 	for _, ref := range r.services("kafka", "") {
-		addr := ref.s.Addr
-		if err := r.startAndWait(ref, func() error {
-			conn, err := net.DialTimeout("tcp", addr, time.Second)
-			if err != nil {
-				return err
-			}
-			return conn.Close()
-		}); err != nil {
-			return err
-		}
+		jobs = append(jobs, job{ref, func() error { return dial(ctx, ref.s.Addr) }})
 	}
-	return nil
+	return r.startAll(jobs)
 }
 
 func (r *Runner) upWorkloads(ctx context.Context) error {
+	var jobs []job
 	for _, ref := range r.services("helper", "") {
-		ready := ref.s.ReadyFile
-		if err := r.startAndWait(ref, func() error { return svidValid(ready) }); err != nil {
-			return err
-		}
+		jobs = append(jobs, job{ref, func() error { return svidValid(ref.s.ReadyFile) }})
 	}
-	return nil
+	return r.startAll(jobs)
+}
+
+// dial checks that something accepts TCP connections at addr.
+func dial(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // svidValid checks that path holds a certificate that is valid now: a
