@@ -361,9 +361,11 @@ func TestBootstrapBadInput(t *testing.T) {
 	// Malformed config: an unknown key, named with file and line.
 	bad := filepath.Join(e.dir, "bad.hcl")
 	good, _ := os.ReadFile(e.cfgPath)
-	writeFile(t, bad, strings.Replace(string(good), "  wait_timeout ", "  wait_timout ", 1), 0o600)
+	badText := strings.Replace(string(good), "  wait_timeout ", "  wait_timout ", 1)
+	writeFile(t, bad, badText, 0o600)
+	line := strings.Count(badText[:strings.Index(badText, "wait_timout")], "\n") + 1
 	res := e.run(bad, e.identityEnv()...)
-	if res.err == nil || !strings.Contains(res.stderr, bad+":4,") || !strings.Contains(res.stderr, `"wait_timout" is not expected`) {
+	if res.err == nil || !strings.Contains(res.stderr, fmt.Sprintf("%s:%d,", bad, line)) || !strings.Contains(res.stderr, `"wait_timout" is not expected`) {
 		t.Errorf("malformed config: err %v, stderr:\n%s", res.err, res.stderr)
 	}
 	// Malformed config: invalid values, every one named.
@@ -425,9 +427,11 @@ func TestBootstrapBadInput(t *testing.T) {
 			if err != nil || st.Sealed != sealed || st.Progress != 0 {
 				t.Fatalf("%s: sealed=%v progress=%d err=%v; want Vault untouched (sealed=%v)", c.name, st.Sealed, st.Progress, err, sealed)
 			}
-			gr, err := e.client().Sys().GenerateRootStatus()
-			if err != nil || gr.Started {
-				t.Fatalf("%s: a generate-root attempt was started (err %v)", c.name, err)
+			if !sealed {
+				gr, err := e.client().Sys().GenerateRootStatus()
+				if err != nil || gr.Started {
+					t.Fatalf("%s: a generate-root attempt was started (err %v)", c.name, err)
+				}
 			}
 		}
 	}
