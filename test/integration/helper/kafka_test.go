@@ -27,7 +27,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -44,25 +43,7 @@ type broker struct {
 
 func startBroker(t *testing.T, socket, topic string, allowed ...string) *broker {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	source, err := workloadapi.NewX509Source(ctx,
-		workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+socket)),
-		workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
-			for _, s := range svids {
-				if s.ID.String() == idBroker {
-					return s
-				}
-			}
-			return svids[0]
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { source.Close() })
-	if s, _ := source.GetX509SVID(); s.ID.String() != idBroker {
-		t.Fatalf("broker SVID is %s, want %s", s.ID, idBroker)
-	}
+	source := watchSVID(t, socket, idBroker)
 	b := &broker{accepted: map[string]string{}}
 	allow := map[string]bool{}
 	for _, id := range allowed {

@@ -13,8 +13,6 @@ import (
 	"github.com/edgeid/edgeid/test/harness"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
 // tunnelHelper starts an edgeid-helper that runs one tunnel and returns the
@@ -124,22 +122,7 @@ func TestTunnelMQTT(t *testing.T) {
 	})
 
 	t.Run("connections after a rotation use the new certificate", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		source, err := workloadapi.NewX509Source(ctx,
-			workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+sp.agent.SocketPath)),
-			workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
-				for _, s := range svids {
-					if s.ID.String() == idApp {
-						return s
-					}
-				}
-				return svids[0]
-			}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer source.Close()
+		source := watchSVID(t, sp.agent.SocketPath, idApp)
 		probe := func() string {
 			cfg := tlsconfig.MTLSClientConfig(source, source, tlsconfig.AuthorizeID(spiffeid.RequireFromString(idMosquitto)))
 			c, err := tls.Dial("tcp", server, cfg)
