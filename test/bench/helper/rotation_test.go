@@ -27,16 +27,20 @@ const (
 	idPeer = "spiffe://example.org/edge/site-a/peer"
 )
 
-// pushWatcher records when this process received each SVID serial.
+// pushWatcher records when this process received each SVID serial, and
+// every update (the agent also pushes when only bundles change, and the
+// helpers signal on every update).
 type pushWatcher struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
+	mu      sync.Mutex
+	seen    map[string]time.Time
+	updates []time.Time
 }
 
 func (w *pushWatcher) OnX509ContextUpdate(c *workloadapi.X509Context) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.updates = append(w.updates, now)
 	for _, s := range c.SVIDs {
 		if s.ID.String() != idApp {
 			continue
@@ -302,18 +306,19 @@ kafka {
 			b.Errorf("%s: published %d SVIDs", c.name, len(evs))
 			continue
 		}
-		var pushes []time.Time
 		for _, e := range evs[1:] { // the first is the startup fetch, not a rotation
 			if p, ok := w.pushed(e.serial); ok {
 				fileLat = append(fileLat, e.at.Sub(p))
-				pushes = append(pushes, p)
 			}
 		}
-		// Each signal is matched to the latest push before it.
+		// Each signal is matched to the latest update before it.
+		w.mu.Lock()
+		updates := append([]time.Time(nil), w.updates...)
+		w.mu.Unlock()
 		var sigLat []time.Duration
 		for _, sig := range readSignals(c.sigLog) {
 			var best time.Time
-			for _, p := range pushes {
+			for _, p := range updates {
 				if p.Before(sig) && p.After(best) {
 					best = p
 				}

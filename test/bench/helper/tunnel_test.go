@@ -223,15 +223,20 @@ func BenchmarkTunnel(b *testing.B) {
 			}
 			results[i].mibs = max(results[i].mibs, v)
 		}
-		lat, err := pingLatency(p.dial)
-		if err != nil {
-			b.Fatalf("%s: latency: %v", p.name, err)
+		// Best p50 of 3 runs, likewise.
+		for r := 0; r < 3; r++ {
+			lat, err := pingLatency(p.dial)
+			if err != nil {
+				b.Fatalf("%s: latency: %v", p.name, err)
+			}
+			st := summarize(lat)
+			if r == 0 || st.p50 < results[i].p50 {
+				results[i].p50, results[i].p99 = st.p50, st.p99
+			}
 		}
-		st := summarize(lat)
-		results[i].p50, results[i].p99 = st.p50, st.p99
 	}
 	direct := results[1]
-	fmt.Printf("\nTunnel on loopback: %d MiB stream (best of 3), %d x %d B request/response on one connection\n", streamBytes>>20, pings, pingSize)
+	fmt.Printf("\nTunnel on loopback: %d MiB stream (best of 3), %d x %d B request/response on one connection (best p50 of 3)\n", streamBytes>>20, pings, pingSize)
 	fmt.Printf("%-58s %12s %10s %10s %10s %14s\n", "path", "MiB/s", "vs direct", "p50", "p99", "added p50")
 	for i, p := range paths {
 		r := results[i]
