@@ -2,18 +2,22 @@
 // as an X.509 certificate, its private key and the trust bundle.
 //
 // It follows the layout of Kubernetes' AtomicWriter. Every Write creates a
-// new versioned directory inside the target directory, writes and fsyncs
-// each file with its mode set explicitly (so the umask and earlier files
-// never decide the mode), fsyncs the versioned directory, then swaps one
-// symlink, "..data", with a rename and fsyncs the target directory. The
-// user-visible names are symlinks into "..data":
+// new version directory (under "..versions" inside the target directory),
+// writes and fsyncs each file with its mode set explicitly (so the umask and
+// earlier files never decide the mode), fsyncs the version directory, then
+// swaps one symlink, "..data", with a rename; Settle then fsyncs the target
+// directory. The user-visible names are symlinks into "..data":
 //
 //	certs/
-//	  ..data -> ..2026_11_23_16_40_00.123456789_ab12
-//	  ..2026_11_23_16_40_00.123456789_ab12/svid.pem
-//	  ..2026_11_23_16_40_00.123456789_ab12/svid_key.pem
+//	  ..data -> ..versions/..2026_11_23_16_40_00.123456789_ab12
+//	  ..versions/..2026_11_23_16_40_00.123456789_ab12/svid.pem
+//	  ..versions/..2026_11_23_16_40_00.123456789_ab12/svid_key.pem
 //	  svid.pem     -> ..data/svid.pem
 //	  svid_key.pem -> ..data/svid_key.pem
+//
+// The only change a rotation makes to certs/ itself is the "..data"
+// rename, so a consumer that watches certs/ with inotify is woken after the
+// swap, not while the next version is being written.
 //
 // A reader therefore never sees a torn file, and a reader that resolves
 // "..data" once (see Snapshot) never sees files from two versions. A crash

@@ -17,6 +17,13 @@ import (
 // DataLink is the name of the symlink that points at the current version.
 const DataLink = "..data"
 
+// VersionsDir is the directory, inside the target directory, that holds the
+// version directories. Keeping them there means that the only change a
+// rotation makes to the target directory itself is the "..data" rename, so
+// a consumer that watches the target directory wakes up after the swap,
+// not while the new version is being written.
+const VersionsDir = "..versions"
+
 const (
 	versionPrefix = ".."
 	tmpLinkSuffix = "_tmp"
@@ -73,7 +80,7 @@ func New(dir string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("atomicdir: %w", err)
 	}
-	if err := os.MkdirAll(abs, dirMode); err != nil {
+	if err := os.MkdirAll(filepath.Join(abs, VersionsDir), dirMode); err != nil {
 		return nil, fmt.Errorf("atomicdir: create directory: %w", err)
 	}
 	w := &Writer{
@@ -108,7 +115,7 @@ func (w *Writer) Write(files []File) (string, error) {
 	if !w.loaded {
 		// First write of this process: pick up the state on disk and
 		// remove what an interrupted earlier process left behind.
-		w.current, _ = os.Readlink(filepath.Join(w.dir, DataLink))
+		w.current = w.readCurrent()
 		w.prune(w.current, "")
 		w.loaded = true
 	}
@@ -122,7 +129,7 @@ func (w *Writer) Write(files []File) (string, error) {
 		return "", err
 	}
 	if err := w.swap(version); err != nil {
-		_ = os.RemoveAll(filepath.Join(w.dir, version))
+		_ = os.RemoveAll(filepath.Join(w.dir, VersionsDir, version))
 		return "", err
 	}
 	w.current, w.previous = version, previous
@@ -160,7 +167,7 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	vdir := filepath.Join(w.dir, version)
+	vdir := filepath.Join(w.dir, VersionsDir, version)
 	if err := os.Mkdir(vdir, dirMode); err != nil {
 		return "", fmt.Errorf("atomicdir: create version directory: %w", err)
 	}
@@ -190,16 +197,19 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 			return "", err
 		}
 	}
-	errs := make([]error, len(opened)+1)
+	errs := make([]error, len(opened)+2)
 	var wg sync.WaitGroup
-	// The version directory's entries are synced alongside the files.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := syncDir(vdir); err != nil {
-			errs[len(opened)] = fmt.Errorf("atomicdir: sync version directory: %w", err)
-		}
-	}()
+	// The version directory's entries, and its own entry in VersionsDir,
+	// are synced alongside the files.
+	for i, d := range []string{vdir, filepath.Dir(vdir)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := syncDir(d); err != nil {
+				errs[len(opened)+i] = fmt.Errorf("atomicdir: sync version directory: %w", err)
+			}
+		}()
+	}
 	for i, f := range opened {
 		wg.Add(1)
 		go func() {
@@ -240,11 +250,14 @@ func writeOne(vdir string, file File, umask fs.FileMode) (*os.File, error) {
 
 // swap points "..data" at version with one rename.
 func (w *Writer) swap(version string) error {
-	tmp := filepath.Join(w.dir, DataLink+tmpLinkSuffix)
-	if err := os.Symlink(version, tmp); err != nil {
+	// The new link is made inside VersionsDir and renamed across, so the
+	// target directory sees one event: "..data" replaced.
+	tmp := filepath.Join(w.dir, VersionsDir, DataLink+tmpLinkSuffix)
+	target := filepath.Join(VersionsDir, version)
+	if err := os.Symlink(target, tmp); err != nil {
 		// A crashed write may have left the temporary link.
 		_ = os.Remove(tmp)
-		if err := os.Symlink(version, tmp); err != nil {
+		if err := os.Symlink(target, tmp); err != nil {
 			return fmt.Errorf("atomicdir: create data link: %w", err)
 		}
 	}
@@ -314,7 +327,8 @@ func (w *Writer) linkNames(files []File) error {
 // leftovers of an interrupted write. The version before the current one
 // stays for readers that resolved "..data" just before it moved.
 func (w *Writer) prune(keep1, keep2 string) {
-	entries, err := os.ReadDir(w.dir)
+	root := filepath.Join(w.dir, VersionsDir)
+	entries, err := os.ReadDir(root)
 	if err != nil {
 		return
 	}
@@ -323,17 +337,19 @@ func (w *Writer) prune(keep1, keep2 string) {
 		if !e.IsDir() || !isVersionName(name) || name == keep1 || name == keep2 {
 			continue
 		}
-		_ = os.RemoveAll(filepath.Join(w.dir, name))
+		_ = os.RemoveAll(filepath.Join(root, name))
 	}
 }
 
 // Current returns the version "..data" points at, or "" when none exists.
-func (w *Writer) Current() string {
+func (w *Writer) Current() string { return w.readCurrent() }
+
+func (w *Writer) readCurrent() string {
 	v, err := os.Readlink(filepath.Join(w.dir, DataLink))
 	if err != nil {
 		return ""
 	}
-	return v
+	return filepath.Base(v)
 }
 
 func (w *Writer) newVersionName() (string, error) {

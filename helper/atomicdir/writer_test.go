@@ -58,7 +58,7 @@ func TestWriteLayoutAndModes(t *testing.T) {
 		}
 	}
 	// Current and previous versions only.
-	entries, _ := os.ReadDir(dir)
+	entries, _ := os.ReadDir(filepath.Join(dir, VersionsDir))
 	versions := 0
 	for _, e := range entries {
 		if isVersionName(e.Name()) {
@@ -226,7 +226,7 @@ func TestCrashBeforeSwapKeepsPreviousSet(t *testing.T) {
 	if err := w2.Settle(); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(dir)
+	entries, _ := os.ReadDir(filepath.Join(dir, VersionsDir))
 	versions := 0
 	for _, e := range entries {
 		if isVersionName(e.Name()) {

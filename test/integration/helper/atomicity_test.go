@@ -176,7 +176,7 @@ combined_pem_file_name = "svid_combined.pem"
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	if _, err := unix.InotifyAddWatch(fd, certDir, unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, filepath.Join(certDir, "..versions"), unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
 		t.Fatal(err)
 	}
 	midWrite := 0
@@ -212,7 +212,7 @@ combined_pem_file_name = "svid_combined.pem"
 		t.Errorf("no SIGKILL landed mid-rotation; the crash path was not exercised")
 	}
 	// Leftovers of killed writes are gone: current + previous only.
-	entries, _ := os.ReadDir(certDir)
+	entries, _ := os.ReadDir(filepath.Join(certDir, "..versions"))
 	versions := 0
 	for _, e := range entries {
 		if e.IsDir() && strings.HasPrefix(e.Name(), "..2") {
@@ -264,8 +264,8 @@ func checkSet(t *testing.T, certDir string) {
 	}
 }
 
-// waitVersionDir waits for a new "..<timestamp>" directory in the watched
-// directory and returns its name.
+// waitVersionDir waits for a new "..<timestamp>" version directory in the
+// watched "..versions" directory and returns its name.
 func waitVersionDir(t *testing.T, fd int, timeout time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
