@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"strings"
 )
 
 // PluginName is the name under which both plugins are configured in SPIRE
@@ -160,18 +160,85 @@ func DecodeChallengeResponse(b []byte) (*ChallengeResponse, error) {
 }
 
 // decodeStrict decodes one JSON object into v, rejecting unknown fields,
-// a non-object top level and trailing data.
+// a non-object top level and trailing data. It is json.Unmarshal (which
+// already rejects invalid JSON and trailing data) followed by a check of the
+// top-level keys against the fields of v: cheaper than a json.Decoder with
+// DisallowUnknownFields, whose incremental scanner costs about 5 % of a whole
+// attestation.
 func decodeStrict(b []byte, v any) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return errors.New("empty input")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("trailing data after the JSON object")
+	return checkKeys(b, fieldsOf(v))
+}
+
+// fieldsOf lists the JSON names of the message types of this package.
+func fieldsOf(v any) []string {
+	switch v.(type) {
+	case *AttestationData:
+		return []string{"version", "certificates"}
+	case *Challenge:
+		return []string{"version", "nonce"}
+	case *ChallengeResponse:
+		return []string{"version", "challenge", "nonce", "time_unix_milli", "signature"}
 	}
 	return nil
+}
+
+// checkKeys walks b, valid JSON as json.Unmarshal established, and fails on
+// a top-level object key that is not in allowed (compared as encoding/json
+// matches fields: exactly or case-insensitively). Keys with escape
+// sequences are refused rather than unescaped.
+func checkKeys(b []byte, allowed []string) error {
+	depth := 0
+	expectKey := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{':
+			depth++
+			expectKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case ':':
+			expectKey = false
+		case '"':
+			end := i + 1
+			escaped := false
+			for end < len(b) && b[end] != '"' {
+				if b[end] == '\\' {
+					escaped = true
+					end++
+				}
+				end++
+			}
+			if end >= len(b) {
+				return errors.New("unterminated string")
+			}
+			if depth == 1 && expectKey {
+				key := string(b[i+1 : end])
+				if escaped || !knownKey(key, allowed) {
+					return fmt.Errorf("json: unknown field %q", key)
+				}
+				expectKey = false
+			}
+			i = end
+		}
+	}
+	return nil
+}
+
+func knownKey(key string, allowed []string) bool {
+	for _, a := range allowed {
+		if key == a || strings.EqualFold(key, a) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,11 +1,15 @@
 package kubeedge
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -48,7 +52,9 @@ func TestSignVerify(t *testing.T) {
 
 func TestDecodeStrict(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{`{"version":1,"certificates":["AA=="]} {}`, "trailing data"},
+		{`{"version":1,"certificates":["AA=="]} {}`, "invalid character '{' after top-level value"},
+		{`{"version":1,"certificates":["AA=="],"a\"b":1}`, `unknown field "a\\\"b"`},
+		{`{"version":1,"certificates":["AA=="],"\u0076ersion":1}`, `unknown field "\\u0076ersion"`},
 		{``, "empty input"},
 		{`[]`, "cannot unmarshal array"},
 		{`{"version":1,"certificates":["AA=="],"x":1}`, `unknown field "x"`},
@@ -61,7 +67,54 @@ func TestDecodeStrict(t *testing.T) {
 			t.Errorf("%q: got %v, want %q", tt.in, err, tt.want)
 		}
 	}
-	if _, err := DecodeAttestationData([]byte(`{"version":1,"certificates":["AA=="]}`)); err != nil {
-		t.Fatal(err)
+	for _, ok := range []string{
+		`{"version":1,"certificates":["AA=="]}`,
+		` {"VERSION":1, "Certificates":["AA=="]} `, // encoding/json matches case-insensitively
+		`{"version":1,"certificates":["AA=="],"version":1}`,
+	} {
+		if _, err := DecodeAttestationData([]byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
 	}
+}
+
+// decodeWithDecoder is the reference strict decoder decodeStrict replaces.
+func decodeWithDecoder(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// FuzzDecodeStrict checks that decodeStrict accepts exactly what a
+// json.Decoder with DisallowUnknownFields accepts, except keys written with
+// escape sequences, which decodeStrict refuses on purpose.
+func FuzzDecodeStrict(f *testing.F) {
+	f.Add([]byte(`{"version":1,"certificates":["AA=="]}`))
+	f.Add([]byte(`{"version":1,"challenge":"AA==","nonce":"AA==","time_unix_milli":5,"signature":"AA=="}`))
+	f.Add([]byte(`{"Version":1,"x":{"y":[1,"}"]}}`))
+	f.Add([]byte(`{"version":1,"certificates":["AA=="]} []`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(bytes.TrimSpace(b)) == 0 {
+			return
+		}
+		for _, mk := range []func() any{
+			func() any { return new(AttestationData) },
+			func() any { return new(ChallengeResponse) },
+		} {
+			got := decodeStrict(b, mk())
+			want := decodeWithDecoder(b, mk())
+			if (got == nil) != (want == nil) {
+				if got != nil && want == nil && bytes.Contains(b, []byte{'\\'}) {
+					continue // escaped keys are refused on purpose
+				}
+				t.Fatalf("%q: decodeStrict %v, json.Decoder %v", b, got, want)
+			}
+		}
+	})
 }

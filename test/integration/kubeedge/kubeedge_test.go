@@ -377,6 +377,8 @@ func TestCARotationBothGenerationsAttest(t *testing.T) {
 	if err := os.WriteFile(c.bundlePath, both, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The server looks at the bundle file at most once a second.
+	time.Sleep(1500 * time.Millisecond)
 	newNode := c.join(newCA, "edge-new")
 	newAgent := newAgent(t, s, newNode)
 	newAgent.Start(t)

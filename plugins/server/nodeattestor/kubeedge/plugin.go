@@ -502,11 +502,18 @@ func (st *state) checkNode(ctx context.Context, name string) ([]string, error) {
 // restarting SPIRE.
 type caBundle struct {
 	paths []string
+	// recheck is how often the files are stat'ed for changes; a change
+	// takes effect at most this long after it is made.
+	recheck time.Duration
 
-	mu     sync.Mutex
-	stamps []fileStamp
-	loaded *loadedBundle
+	mu        sync.Mutex
+	stamps    []fileStamp
+	loaded    *loadedBundle
+	checkedAt time.Time
 }
+
+// bundleRecheck is the default caBundle.recheck.
+const bundleRecheck = time.Second
 
 type fileStamp struct {
 	modTime time.Time
@@ -529,7 +536,7 @@ func (lb *loadedBundle) fingerprint(ca *x509.Certificate) string {
 }
 
 func loadCABundle(paths []string) (*caBundle, error) {
-	b := &caBundle{paths: paths}
+	b := &caBundle{paths: paths, recheck: bundleRecheck}
 	if _, err := b.current(); err != nil {
 		return nil, err
 	}
@@ -539,6 +546,13 @@ func loadCABundle(paths []string) (*caBundle, error) {
 // current returns the bundle, re-reading the files when any changed. When a
 // file is missing or broken it fails (closed) instead of using stale CAs.
 func (b *caBundle) current() (*loadedBundle, error) {
+	b.mu.Lock()
+	if b.loaded != nil && time.Since(b.checkedAt) < b.recheck {
+		lb := b.loaded
+		b.mu.Unlock()
+		return lb, nil
+	}
+	b.mu.Unlock()
 	stamps := make([]fileStamp, len(b.paths))
 	for i, p := range b.paths {
 		fi, err := os.Stat(p)
@@ -550,6 +564,7 @@ func (b *caBundle) current() (*loadedBundle, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.loaded != nil && slices.Equal(stamps, b.stamps) {
+		b.checkedAt = time.Now()
 		return b.loaded, nil
 	}
 	lb := &loadedBundle{pool: x509.NewCertPool(), fps: make(map[*x509.Certificate]string)}
@@ -564,7 +579,7 @@ func (b *caBundle) current() (*loadedBundle, error) {
 			lb.fps[ca] = fingerprint(ca)
 		}
 	}
-	b.loaded, b.stamps = lb, stamps
+	b.loaded, b.stamps, b.checkedAt = lb, stamps, time.Now()
 	return lb, nil
 }
 

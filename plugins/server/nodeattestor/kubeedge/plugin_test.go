@@ -431,7 +431,7 @@ func TestAttestRejections(t *testing.T) {
 			return b
 		}), codes.PermissionDenied, "challenge response signature does not verify with the node certificate key: kubeedge: ecdsa signature does not verify"},
 		{"agent clock skew", &agent{payload: payloadFor(good.Certificate), key: good.Key, td: testTD, now: f.now.Add(-10 * time.Minute)}, codes.PermissionDenied, "challenge response time " + time.UnixMilli(f.now.Add(-10*time.Minute).UnixMilli()).UTC().Format(time.RFC3339) + " is 10m0s away from the server's clock, over max_clock_skew 5m0s"},
-		{"truncated payload", withPayload(payloadFor(good.Certificate)[:40]), codes.InvalidArgument, "kubeedge: malformed attestation payload: unexpected EOF"},
+		{"truncated payload", withPayload(payloadFor(good.Certificate)[:40]), codes.InvalidArgument, "kubeedge: malformed attestation payload: unexpected end of JSON input"},
 		{"oversized payload", withPayload(bytes.Repeat([]byte(" "), wire.MaxPayloadBytes+1)), codes.InvalidArgument, "kubeedge: attestation payload is 32769 bytes, over the 32768 byte limit"},
 		{"garbage payload", withPayload([]byte("\x00\x01garbage")), codes.InvalidArgument, "kubeedge: malformed attestation payload: invalid character '\\x00' looking for beginning of value"},
 		{"unknown field", withPayload([]byte(`{"version":1,"certificates":[],"admin":true}`)), codes.InvalidArgument, `kubeedge: malformed attestation payload: json: unknown field "admin"`},
@@ -565,7 +565,8 @@ func TestCARotationBothGenerationsAttest(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Only the old CA: the new generation is refused.
-	_, client := f.load(f.hcl(""))
+	p, client := f.load(f.hcl(""))
+	p.state.bundle.recheck = 0 // see file changes at once
 	if _, _, err := goodAgent(newCreds, f.now).run(t, client); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("new-CA node before rotation: got %v, want PermissionDenied", err)
 	}
@@ -592,6 +593,7 @@ func TestCARotationBothGenerationsAttest(t *testing.T) {
 	}
 	// ca_bundle_paths with two files works too.
 	_, client2 := f.load(fmt.Sprintf("cluster = \"prod\"\nca_bundle_paths = [%q, %q]\n", f.caPath, newPath))
+	// (client keeps using p's bundle, which rechecks at every attestation.)
 	if _, _, err := goodAgent(newCreds, f.now).run(t, client2); err != nil {
 		t.Fatalf("ca_bundle_paths: %v", err)
 	}
