@@ -27,20 +27,16 @@ const (
 	idPeer = "spiffe://example.org/edge/site-a/peer"
 )
 
-// pushWatcher records when this process received each SVID serial, and
-// every update (the agent also pushes when only bundles change, and the
-// helpers signal on every update).
+// pushWatcher records when this process received each SVID serial.
 type pushWatcher struct {
-	mu      sync.Mutex
-	seen    map[string]time.Time
-	updates []time.Time
+	mu   sync.Mutex
+	seen map[string]time.Time
 }
 
 func (w *pushWatcher) OnX509ContextUpdate(c *workloadapi.X509Context) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.updates = append(w.updates, now)
 	for _, s := range c.SVIDs {
 		if s.ID.String() != idApp {
 			continue
@@ -311,20 +307,24 @@ kafka {
 				fileLat = append(fileLat, e.at.Sub(p))
 			}
 		}
-		// Each signal is matched to the latest update before it.
-		w.mu.Lock()
-		updates := append([]time.Time(nil), w.updates...)
-		w.mu.Unlock()
+		// Each rotation is matched to the first signal after its files were
+		// swapped in (the helpers also signal on bundle-only updates, which
+		// do not count here).
+		sigs := readSignals(c.sigLog)
+		sort.Slice(sigs, func(i, j int) bool { return sigs[i].Before(sigs[j]) })
 		var sigLat []time.Duration
-		for _, sig := range readSignals(c.sigLog) {
-			var best time.Time
-			for _, p := range updates {
-				if p.Before(sig) && p.After(best) {
-					best = p
-				}
+		for _, e := range evs[1:] {
+			p, ok := w.pushed(e.serial)
+			if !ok {
+				continue
 			}
-			if !best.IsZero() && sig.Sub(best) < 2*time.Second {
-				sigLat = append(sigLat, sig.Sub(best))
+			for _, sig := range sigs {
+				if !sig.Before(e.at.Add(-5 * time.Millisecond)) {
+					if sig.Sub(e.at) < 500*time.Millisecond {
+						sigLat = append(sigLat, sig.Sub(p))
+					}
+					break
+				}
 			}
 		}
 		var pairLat []time.Duration
