@@ -1,0 +1,186 @@
+#!/bin/sh
+# edgeid-compose.sh runs the one-shot steps of docker-compose.yml inside
+# edgeid's image. Everything the long-running services read is written by
+# `edgeid render`; this script only adds what a real deployment gets from
+# its operator: KubeEdge node credentials, Vault's unseal identity, join
+# token, bootstrap bundles and registration entries.
+#
+#   edgeid-compose.sh render          every host's configs into /render/<host>/...
+#   edgeid-compose.sh vault-bootstrap init/unseal Vault, PKI, AppRole (idempotent)
+#   edgeid-compose.sh enroll-cloud    cloud bundle, join token, cloud entries
+#   edgeid-compose.sh enroll-site     a site's bundle and workload entries
+#
+# Every step is idempotent: `docker compose up` runs them again on each start.
+set -eu
+
+TOPOLOGY="${EDGEID_TOPOLOGY:-/etc/edgeid/deploy/compose/topology.hcl}"
+STATE=/var/lib/edgeid
+BIN=/opt/edgeid/bin
+
+log() { echo "edgeid-compose: $*" >&2; }
+
+# hcl_value FILE KEY prints the first quoted value of KEY in a rendered file.
+hcl_value() {
+	sed -n "s/^[[:space:]]*$2 = \"\\(.*\\)\"\$/\\1/p" "$1" | head -n 1
+}
+
+# wait_healthy KIND SOCKET waits (bounded) until a SPIRE server or agent answers.
+wait_healthy() {
+	i=0
+	until "$BIN/spire-$1" healthcheck -socketPath "$2" >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -ge 120 ]; then
+			log "spire-$1 at $2 not healthy after 120 s"
+			return 1
+		fi
+		sleep 1
+	done
+}
+
+# ensure_entry SOCKET SPIFFE_ID ARGS... creates an entry unless one exists.
+ensure_entry() {
+	socket=$1
+	id=$2
+	shift 2
+	if "$BIN/spire-server" entry show -socketPath "$socket" -spiffeID "$id" | grep -q 'Entry ID'; then
+		log "entry $id exists"
+		return 0
+	fi
+	"$BIN/spire-server" entry create -socketPath "$socket" -spiffeID "$id" "$@" >/dev/null
+	log "entry $id created"
+}
+
+# issue_node_cert DIR NODE issues an edgecore-style node certificate (what
+# cloudcore's CA signs: P-256, O=system:nodes, CN=system:node:<node>, client
+# auth) with the compose KubeEdge CA.
+issue_node_cert() {
+	dir=$1
+	node=$2
+	[ -s "$dir/server.crt" ] && return 0
+	ext=$(mktemp)
+	printf 'keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >"$ext"
+	openssl ecparam -name prime256v1 -genkey -noout -out "$dir/server.key"
+	chmod 0600 "$dir/server.key"
+	openssl req -new -key "$dir/server.key" -subj "/O=system:nodes/CN=system:node:$node" -out "$dir/server.csr"
+	openssl x509 -req -in "$dir/server.csr" -CA /render/kubeedge/ca-key/rootCA.crt \
+		-CAkey /render/kubeedge/ca-key/rootCA.key -CAcreateserial -days 365 \
+		-extfile "$ext" -out "$dir/server.crt" 2>/dev/null
+	rm -f "$dir/server.csr" "$ext"
+	log "issued KubeEdge node certificate for $node"
+}
+
+render() {
+	"$BIN/edgeid" render -f "$TOPOLOGY" --out /render --plugin-dir "$BIN"
+
+	# edgeid plays cloudcore's CA, as `edgeid up` does. With a real KubeEdge
+	# cluster, mount its rootCA.crt and each node's certs instead.
+	ca=/render/kubeedge/ca-key
+	if [ ! -s "$ca/rootCA.key" ]; then
+		openssl ecparam -name prime256v1 -genkey -noout -out "$ca/rootCA.key"
+		chmod 0600 "$ca/rootCA.key"
+		openssl req -new -x509 -key "$ca/rootCA.key" -subj "/CN=KubeEdge" -days 3650 \
+			-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+			-out "$ca/rootCA.crt"
+		log "created the KubeEdge CA"
+	fi
+	cp "$ca/rootCA.crt" /render/kubeedge/ca/rootCA.crt
+	# Vault's raft storage directory.
+	mkdir -p "/render/$VAULT_HOST$STATE/vault/data"
+	for dir in /render/*/etc/kubeedge/certs; do
+		[ -d "$dir" ] || continue
+		host=${dir#/render/}
+		issue_node_cert "$dir" "${host%%/*}"
+	done
+
+	# The age identity the managed Vault's unseal share is encrypted to.
+	id="/render/$VAULT_HOST$STATE/vault/unseal-identity.txt"
+	if [ ! -s "$id" ]; then
+		age-keygen -o "$id" 2>/dev/null
+		chmod 0600 "$id"
+		log "created Vault's unseal identity"
+	fi
+}
+
+vault_bootstrap() {
+	conf=$STATE/vault/bootstrap.hcl
+	if grep -q '^[[:space:]]*age_recipients = \[\]' "$conf"; then
+		# `edgeid render` leaves the recipient to the deployment: fill in
+		# the one of the identity made by the render step.
+		recipient=$(age-keygen -y "$STATE/vault/unseal-identity.txt")
+		sed "s|^\([[:space:]]*\)age_recipients = \[\]|\1age_recipients = [\"$recipient\"]|" "$conf" >"$STATE/vault/bootstrap-compose.hcl"
+		conf=$STATE/vault/bootstrap-compose.hcl
+	fi
+	exec "$BIN/edgeid" bootstrap vault --config "$conf"
+}
+
+enroll_cloud() {
+	server=$STATE/run/server.sock
+	wait_healthy server "$server"
+	td=$(hcl_value "$STATE/spire/server.conf" trust_domain)
+	cluster=$(hcl_value "$STATE/spire/server.conf" cluster)
+
+	# Bootstrap bundle of every agent that attests to the cloud.
+	"$BIN/spire-server" bundle show -socketPath "$server" >"$STATE/spire/bootstrap-cloud.pem"
+	for edge in /hosts/*; do
+		[ -d "$edge" ] || continue
+		cp "$STATE/spire/bootstrap-cloud.pem" "$edge$STATE/spire/bootstrap-cloud.pem"
+	done
+
+	# The cloud host's agent joins once with a token; afterwards it renews
+	# the SVID kept in its data_dir.
+	if [ ! -s "$STATE/spire/join-token" ]; then
+		"$BIN/spire-server" token generate -socketPath "$server" -ttl 3600 \
+			-spiffeID "spiffe://$td/cloud/agent/$EDGEID_HOST" | sed -n 's/^Token: //p' >"$STATE/spire/join-token"
+		chmod 0600 "$STATE/spire/join-token"
+	fi
+
+	# Each site's edge server: a downstream workload of its node's cloud agent.
+	for edge in /hosts/*; do
+		[ -d "$edge" ] || continue
+		node=${edge#/hosts/}
+		site=$(sed -n 's/^# Edge server of site "\(.*\)":.*/\1/p' "$edge$STATE/spire/server.conf")
+		ensure_entry "$server" "spiffe://$td/edge/$site/spire-server" \
+			-parentID "spiffe://$td/spire/agent/kubeedge/$cluster/$node" \
+			-selector unix:uid:0 -selector "unix:path:$BIN/spire-server" -downstream
+	done
+
+	# The Kafka broker's identity, fetched by its edgeid-helper sidecar (uid
+	# 1000). DNS SAN "cloud": clients verify the broker's host name.
+	ensure_entry "$server" "spiffe://$td/cloud/kafka" \
+		-parentID "spiffe://$td/cloud/agent/$EDGEID_HOST" \
+		-selector unix:uid:1000 -selector "unix:path:$BIN/edgeid-helper" -dns "$EDGEID_HOST"
+}
+
+enroll_site() {
+	server=$STATE/run/server.sock
+	wait_healthy server "$server"
+	td=$(hcl_value "$STATE/spire/server.conf" trust_domain)
+	cluster=$(hcl_value "$STATE/spire/server.conf" cluster)
+	"$BIN/spire-server" bundle show -socketPath "$server" >"$STATE/spire/bootstrap-site.pem"
+
+	# One entry per workload of this node, with the selectors the deepstream
+	# attestor reports: app, the rendered config's hash, its topics.
+	for conf in "$STATE"/workloads/*/helper.conf; do
+		[ -f "$conf" ] || continue
+		id=$(hcl_value "$conf" spiffe_id)
+		app=$(basename "$(hcl_value "$conf" cmd)")
+		pipeline=$(hcl_value "$conf" cmd_args | sed -n 's/^-c \([^ ]*\).*/\1/p')
+		set -- -selector "deepstream:app:$app" \
+			-selector "deepstream:config_sha256:$(sha256sum "$pipeline" | cut -d' ' -f1)"
+		for topic in $(sed -n 's/^topic=//p' "$pipeline"); do
+			set -- "$@" -selector "deepstream:publish_topic:$topic"
+		done
+		ensure_entry "$server" "$id" -parentID "spiffe://$td/spire/agent/kubeedge/$cluster/$EDGEID_HOST" "$@"
+	done
+}
+
+case "${1:-}" in
+render) render ;;
+vault-bootstrap) vault_bootstrap ;;
+enroll-cloud) enroll_cloud ;;
+enroll-site) enroll_site ;;
+*)
+	echo "usage: edgeid-compose.sh render|vault-bootstrap|enroll-cloud|enroll-site" >&2
+	exit 2
+	;;
+esac
