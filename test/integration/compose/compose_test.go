@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"reflect"
@@ -60,6 +61,13 @@ func TestComposeFile(t *testing.T) {
 	t.Run("kafka", func(t *testing.T) { checkKafka(t, root, project) })
 	t.Run("same topology as conf", func(t *testing.T) { checkTopology(t, root) })
 	t.Run("bind mounts and configs exist", func(t *testing.T) { checkSources(t, project) })
+	t.Run("scripts parse", func(t *testing.T) {
+		for _, script := range []string{"deploy/compose/edgeid-compose.sh", "deploy/compose/kafka/run.sh"} {
+			if out, err := exec.Command("sh", "-n", filepath.Join(root, script)).CombinedOutput(); err != nil {
+				t.Errorf("sh -n %s: %v\n%s", script, err, out)
+			}
+		}
+	})
 }
 
 // load reads docker-compose.yml the way docker compose does, with schema
@@ -334,7 +342,10 @@ func checkFiles(t *testing.T, p *types.Project, hosts []string, services []servi
 			if rs.host != host {
 				continue
 			}
-			s := p.Services[composeName(rs)]
+			s, ok := p.Services[composeName(rs)]
+			if !ok {
+				continue // reported by checkServices
+			}
 			for i, a := range rs.argv {
 				if a != "-config" || i+1 >= len(rs.argv) {
 					continue
