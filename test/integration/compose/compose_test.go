@@ -81,9 +81,10 @@ func load(t *testing.T, root string) *types.Project {
 		t.Fatalf("load %s: %v", composeFile, err)
 	}
 	details.Environment = types.Mapping{}
+	// Every profile: the smoke client is checked too.
 	project, err := loader.LoadWithContext(ctx, *details, func(o *loader.Options) {
 		o.SetProjectName("edgeid", true)
-	})
+	}, loader.WithProfiles([]string{"*"}))
 	if err != nil {
 		t.Fatalf("%s does not validate: %v", composeFile, err)
 	}
@@ -413,6 +414,37 @@ func checkFiles(t *testing.T, p *types.Project, hosts []string, services []servi
 					t.Errorf("host %s: %s is %+v in %s but %+v in %s", host, ref, w, s.Name, first, firstSvc)
 				}
 			}
+		}
+	}
+
+	// The smoke client reads the Kafka client config the pipeline's helper
+	// writes.
+	for _, rs := range services {
+		if !strings.HasPrefix(rs.name, "helper-") {
+			continue
+		}
+		smoke, ok := p.Services[rs.host+"-kafka-smoke"]
+		if !ok {
+			if rs.host == "edge-a-1" {
+				t.Errorf("no service edge-a-1-kafka-smoke (profile smoke)")
+			}
+			continue
+		}
+		certDir := regexp.MustCompile(`(?m)^cert_dir = "(.*)"`).FindStringSubmatch(files[rs.host][rs.argv[len(rs.argv)-1]])
+		props := path.Join(certDir[1], "kafka.properties")
+		uses := regexp.MustCompile(`-F (\S+)`).FindAllStringSubmatch(strings.Join(smoke.Command, " "), -1)
+		if len(uses) == 0 {
+			t.Errorf("%s runs kcat with no -F config", smoke.Name)
+		}
+		for _, u := range uses {
+			if u[1] != props {
+				t.Errorf("%s: kcat -F %s; the helper writes %s", smoke.Name, u[1], props)
+			}
+		}
+		got, ok1 := resolve(smoke, props)
+		want, ok2 := resolve(p.Services[composeName(rs)], props)
+		if !ok1 || !ok2 || got != want {
+			t.Errorf("%s reads %s from %+v; the helper writes it to %+v", smoke.Name, props, got, want)
 		}
 	}
 
