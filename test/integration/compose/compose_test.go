@@ -27,7 +27,7 @@ import (
 
 const (
 	composeFile  = "docker-compose.yml"
-	composeTopo  = "deploy/compose/topology.hcl"
+	composeTopo  = "conf/compose/topology.hcl"
 	sampleTopo   = "conf/topology.hcl"
 	binDir       = "/opt/edgeid/bin"
 	vaultImage   = "hashicorp/vault:1.21.0"
@@ -62,7 +62,7 @@ func TestComposeFile(t *testing.T) {
 	t.Run("same topology as conf", func(t *testing.T) { checkTopology(t, root) })
 	t.Run("bind mounts and configs exist", func(t *testing.T) { checkSources(t, project) })
 	t.Run("scripts parse", func(t *testing.T) {
-		for _, script := range []string{"deploy/compose/edgeid-compose.sh", "deploy/compose/kafka/run.sh"} {
+		for _, script := range []string{"conf/compose/edgeid-compose.sh", "conf/compose/kafka/run.sh"} {
 			if out, err := exec.Command("sh", "-n", filepath.Join(root, script)).CombinedOutput(); err != nil {
 				t.Errorf("sh -n %s: %v\n%s", script, err, out)
 			}
@@ -187,7 +187,7 @@ func checkImages(t *testing.T, root string, p *types.Project) {
 	if vaultImage != "hashicorp/vault:"+vault {
 		t.Errorf("compose Vault %s, scripts/versions.sh pins %s", vaultImage, vault)
 	}
-	dockerfile := readFile(t, root, "Dockerfile")
+	dockerfile := readFile(t, root, "scripts/docker/Dockerfile")
 	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(dockerfile, -1)
 	var spireImages []string
 	for _, m := range froms {
@@ -567,7 +567,7 @@ func checkSources(t *testing.T, p *types.Project) {
 		}
 		// One-shot steps run the compose script, which must exist.
 		for _, a := range s.Command {
-			if strings.HasPrefix(a, "/etc/edgeid/deploy/compose/") {
+			if strings.HasPrefix(a, "/etc/edgeid/conf/compose/") {
 				if w := bindSource(s, a); w == "" {
 					t.Errorf("service %s: %s comes from no bind mount", s.Name, a)
 				} else if _, err := os.Stat(w); err != nil {

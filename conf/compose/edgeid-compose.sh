@@ -13,7 +13,7 @@
 # Every step is idempotent: `docker compose up` runs them again on each start.
 set -eu
 
-TOPOLOGY="${EDGEID_TOPOLOGY:-/etc/edgeid/deploy/compose/topology.hcl}"
+TOPOLOGY="${EDGEID_TOPOLOGY:-/etc/edgeid/conf/compose/topology.hcl}"
 STATE=/var/lib/edgeid
 BIN=/opt/edgeid/bin
 
