@@ -200,19 +200,29 @@ func (s *SpireServer) Start(t testing.TB) {
 // early if the server exits.
 func (s *SpireServer) WaitHealthy(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	err := Poll(timeout, func() error {
-		if exited, werr := s.Proc.Exited(); exited {
-			return &exitError{name: s.Proc.Name, err: werr}
-		}
+	waitHealthy(t, s.Proc, "spire-server "+s.Addr, timeout, func() error {
 		_, err := s.CLIErr("healthcheck")
 		return err
 	})
-	if err != nil {
-		if _, ok := err.(*exitError); ok {
-			t.Fatalf("harness: %v", err)
+}
+
+// waitHealthy polls check until it passes, failing the test when it does
+// not within timeout or when proc exits first.
+func waitHealthy(t testing.TB, proc *Process, what string, timeout time.Duration, check func() error) {
+	t.Helper()
+	err := Poll(timeout, func() error {
+		if exited, werr := proc.Exited(); exited {
+			return &exitError{name: proc.Name, err: werr}
 		}
-		t.Fatalf("harness: spire-server %s not healthy within %s: %v", s.Addr, timeout, err)
+		return check()
+	})
+	if err == nil {
+		return
 	}
+	if _, ok := err.(*exitError); ok {
+		t.Fatalf("harness: %v", err)
+	}
+	t.Fatalf("harness: %s not healthy within %s: %v", what, timeout, err)
 }
 
 // StartExpectFailure starts the server and waits for it to exit on its own,
@@ -269,11 +279,17 @@ func (s *SpireServer) CLI(t testing.TB, args ...string) string {
 
 // CLIErr is CLI returning the error instead of failing the test.
 func (s *SpireServer) CLIErr(args ...string) (string, error) {
+	return runSpireCLI(s.bin, s.Dir, s.SocketPath, args...)
+}
+
+// runSpireCLI runs `<bin> <args> -socketPath <socket>` with a clean
+// environment, bounded to 30 s.
+func runSpireCLI(bin, home, socket string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	full := append(append([]string{}, args...), "-socketPath", s.SocketPath)
-	cmd := exec.CommandContext(ctx, s.bin, full...)
-	cmd.Env = CleanEnv(s.Dir)
+	full := append(append([]string{}, args...), "-socketPath", socket)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = CleanEnv(home)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -561,16 +577,10 @@ func (a *SpireAgent) Start(t testing.TB) {
 // WaitHealthy waits for `spire-agent healthcheck` to pass.
 func (a *SpireAgent) WaitHealthy(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	err := Poll(timeout, func() error {
-		if exited, werr := a.Proc.Exited(); exited {
-			return &exitError{name: a.Proc.Name, err: werr}
-		}
+	waitHealthy(t, a.Proc, "spire-agent", timeout, func() error {
 		_, err := a.CLIErr("healthcheck")
 		return err
 	})
-	if err != nil {
-		t.Fatalf("harness: spire-agent not healthy within %s: %v", timeout, err)
-	}
 }
 
 // Stop stops the agent.
@@ -582,15 +592,5 @@ func (a *SpireAgent) Stop(t testing.TB) {
 
 // CLIErr runs `spire-agent <args> -socketPath <workload socket>`.
 func (a *SpireAgent) CLIErr(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	full := append(append([]string{}, args...), "-socketPath", a.SocketPath)
-	cmd := exec.CommandContext(ctx, a.bin, full...)
-	cmd.Env = CleanEnv(a.Dir)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%w: %s%s", err, stderr.String(), stdout.String())
-	}
-	return stdout.String(), nil
+	return runSpireCLI(a.bin, a.Dir, a.SocketPath, args...)
 }
