@@ -1,0 +1,139 @@
+package orchestrator
+
+import (
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgeid/edgeid/test/harness"
+)
+
+// autonomyTopology: SVIDs live 30 s, the edge CA 4 min (SPIRE prepares the
+// next one at 2 min and activates it at 3m20s), the cloud CA 30 min. The
+// edge CA leaves room after the outage for gRPC's reconnect backoff, which
+// grows towards 2 min while the cloud is unreachable.
+const autonomyTopology = `trust_domain = "example.org"
+cloud {
+  ca_ttl        = "30m"
+  x509_svid_ttl = "1m"
+}
+site "site-a" {
+  ca_ttl        = "4m"
+  x509_svid_ttl = "30s"
+  node "edge-a-1" {}
+  workload "deepstream/cam" {
+    kind   = "deepstream"
+    config = %q
+  }
+}
+`
+
+// TestEdgeKeepsIssuingWhileCloudIsDown stops the cloud SPIRE server and
+// Vault. The edge site must keep rotating its workloads' SVIDs for at least
+// three SVID periods, and once the cloud is back (a plain `edgeid up`) the
+// edge server must get its next CA from it with no manual step.
+func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
+	harness.SpireServerBin(t)
+	harness.VaultBin(t)
+	bin := harness.BuildEdgeidBinDir(t)
+	runDir := harness.ShortTempDir(t)
+	config := filepath.Join(harness.RepoRoot(t), "conf", "deepstream", "test5_config.txt")
+	topo := filepath.Join(t.TempDir(), "topology.hcl")
+	if err := os.WriteFile(topo, []byte(fmt.Sprintf(autonomyTopology, config)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"-f", topo, "--run-dir", runDir, "--bin-dir", bin}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, runDir)
+		}
+		if out, err := edgeid(t, bin, 2*time.Minute, append([]string{"down"}, common...)...); err != nil {
+			t.Errorf("edgeid down: %v\n%s", err, out)
+		}
+	})
+	if out, err := edgeid(t, bin, 5*time.Minute, append([]string{"up"}, common...)...); err != nil {
+		t.Fatalf("edgeid up: %v\n%s", err, out)
+	}
+	svidPath := filepath.Join(runDir, "edge-a-1", "workloads", "deepstream_cam", "svid", "svid.pem")
+	bundlePath := filepath.Join(runDir, "edge-a-1", "workloads", "deepstream_cam", "svid", "bundle.pem")
+	firstCA := readCerts(t, svidPath)[1]
+
+	// Let the edge server settle first: in its first seconds SPIRE's
+	// "spire" UpstreamAuthority subscribes to the cloud's bundle, and a
+	// failure of that first fetch is fatal to the edge server (SPIRE
+	// v1.13.3, pkg/server/plugin/upstreamauthority/spire). An outage after
+	// that is survived, which is what this test is about.
+	time.Sleep(15 * time.Second)
+
+	// The outage: the cloud server and Vault go away.
+	for _, svc := range []string{"spire-server", "vault"} {
+		killByPIDFile(t, filepath.Join(runDir, "cloud", "pids", svc+".pid"))
+	}
+	outage := time.Now()
+	t.Logf("cloud SPIRE server and Vault stopped at %s", outage.Format(time.RFC3339))
+
+	// For at least three SVID periods the edge keeps issuing new SVIDs,
+	// each verifying against the bundle the workload holds.
+	seen := map[string]bool{}
+	for time.Since(outage) < 100*time.Second {
+		chain := readCerts(t, svidPath)
+		verify(t, chain, readCerts(t, bundlePath), fmt.Sprintf("SVID during the cloud outage (chain expiries %s)", expiries(chain)))
+		if time.Now().After(chain[0].NotAfter) {
+			t.Fatalf("the workload's SVID expired during the outage (%s)", chain[0].NotAfter)
+		}
+		seen[chain[0].SerialNumber.String()] = true
+		time.Sleep(2 * time.Second)
+	}
+	if len(seen) < 4 {
+		t.Fatalf("only %d distinct SVIDs during a 100 s outage with a 30 s SVID TTL; the edge stopped rotating", len(seen))
+	}
+	t.Logf("%d distinct SVIDs issued at the edge during the cloud outage", len(seen))
+
+	// The cloud comes back; the edge server renews its CA on its own.
+	if out, err := edgeid(t, bin, 5*time.Minute, append([]string{"up"}, common...)...); err != nil {
+		t.Fatalf("edgeid up after the outage: %v\n%s", err, out)
+	}
+	harness.Eventually(t, 4*time.Minute, func() error {
+		chain := readCerts(t, svidPath)
+		if chain[1].Equal(firstCA) {
+			return fmt.Errorf("the workload's SVID is still issued by the edge CA from before the outage (expires %s)", firstCA.NotAfter.Format(time.RFC3339))
+		}
+		verify(t, chain, readCerts(t, bundlePath), "SVID after the cloud returned")
+		return nil
+	})
+	t.Log("the edge server activated a new CA signed by the returned cloud, with no manual step")
+}
+
+func killByPIDFile(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each service leads its own process group (its plugins included).
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	harness.Eventually(t, 10*time.Second, func() error {
+		if syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("pid %d still alive", pid)
+		}
+		return nil
+	})
+}
+
+func expiries(chain []*x509.Certificate) string {
+	var parts []string
+	for _, c := range chain {
+		parts = append(parts, c.Subject.String()+" "+c.NotAfter.Format(time.RFC3339))
+	}
+	return strings.Join(parts, " | ")
+}
