@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	helperconfig "github.com/edgeid/edgeid/helper/config"
 	"github.com/edgeid/edgeid/orchestrator/topology"
 )
 
@@ -160,5 +161,95 @@ func TestRenderPipelineConfig(t *testing.T) {
 	}
 	if _, _, err := renderPipelineConfig([]byte("[application]\nenable-perf-measurement=1\n"), "a:1", "/x"); err == nil {
 		t.Fatal("a config without a broker sink was accepted")
+	}
+}
+
+func TestTunnelsRenderIntoTheirHelper(t *testing.T) {
+	src := `trust_domain = "example.org"
+site "a" {
+  node "n1" {}
+  workload "edgehub" {
+    kind = "edgehub"
+    command = "/usr/local/bin/edgehub"
+  }
+  workload "other" {
+    selectors = ["unix:uid:1000"]
+  }
+}
+tunnel "mqtt" {
+  site = "a"
+  workload = "edgehub"
+  mode = "client"
+  listen = "127.0.0.1:1883"
+  target = "cloud:8883"
+  allowed_spiffe_ids = ["spiffe://example.org/cloud/mqtt"]
+}
+`
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t.hcl")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	top, err := topology.ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hub, other string
+	for _, f := range plan.Host("n1").Files {
+		switch {
+		case strings.HasSuffix(f.Path, "edgehub/helper.conf"):
+			hub = string(f.Content)
+		case strings.HasSuffix(f.Path, "other/helper.conf"):
+			other = string(f.Content)
+		}
+	}
+	want := "tunnel \"mqtt\" {\n    mode = \"client\"\n    listen = \"127.0.0.1:1883\"\n    target = \"cloud:8883\"\n    allowed_spiffe_ids = [\"spiffe://example.org/cloud/mqtt\"]\n}"
+	if !strings.Contains(hub, want) {
+		t.Fatalf("edgehub's helper.conf lacks the tunnel:\n%s", hub)
+	}
+	if strings.Contains(other, "tunnel") {
+		t.Fatalf("another workload's helper got the tunnel:\n%s", other)
+	}
+	cfg, _, err := helperconfig.Parse("helper.conf", []byte(hub), helperconfig.Options{})
+	if err != nil {
+		t.Fatalf("edgeid-helper refuses the rendered config: %v", err)
+	}
+	if len(cfg.Tunnels) != 1 || cfg.Tunnels[0].Target != "cloud:8883" {
+		t.Fatalf("parsed tunnels %+v", cfg.Tunnels)
+	}
+}
+
+// Every helper.conf render writes must load in edgeid-helper as is.
+func TestRenderedHelperConfigsLoad(t *testing.T) {
+	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, h := range plan.Hosts {
+		for _, f := range h.Files {
+			if filepath.Base(f.Path) != "helper.conf" {
+				continue
+			}
+			n++
+			cfg, warns, err := helperconfig.Parse(f.Path, f.Content, helperconfig.Options{})
+			if err != nil || len(warns) > 0 {
+				t.Fatalf("%s: %v %v", f.Path, err, warns)
+			}
+			if !cfg.HoldUntilSVID || cfg.OnRotate != "restart" || cfg.Kafka == nil || cfg.Kafka.DeepStreamFileName != "cfg_kafka.txt" {
+				t.Fatalf("%s parsed as %+v", f.Path, cfg)
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("found %d helper configs, want 2", n)
 	}
 }

@@ -314,6 +314,17 @@ kafka {
     librdkafka_file_name = "kafka.properties"
     deepstream_file_name = "cfg_kafka.txt"
 }
+{{- range .Tunnels}}
+
+# SPIFFE mTLS tunnel {{q .Name}}: keys never touch the disk; new SVIDs
+# apply to new connections at once.
+tunnel {{q .Name}} {
+    mode = {{q .Mode}}
+    listen = {{q .Listen}}
+    target = {{q .Target}}
+    allowed_spiffe_ids = [{{range $i, $id := .AllowedSPIFFEIDs}}{{if $i}}, {{end}}{{q $id}}{{end}}]
+}
+{{- end}}
 `))
 
 func renderVaultConfig(h *Host, addr string) []byte {
@@ -554,6 +565,7 @@ func (b *builder) renderHelper(h *Host, agent Service, w topology.Workload, cert
 		"Workload": w.Name, "ID": id, "AgentAddress": agent.Socket, "CertDir": certDir,
 		"Cmd": cmd, "CmdArgs": strings.Join(quoted, " "),
 		"Kafka": kafka, "EndpointID": b.top.Kafka.EndpointIdentification,
+		"Tunnels": b.tunnelsOf(w.Name, h),
 	} {
 		d[k] = v
 	}
@@ -567,4 +579,22 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// tunnelsOf returns the topology's tunnels run by the helper of workload
+// name on host h's site.
+func (b *builder) tunnelsOf(name string, h *Host) []topology.Tunnel {
+	var out []topology.Tunnel
+	for _, t := range b.top.Tunnels {
+		site, err := b.top.Site(t.Site)
+		if err != nil || t.Workload != name {
+			continue
+		}
+		for _, w := range site.Workloads {
+			if w.Name == name && w.Node == h.Name {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
 }
