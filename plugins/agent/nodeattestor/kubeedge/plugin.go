@@ -248,7 +248,7 @@ func loadCredentials(cfg *configuration) (*credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := parsePrivateKey(keyPEM)
+	key, err := wire.ParsePrivateKeyPEM(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.privateKeyPath, err)
 	}
@@ -283,36 +283,6 @@ func parseCertificates(b []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("no PEM certificate found")
 	}
 	return out, nil
-}
-
-func parsePrivateKey(b []byte) (crypto.Signer, error) {
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			return nil, errors.New("no PEM private key found")
-		}
-		var key any
-		var err error
-		switch block.Type {
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("unable to parse %s: %w", block.Type, err)
-		}
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("private key %T cannot sign", key)
-		}
-		return signer, nil
-	}
 }
 
 func readLimited(path string) ([]byte, error) {

@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/edgeid/edgeid/plugins/common/kubeedge"
 )
 
 const (
@@ -325,34 +327,11 @@ func (n *NodeCredentials) WriteFiles(certPath, keyPath string) error {
 // ParsePrivateKeyPEM parses the first private key in keyPEM: SEC1
 // "EC PRIVATE KEY", PKCS#1 "RSA PRIVATE KEY" or PKCS#8 "PRIVATE KEY".
 func ParsePrivateKeyPEM(keyPEM []byte) (crypto.Signer, error) {
-	rest := keyPEM
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil, errors.New("kubeedgeca: no private key PEM block found")
-		}
-		var key any
-		var err error
-		switch block.Type {
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("kubeedgeca: unable to parse %s: %w", block.Type, err)
-		}
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("kubeedgeca: private key %T cannot sign", key)
-		}
-		return signer, nil
+	signer, err := kubeedge.ParsePrivateKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("kubeedgeca: %w", err)
 	}
+	return signer, nil
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
