@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -153,15 +155,15 @@ func chain(a, b tlsconfig.Authorizer) tlsconfig.Authorizer {
 	}
 }
 
+// port is the port of a host:port address (0, an error at start, when
+// there is none).
 func port(addr string) int {
-	var p int
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			fmt.Sscanf(addr[i+1:], "%d", &p)
-			break
-		}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
 	}
-	return p
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // consume reads topics from the start and appends each message to the log.

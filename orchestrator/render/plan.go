@@ -2,8 +2,10 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -196,7 +198,7 @@ func workloadDir(name string) string { return strings.ReplaceAll(name, "/", "_")
 
 // Build computes the plan of top in env.
 func Build(top *topology.Topology, env Env) (*Plan, error) {
-	b := &builder{top: top, env: env, plan: &Plan{TrustDomain: top.TrustDomain}, hosts: map[string]*Host{}}
+	b := &builder{top: top, env: env, plan: &Plan{TrustDomain: top.TrustDomain}, hosts: map[string]*Host{}, topics: map[string]bool{}}
 	if err := b.build(); err != nil {
 		return nil, err
 	}
@@ -219,6 +221,9 @@ type builder struct {
 	env   Env
 	plan  *Plan
 	hosts map[string]*Host
+	// topics collects what the DeepStream pipelines publish to, as
+	// buildWorkload reads it from their configs.
+	topics map[string]bool
 }
 
 func (b *builder) host(name string) *Host {
@@ -305,8 +310,10 @@ func (b *builder) build() error {
 	cloudHost.addFile(cloudHost.path("spire", "agent.conf"), b.renderJoinTokenAgent(cloudHost, cloudAgent, cloudAddr), 0o600)
 	cloudHost.Services = append(cloudHost.Services, cloudAgent)
 
-	// Kafka demo broker on the cloud host, with its own SVID.
+	// Kafka demo broker on the cloud host, with its own SVID. The topics it
+	// consumes are filled in once the sites' pipelines have been read.
 	kafkaAddr := ""
+	kafkaIndex := -1
 	if top.Kafka.Demo {
 		port := b.env.Port(cloudHost.Name, "kafka", top.Kafka.Port)
 		kafkaAddr = fmt.Sprintf("%s:%d", cloudHost.Addr, port)
@@ -318,11 +325,12 @@ func (b *builder) build() error {
 				"-workload-api", "unix://" + cloudAgent.Socket,
 				"-spiffe-id", brokerID,
 				"-trust-domain", top.TrustDomain,
-				"-topics", strings.Join(b.topics(), ","),
+				"-topics", "", // filled in below
 				"-log", cloudHost.path("kafka", "messages.log")},
 			Socket:  cloudAgent.Socket,
 			DataDir: cloudHost.path("kafka"),
 		})
+		kafkaIndex = len(cloudHost.Services) - 1
 		b.plan.Entries = append(b.plan.Entries, Entry{
 			Server: cloudRef, ParentID: cloudAgent.AgentID, SPIFFEID: brokerID,
 			Selectors: []string{fmt.Sprintf("unix:uid:%d", b.env.UID), "unix:path:" + b.env.Bins.Edgeid},
@@ -337,6 +345,10 @@ func (b *builder) build() error {
 		if err := b.buildSite(site, cloudRef, cloudAddr, kafkaAddr); err != nil {
 			return err
 		}
+	}
+	if kafkaIndex >= 0 {
+		argv := cloudHost.Services[kafkaIndex].Argv
+		argv[slices.Index(argv, "-topics")+1] = strings.Join(slices.Sorted(maps.Keys(b.topics)), ",")
 	}
 	return nil
 }
@@ -414,34 +426,6 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 	return nil
 }
 
-// topics are every topic the topology's DeepStream pipelines publish to,
-// as their configs (or topics keys) say; the demo broker logs them.
-func (b *builder) topics() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range b.top.Sites {
-		for _, w := range s.Workloads {
-			if w.Kind != topology.KindDeepStream {
-				continue
-			}
-			ts := w.Topics
-			if len(ts) == 0 {
-				if src, err := os.ReadFile(w.Config); err == nil {
-					_, ts, _ = renderPipelineConfig(src, "127.0.0.1:1", "/")
-				}
-			}
-			for _, t := range ts {
-				if !seen[t] {
-					seen[t] = true
-					out = append(out, t)
-				}
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // nodeCredPaths are where a node's edgecore certificate and key live: in
 // the embedded mode the orchestrator issues them into the host root.
 func (b *builder) nodeCredPaths(h *Host) (string, string) {
@@ -480,6 +464,7 @@ func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w to
 		)
 		for _, t := range topics {
 			selectors = append(selectors, "deepstream:publish_topic:"+t)
+			b.topics[t] = true
 		}
 		if len(args) == 0 {
 			args = []string{"-c", configPath}

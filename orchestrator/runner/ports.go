@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+
+	"github.com/edgeid/edgeid/orchestrator/render"
 )
 
 // portBook allocates loopback ports for an embedded run and remembers them
@@ -74,5 +76,5 @@ func (b *portBook) save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(b.path, data, 0o644)
+	return render.WriteFileAtomic(b.path, data, 0o644)
 }

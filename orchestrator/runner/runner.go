@@ -411,16 +411,16 @@ func (r *Runner) kubeedgeCredentials() error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(keyPath, key, 0o600); err != nil {
+		if err := render.WriteFileAtomic(keyPath, key, 0o600); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(certPath, c.CertificatePEM(), 0o644); err != nil {
+		if err := render.WriteFileAtomic(certPath, c.CertificatePEM(), 0o644); err != nil {
 			return err
 		}
 		ca = c
 	}
 	for _, h := range r.plan.Hosts {
-		if err := writeFileAtomic(filepath.Join(h.Root, "kubeedge", "ca", "rootCA.crt"), ca.CertificatePEM(), 0o644); err != nil {
+		if err := render.WriteFileAtomic(filepath.Join(h.Root, "kubeedge", "ca", "rootCA.crt"), ca.CertificatePEM(), 0o644); err != nil {
 			return err
 		}
 	}
@@ -467,7 +467,7 @@ func (r *Runner) unsealRecipient() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := writeFileAtomic(path, []byte(id.String()+"\n"), 0o600); err != nil {
+		if err := render.WriteFileAtomic(path, []byte(id.String()+"\n"), 0o600); err != nil {
 			return "", err
 		}
 		return id.Recipient().String(), nil
@@ -501,7 +501,7 @@ func (r *Runner) upVault(ctx context.Context) error {
 		if err := bootstrapcli.Run(ctx, []string{"vault", "--config", cfgPath}, &stdout, &stderr); err != nil {
 			return fmt.Errorf("bootstrap of %s: %w\n%s", addr, err, lastLines(stderr.String(), 15))
 		}
-		if err := writeFileAtomic(filepath.Join(ref.h.Root, "logs", "bootstrap.log"), stderr.Bytes(), 0o600); err != nil {
+		if err := render.WriteFileAtomic(filepath.Join(ref.h.Root, "logs", "bootstrap.log"), stderr.Bytes(), 0o600); err != nil {
 			return err
 		}
 		r.logf("      Vault %s bootstrapped (PKI root %s, intermediate %s; root token revoked)", addr, r.top.Vault.PKIMount, r.top.Vault.PKIIntMount)
@@ -542,7 +542,7 @@ func (r *Runner) writeBundle(ctx context.Context, serverRef string, path string)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, pem, 0o644)
+	return render.WriteFileAtomic(path, pem, 0o644)
 }
 
 // createEntries registers the plan's entries held by the servers matching
@@ -610,7 +610,7 @@ func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(ref.h.Root, "spire", "join-token"), []byte(token+"\n"), 0o600)
+	return render.WriteFileAtomic(filepath.Join(ref.h.Root, "spire", "join-token"), []byte(token+"\n"), 0o600)
 }
 
 func (r *Runner) upEdgeServers(ctx context.Context) error {
