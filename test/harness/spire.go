@@ -144,11 +144,10 @@ func NewSpireServer(t testing.TB, cfg ServerConfig) *SpireServer {
 		cfg.Name = "spire-server"
 	}
 	s := &SpireServer{
-		Config:     cfg,
-		Dir:        ShortTempDir(t),
-		Port:       FreePort(t),
-		bin:        SpireServerBin(t),
-		ConfigPath: "",
+		Config: cfg,
+		Dir:    ShortTempDir(t),
+		Port:   FreePort(t),
+		bin:    SpireServerBin(t),
 	}
 	s.Addr = fmt.Sprintf("127.0.0.1:%d", s.Port)
 	s.SocketPath = filepath.Join(s.Dir, "api.sock")
@@ -177,18 +176,23 @@ func NewSpireServer(t testing.TB, cfg ServerConfig) *SpireServer {
 	return s
 }
 
+// processSpec is how the server process is run.
+func (s *SpireServer) processSpec() ProcessSpec {
+	return ProcessSpec{
+		Name: s.Config.Name,
+		Bin:  s.bin,
+		Args: []string{"run", "-config", s.ConfigPath},
+		Dir:  s.Dir,
+		Env:  s.Config.Env,
+	}
+}
+
 // Start starts (or restarts) the server and waits until it is healthy.
 func (s *SpireServer) Start(t testing.TB) {
 	t.Helper()
 	if s.Proc == nil {
 		t.Logf("harness: starting real spire-server %s (%s) for %s", s.Addr, s.bin, s.Config.TrustDomain)
-		s.Proc = StartProcess(t, ProcessSpec{
-			Name: s.Config.Name,
-			Bin:  s.bin,
-			Args: []string{"run", "-config", s.ConfigPath},
-			Dir:  s.Dir,
-			Env:  s.Config.Env,
-		})
+		s.Proc = StartProcess(t, s.processSpec())
 	} else {
 		t.Logf("harness: restarting spire-server %s", s.Addr)
 		s.Proc.Restart(t)
@@ -230,13 +234,7 @@ func waitHealthy(t testing.TB, proc *Process, what string, timeout time.Duration
 // The test fails if the server becomes healthy or keeps running past timeout.
 func (s *SpireServer) StartExpectFailure(t testing.TB, timeout time.Duration) string {
 	t.Helper()
-	s.Proc = StartProcess(t, ProcessSpec{
-		Name: s.Config.Name,
-		Bin:  s.bin,
-		Args: []string{"run", "-config", s.ConfigPath},
-		Dir:  s.Dir,
-		Env:  s.Config.Env,
-	})
+	s.Proc = StartProcess(t, s.processSpec())
 	select {
 	case <-s.Proc.Done():
 		return s.Proc.Log()
