@@ -30,6 +30,9 @@ const usage = `edgeid: an edge identity control plane on SPIRE.
 Usage:
   edgeid up      [-f topology.hcl] [--run-dir .run] [--bin-dir bin]   run the topology on this machine
   edgeid down    [-f topology.hcl] [--run-dir .run] [--purge]         stop it (and delete its state)
+  edgeid supervise [-f topology.hcl] [--run-dir .run]                 keep it up: restart what stops
+      up, down and supervise with --host NAME [--root /var/lib/edgeid] [--trust-bundle F]
+      run one host of the topology on a real machine (scripts/deploy-*.sh)
   edgeid status  [-f topology.hcl] [--run-dir .run] [-o text|json]    Vault → cloud → edges → workloads
   edgeid render  [-f topology.hcl] --out DIR [--host NAME] [--plugin-dir bin]
                                                                        write per-host config bundles
@@ -48,6 +51,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return up(ctx, args[1:], stdout, stderr)
 	case "down":
 		return down(args[1:], stdout, stderr)
+	case "supervise":
+		return supervise(ctx, args[1:], stdout, stderr)
 	case "status":
 		return status(ctx, args[1:], stdout, stderr)
 	case "render":
@@ -71,12 +76,20 @@ type common struct {
 	topology string
 	runDir   string
 	binDir   string
+	host     string
+	hc       runner.HostConfig
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.topology, "f", "conf/topology.hcl", "topology file")
 	fs.StringVar(&c.runDir, "run-dir", ".run", "run directory (state, logs, sockets)")
-	fs.StringVar(&c.binDir, "bin-dir", defaultBinDir(), "directory of edgeid's own programs and plugins")
+	fs.StringVar(&c.binDir, "bin-dir", defaultBinDir(), "directory of edgeid's own programs and plugins (with --host: of every program)")
+	fs.StringVar(&c.host, "host", "", "run only this host of the topology, as a real host (state under --root)")
+	fs.StringVar(&c.hc.Root, "root", render.DefaultHostRoot, "with --host: state directory")
+	fs.StringVar(&c.hc.TrustBundle, "trust-bundle", "", "with --host: the trust domain's roots, copied from the cloud host's <root>/export/trust-bundle.pem")
+	fs.StringVar(&c.hc.KubeEdgeCA, "kubeedge-ca", "", "with --host: cloudcore's CA certificate (default: the topology's, or /etc/kubeedge/ca/rootCA.crt)")
+	fs.StringVar(&c.hc.NodeCert, "node-cert", "", "with --host: this node's edgecore certificate (default: the topology's node_cert_path)")
+	fs.StringVar(&c.hc.NodeKey, "node-key", "", "with --host: this node's edgecore key (default: the topology's node_key_path)")
 }
 
 // defaultBinDir is the directory of the running edgeid binary, where
@@ -101,7 +114,8 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 }
 
 func newRunner(c common, out io.Writer, timeout time.Duration) (*runner.Runner, error) {
-	return runner.New(runner.Config{TopologyPath: c.topology, RunDir: c.runDir, BinDir: c.binDir, Out: out, StepTimeout: timeout})
+	return runner.New(runner.Config{TopologyPath: c.topology, RunDir: c.runDir, BinDir: c.binDir, Out: out, StepTimeout: timeout,
+		Host: c.host, HostConfig: c.hc})
 }
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -117,9 +131,13 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "edgeid up: %s → %s\n", c.topology, c.runDir)
+	where, logs := c.runDir, c.runDir+"/<host>/logs"
+	if c.host != "" {
+		where, logs = "host "+c.host+" under "+c.hc.Root, c.hc.Root+"/logs"
+	}
+	fmt.Fprintf(stdout, "edgeid up: %s → %s\n", c.topology, where)
 	if err := r.Up(ctx); err != nil {
-		return fmt.Errorf("up: %w (logs under %s/<host>/logs)", err, c.runDir)
+		return fmt.Errorf("up: %w (logs under %s)", err, logs)
 	}
 	fmt.Fprintf(stdout, "\nedgeid up: everything is up in %s\n", time.Since(start).Round(time.Millisecond))
 	for _, p := range r.Phases() {
@@ -141,6 +159,28 @@ func down(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return r.Down(*purge)
+}
+
+func supervise(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("supervise", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	timeout := fs.Duration("step-timeout", 2*time.Minute, "longest wait for any one step")
+	interval := fs.Duration("interval", 2*time.Second, "how often to check the services")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	r, err := newRunner(c, stdout, *timeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s edgeid supervise: watching %s every %s\n", time.Now().Format(time.RFC3339), c.topology, *interval)
+	err = r.Supervise(ctx, *interval)
+	if errors.Is(err, runner.ErrSupervised) {
+		fmt.Fprintln(stdout, "edgeid supervise: already supervised; nothing to do")
+		return nil
+	}
+	return err
 }
 
 func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -195,6 +235,8 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output directory: one sub-directory per host")
 	host := fs.String("host", "", "render only this host")
 	pluginDir := fs.String("plugin-dir", defaultBinDir(), "directory of the built plugins, for plugin_checksum")
+	root := fs.String("root", render.DefaultHostRoot, "state directory on the hosts")
+	binDir := fs.String("host-bin-dir", render.DefaultBinDir, "directory of every program on the hosts")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -205,11 +247,11 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	bins, err := render.InstalledBinaries(*pluginDir)
+	bins, err := render.InstalledBinaries(*binDir, *pluginDir)
 	if err != nil {
 		return err
 	}
-	plan, err := render.Build(top, render.HostsEnv(top, bins))
+	plan, err := render.Build(top, render.HostsEnv(top, bins, *root))
 	if err != nil {
 		return err
 	}

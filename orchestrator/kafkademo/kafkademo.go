@@ -30,7 +30,9 @@ import (
 
 // Config configures the demo broker.
 type Config struct {
-	// Listen is the broker's loopback address, host:port.
+	// Listen is the broker's address, host:port. The broker advertises
+	// the address it binds, so the host must be one clients can reach
+	// (127.0.0.1 on one machine, the cloud host's name between hosts).
 	Listen string
 	// WorkloadAPI is the agent's Workload API address (unix://...).
 	WorkloadAPI string
@@ -130,6 +132,8 @@ func Run(ctx context.Context, cfg Config) error {
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.Ports(port(cfg.Listen)),
+		// kfake binds 127.0.0.1; bind the configured address instead.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, cfg.Listen) }),
 		kfake.TLS(serverTLS),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(1),

@@ -61,6 +61,10 @@ type Env struct {
 	SecretIDFile string
 	// KubeEdgeCA is the path, on servers, of cloudcore's CA bundle.
 	KubeEdgeCA string
+	// NodeCert and NodeKey, when set, override the topology's paths of
+	// the edgecore certificate and key (one host's non-standard layout).
+	NodeCert string
+	NodeKey  string
 	// UnsealRecipient is the age recipient a managed Vault's unseal share
 	// is encrypted to.
 	UnsealRecipient string
@@ -263,7 +267,7 @@ func (b *builder) build() error {
 		h.addRole("vault")
 		port := b.env.Port(h.Name, "vault", 8200)
 		addr := fmt.Sprintf("%s:%d", h.Addr, port)
-		cfg := renderVaultConfig(h, addr)
+		cfg := b.renderVaultConfig(h, addr)
 		h.addFile(h.path("vault", "vault.hcl"), cfg, 0o600)
 		h.addFile(h.path("vault", "bootstrap.hcl"), b.renderBootstrap(h, addr), 0o600)
 		h.Services = append(h.Services, Service{
@@ -432,7 +436,14 @@ func (b *builder) nodeCredPaths(h *Host) (string, string) {
 	if b.env.Embedded {
 		return h.path("kubeedge", "certs", "server.crt"), h.path("kubeedge", "certs", "server.key")
 	}
-	return b.top.KubeEdge.NodeCertPath, b.top.KubeEdge.NodeKeyPath
+	cert, key := b.top.KubeEdge.NodeCertPath, b.top.KubeEdge.NodeKeyPath
+	if b.env.NodeCert != "" {
+		cert = b.env.NodeCert
+	}
+	if b.env.NodeKey != "" {
+		key = b.env.NodeKey
+	}
+	return cert, key
 }
 
 func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w topology.Workload, kafkaAddr, edgeRef string) error {

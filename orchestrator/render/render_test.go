@@ -36,7 +36,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := HostsEnv(top, fixedBinaries())
+	env := HostsEnv(top, fixedBinaries(), "")
 	env.UID = 0
 	env.UnsealRecipient = "age1examplerecipient"
 	plan, err := Build(top, env)
@@ -95,7 +95,7 @@ func TestRenderOneHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestPlanEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ tunnel "mqtt" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestRenderedHelperConfigsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries()))
+	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
 	if err != nil {
 		t.Fatal(err)
 	}

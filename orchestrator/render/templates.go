@@ -327,7 +327,40 @@ tunnel {{q .Name}} {
 {{- end}}
 `))
 
-func renderVaultConfig(h *Host, addr string) []byte {
+// VaultTLSFiles are where a managed Vault on real hosts keeps its TLS
+// certificate (self-signed, so it is its own CA for clients) and key.
+func VaultTLSFiles(h *Host) (cert, key string) {
+	return h.path("vault", "tls", "vault.crt"), h.path("vault", "tls", "vault.key")
+}
+
+// vaultScheme is how clients reach a managed Vault: plain HTTP on the
+// loopback of an embedded run, TLS between real hosts.
+func (b *builder) vaultScheme() string {
+	if b.env.Embedded {
+		return "http://"
+	}
+	return "https://"
+}
+
+// renderVaultConfig is the managed Vault's configuration. On one machine it
+// listens on loopback only; on real hosts it listens on every interface,
+// TLS 1.2+ with ECDHE and AES-GCM only.
+func (b *builder) renderVaultConfig(h *Host, addr string) []byte {
+	listener := fmt.Sprintf(`listener "tcp" {
+    address = %s
+    tls_disable = true
+}`, quote(addr))
+	if !b.env.Embedded {
+		cert, key := VaultTLSFiles(h)
+		_, port, _ := strings.Cut(addr, ":")
+		listener = fmt.Sprintf(`listener "tcp" {
+    address = %s
+    tls_cert_file = %s
+    tls_key_file = %s
+    tls_min_version = "tls12"
+    tls_cipher_suites = %s
+}`, quote("0.0.0.0:"+port), quote(cert), quote(key), quote(tlsSuites))
+	}
 	return []byte(fmt.Sprintf(`# Rendered by edgeid: the managed Vault. Integrated storage (raft), so the
 # same config grows into an HA cluster.
 storage "raft" {
@@ -337,16 +370,16 @@ storage "raft" {
     # election and failure detection (the default 5 suits slow disks).
     performance_multiplier = 1
 }
-listener "tcp" {
-    address = %s
-    tls_disable = true
-}
+%s
 api_addr = %s
 cluster_addr = %s
 disable_mlock = true
 ui = false
-`, quote(h.path("vault", "data")), quote(h.Name), quote(addr), quote("http://"+addr), quote("https://"+clusterAddr(addr))))
+`, quote(h.path("vault", "data")), quote(h.Name), listener, quote(b.vaultScheme()+addr), quote("https://"+clusterAddr(addr))))
 }
+
+// tlsSuites are the TLS 1.2 suites edgeid allows: ECDHE with AES-GCM.
+const tlsSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
 
 // clusterAddr is Vault's cluster address: the API port plus one.
 func clusterAddr(addr string) string {
@@ -361,6 +394,11 @@ func UnsealIdentityPath(h *Host) string { return h.path("vault", "unseal-identit
 
 func (b *builder) renderBootstrap(h *Host, addr string) []byte {
 	top := b.top
+	caLine := ""
+	if !b.env.Embedded {
+		cert, _ := VaultTLSFiles(h)
+		caLine = "\n    ca_cert_file = " + quote(cert)
+	}
 	recipient := ""
 	if b.env.UnsealRecipient != "" {
 		recipient = quote(b.env.UnsealRecipient)
@@ -371,7 +409,7 @@ summary_file = %[2]s
 
 vault {
     address = %[3]s
-    wait_timeout = "60s"
+    wait_timeout = "60s"%[13]s
 }
 
 init {
@@ -410,11 +448,11 @@ audit {
 }
 `,
 		quote(h.path("vault", "bootstrap")), quote(h.path("vault", "bootstrap", "summary.json")),
-		quote("http://"+addr), quote(h.path("vault", "bootstrap", "unseal")),
+		quote(b.vaultScheme()+addr), quote(h.path("vault", "bootstrap", "unseal")),
 		recipient, quote(UnsealIdentityPath(h)),
 		quote(top.Vault.PKIMount), quote(top.Vault.PKIIntMount), quote(top.Vault.KVMount),
 		quote(b.roleIDFile(h)), quote(b.secretIDFile(h)),
-		quote(h.path("vault", "audit.log"))))
+		quote(h.path("vault", "audit.log")), caLine))
 }
 
 func (b *builder) roleIDFile(h *Host) string {
@@ -469,12 +507,15 @@ func (b *builder) renderCloudServer(h *Host, svc Service, index int) []byte {
 	if vaultAddr == "" && b.top.Vault.Managed {
 		_, vs := b.plan.Service(Ref(vaultHost.Name, "vault"))
 		if vs != nil {
-			vaultAddr = "http://" + vs.Addr
+			vaultAddr = b.vaultScheme() + vs.Addr
 		}
 	}
 	caCert := b.env.VaultCACert
 	if caCert == "" {
 		caCert = b.top.Vault.CACert
+	}
+	if caCert == "" && b.top.Vault.Managed && !b.env.Embedded {
+		caCert, _ = VaultTLSFiles(vaultHost)
 	}
 	roleID, secretID := b.top.Vault.RoleIDFile, b.top.Vault.SecretIDFile
 	if b.top.Vault.Managed {

@@ -10,10 +10,19 @@ import (
 	"github.com/edgeid/edgeid/orchestrator/topology"
 )
 
-// HostsEnv is the environment of real hosts: state under /var/lib/edgeid,
-// sockets under it too, programs under /opt/edgeid/bin, and each host
-// reached at its node address (or its name, for DNS).
-func HostsEnv(top *topology.Topology, bins Binaries) Env {
+// Default locations on real hosts.
+const (
+	DefaultHostRoot = "/var/lib/edgeid"
+	DefaultBinDir   = "/opt/edgeid/bin"
+)
+
+// HostsEnv is the environment of real hosts: state and sockets under root
+// (DefaultHostRoot when empty), the same on every host, and each host
+// reached at its node address or else its name, for DNS.
+func HostsEnv(top *topology.Topology, bins Binaries, root string) Env {
+	if root == "" {
+		root = DefaultHostRoot
+	}
 	addrs := map[string]string{}
 	for _, s := range top.Sites {
 		for _, n := range s.Nodes {
@@ -23,7 +32,7 @@ func HostsEnv(top *topology.Topology, bins Binaries) Env {
 		}
 	}
 	return Env{
-		HostRoot: func(string) string { return "/var/lib/edgeid" },
+		HostRoot: func(string) string { return root },
 		HostAddr: func(host string) string {
 			if a, ok := addrs[host]; ok {
 				return a
@@ -35,16 +44,20 @@ func HostsEnv(top *topology.Topology, bins Binaries) Env {
 	}
 }
 
-// InstalledBinaries are the program paths of a real host installed by the
-// deploy scripts, with the plugin checksums taken from the local builds in
-// pluginDir (the same binaries get shipped).
-func InstalledBinaries(pluginDir string) (Binaries, error) {
+// InstalledBinaries are the program paths of a real host, every program
+// in binDir (DefaultBinDir when empty), with the plugin checksums taken
+// from the builds in pluginDir: the same binaries are shipped to (or
+// already are) in binDir.
+func InstalledBinaries(binDir, pluginDir string) (Binaries, error) {
+	if binDir == "" {
+		binDir = DefaultBinDir
+	}
 	b := Binaries{
-		SpireServer: "/opt/edgeid/bin/spire-server",
-		SpireAgent:  "/opt/edgeid/bin/spire-agent",
-		Vault:       "/opt/edgeid/bin/vault",
-		Edgeid:      "/opt/edgeid/bin/edgeid",
-		Helper:      "/opt/edgeid/bin/edgeid-helper",
+		SpireServer: filepath.Join(binDir, "spire-server"),
+		SpireAgent:  filepath.Join(binDir, "spire-agent"),
+		Vault:       filepath.Join(binDir, "vault"),
+		Edgeid:      filepath.Join(binDir, "edgeid"),
+		Helper:      filepath.Join(binDir, "edgeid-helper"),
 	}
 	for name, dst := range map[string]*Binary{
 		"edgeid-upstreamauthority-vaultpki":   &b.VaultPKI,
@@ -56,7 +69,7 @@ func InstalledBinaries(pluginDir string) (Binaries, error) {
 		if err != nil {
 			return b, fmt.Errorf("render: plugin checksum: %w", err)
 		}
-		*dst = Binary{Path: "/opt/edgeid/bin/" + name, Checksum: sum}
+		*dst = Binary{Path: filepath.Join(binDir, name), Checksum: sum}
 	}
 	return b, nil
 }

@@ -137,6 +137,7 @@ func (p *proc) stop(grace time.Duration) error {
 	// The process leads its own session and group (Setsid), so the
 	// signal also reaches the plugins or workloads it started.
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	_ = syscall.Kill(pid, syscall.SIGTERM) // in case it leads no group
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		if syscall.Kill(pid, 0) != nil {
@@ -146,6 +147,7 @@ func (p *proc) stop(grace time.Duration) error {
 	}
 	if syscall.Kill(pid, 0) == nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	os.Remove(p.pidFile)
 	return nil

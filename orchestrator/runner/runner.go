@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,29 @@ type Config struct {
 	Out io.Writer
 	// StepTimeout bounds each wait (health, first SVID, first message).
 	StepTimeout time.Duration
+
+	// Host, when set, runs only that host of the topology, on this
+	// machine, as a real host (see HostConfig); empty runs every host as
+	// local processes on loopback.
+	Host string
+	HostConfig
+}
+
+// HostConfig configures a real host (Config.Host set).
+type HostConfig struct {
+	// Root holds the host's configs, data, sockets, PID files and logs
+	// (render.DefaultHostRoot when empty). Every program is in BinDir.
+	Root string
+	// TrustBundle is a PEM file with the trust domain's roots (the Vault
+	// root CA), for agents whose server runs on another host. The cloud
+	// host exports it as <root>/export/trust-bundle.pem.
+	TrustBundle string
+	// KubeEdgeCA is cloudcore's CA on servers; NodeCert and NodeKey the
+	// edgecore certificate and key on nodes. Empty means the topology's
+	// (or KubeEdge's standard) paths.
+	KubeEdgeCA string
+	NodeCert   string
+	NodeKey    string
 }
 
 // DefaultToolPath is where scripts/build-tools.sh puts a pinned program:
@@ -84,6 +108,24 @@ type Phase struct {
 // New parses the topology, checks every program it needs, and computes the
 // plan. Nothing is started.
 func New(cfg Config) (*Runner, error) {
+	if cfg.Host != "" {
+		// A real host: its state under Root, every program in BinDir.
+		if cfg.Root == "" {
+			cfg.Root = render.DefaultHostRoot
+		}
+		if cfg.BinDir == "" {
+			cfg.BinDir = render.DefaultBinDir
+		}
+		cfg.RunDir = cfg.Root
+		for _, p := range []struct {
+			dst  *string
+			name string
+		}{{&cfg.SpireServer, "spire-server"}, {&cfg.SpireAgent, "spire-agent"}, {&cfg.Vault, "vault"}} {
+			if *p.dst == "" {
+				*p.dst = filepath.Join(cfg.BinDir, p.name)
+			}
+		}
+	}
 	if cfg.RunDir == "" {
 		cfg.RunDir = ".run"
 	}
@@ -112,24 +154,36 @@ func New(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	r := &Runner{cfg: cfg, top: top}
+	if cfg.Host != "" {
+		if err := r.checkHost(); err != nil {
+			return nil, err
+		}
+	}
 	bins, err := r.binaries()
 	if err != nil {
 		return nil, err
 	}
-	ports, err := loadPorts(filepath.Join(cfg.RunDir, "ports.json"))
-	if err != nil {
-		return nil, err
+	var ports *portBook
+	if cfg.Host == "" {
+		ports, err = loadPorts(filepath.Join(cfg.RunDir, "ports.json"))
+		if err != nil {
+			return nil, err
+		}
+		r.env = render.Env{
+			Embedded: true,
+			HostRoot: func(host string) string { return filepath.Join(cfg.RunDir, host) },
+			HostAddr: func(string) string { return "127.0.0.1" },
+			Port:     ports.port,
+			Bins:     bins,
+		}
+	} else {
+		r.env = render.HostsEnv(top, bins, cfg.Root)
+		r.env.KubeEdgeCA = cfg.KubeEdgeCA
+		r.env.NodeCert, r.env.NodeKey = cfg.NodeCert, cfg.NodeKey
 	}
-	r.env = render.Env{
-		Embedded: true,
-		HostRoot: func(host string) string { return filepath.Join(cfg.RunDir, host) },
-		HostAddr: func(string) string { return "127.0.0.1" },
-		Port:     ports.port,
-		Bins:     bins,
-		UID:      os.Getuid(),
-	}
-	if top.Vault.Managed {
-		rec, err := r.unsealRecipient()
+	r.env.UID = os.Getuid()
+	if top.Vault.Managed && r.isLocal(top.Vault.Host) {
+		rec, err := r.unsealRecipient(r.env.HostRoot(top.Vault.Host))
 		if err != nil {
 			return nil, err
 		}
@@ -139,11 +193,37 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ports.save(); err != nil {
-		return nil, err
+	if ports != nil {
+		if err := ports.save(); err != nil {
+			return nil, err
+		}
 	}
 	r.plan = plan
 	return r, nil
+}
+
+// isLocal reports whether host runs on this machine: every host does in
+// an embedded run, only Config.Host on a real host.
+func (r *Runner) isLocal(host string) bool {
+	return r.cfg.Host == "" || host == r.cfg.Host
+}
+
+// checkHost checks that Config.Host is a host of the topology.
+func (r *Runner) checkHost() error {
+	hosts := append([]string{}, r.top.Cloud.Hosts...)
+	if r.top.Vault.Managed {
+		hosts = append(hosts, r.top.Vault.Host)
+	}
+	for _, s := range r.top.Sites {
+		for _, n := range s.Nodes {
+			hosts = append(hosts, n.Name)
+		}
+	}
+	if slices.Contains(hosts, r.cfg.Host) {
+		return nil
+	}
+	slices.Sort(hosts)
+	return fmt.Errorf("runner: no host %q in %s (hosts: %s)", r.cfg.Host, r.top.Path, strings.Join(slices.Compact(hosts), ", "))
 }
 
 // binaries resolves every program and reports all missing ones at once.
@@ -174,12 +254,12 @@ func (r *Runner) binaries() (render.Binaries, error) {
 		KubeEdgeAgent:  plugin("edgeid-nodeattestor-kubeedge-agent"),
 		DeepStream:     plugin("edgeid-workloadattestor-deepstream"),
 	}
-	if r.top.Vault.Managed {
+	if r.top.Vault.Managed && r.isLocal(r.top.Vault.Host) {
 		b.Vault = need(r.cfg.Vault, "pinned Vault; run `make tools`")
 	}
 	for _, s := range r.top.Sites {
 		for _, w := range s.Workloads {
-			if w.Kind == topology.KindDeepStream && w.Command == "" {
+			if w.Kind == topology.KindDeepStream && w.Command == "" && r.isLocal(w.Node) {
 				need(filepath.Join(r.cfg.BinDir, w.App), "DeepStream app or stand-in; run `make build-bin`")
 			}
 		}
@@ -245,6 +325,9 @@ func cleanEnv() []string {
 func (r *Runner) services(kind, name string) []svcRef {
 	var out []svcRef
 	for _, h := range r.plan.Hosts {
+		if !r.isLocal(h.Name) {
+			continue
+		}
 		for i := range h.Services {
 			s := &h.Services[i]
 			if s.Kind == kind && (name == "" || s.Name == name) {
@@ -364,6 +447,9 @@ func (r *Runner) Up(ctx context.Context) error {
 func (r *Runner) install(context.Context) error {
 	r.changed = map[string]bool{}
 	for _, h := range r.plan.Hosts {
+		if !r.isLocal(h.Name) {
+			continue
+		}
 		changed, err := render.Install(h)
 		if err != nil {
 			return err
@@ -382,7 +468,16 @@ func (r *Runner) install(context.Context) error {
 					return err
 				}
 			}
+			if s.Kind == "vault" && !r.env.Embedded {
+				if err := ensureVaultTLS(h); err != nil {
+					return err
+				}
+			}
 		}
+	}
+	if r.cfg.Host != "" {
+		// KubeEdge's cloudcore issued this host's node certificate.
+		return nil
 	}
 	return r.kubeedgeCredentials()
 }
@@ -458,8 +553,8 @@ func certFresh(path string) bool {
 
 // unsealRecipient loads or creates the age identity that encrypts a
 // managed Vault's unseal share, and returns its recipient.
-func (r *Runner) unsealRecipient() (string, error) {
-	h := &render.Host{Root: filepath.Join(r.cfg.RunDir, r.top.Vault.Host)}
+func (r *Runner) unsealRecipient(root string) (string, error) {
+	h := &render.Host{Root: root}
 	path := render.UnsealIdentityPath(h)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -529,14 +624,22 @@ func (r *Runner) upCloud(ctx context.Context) error {
 			jobs = append(jobs, job{ref, func() error { return srv.healthy(ctx) }})
 		}
 	}
-	return r.startAll(jobs)
+	if err := r.startAll(jobs); err != nil {
+		return err
+	}
+	return r.exportTrustBundle(ctx, jobs)
 }
 
 // writeBundle fetches a server's bundle into an agent's bootstrap file.
+// An agent whose server runs on another host bootstraps from the trust
+// bundle the operator copied from the cloud host instead.
 func (r *Runner) writeBundle(ctx context.Context, serverRef string, path string) error {
 	h, s := r.plan.Service(serverRef)
 	if s == nil {
 		return fmt.Errorf("no service %s", serverRef)
+	}
+	if !r.isLocal(h.Name) {
+		return r.copyTrustBundle(serverRef, path)
 	}
 	pem, err := r.server(svcRef{h, s}).bundlePEM(ctx)
 	if err != nil {
@@ -550,7 +653,7 @@ func (r *Runner) writeBundle(ctx context.Context, serverRef string, path string)
 func (r *Runner) createEntries(ctx context.Context, keep func(server string) bool) error {
 	created, existing := 0, 0
 	for _, e := range r.plan.Entries {
-		if !keep(e.Server) {
+		if !keep(e.Server) || !r.isLocal(strings.SplitN(e.Server, "/", 2)[0]) {
 			continue
 		}
 		h, s := r.plan.Service(e.Server)
@@ -690,6 +793,10 @@ func svidValid(path string) error {
 // from every site's workloads.
 func (r *Runner) waitMessages(ctx context.Context) error {
 	refs := r.services("kafka", "")
+	if r.cfg.Host != "" {
+		r.logf("      real host: the sites come up on their own hosts; see %s", filepath.Join(r.cfg.Root, "kafka", "messages.log"))
+		return nil
+	}
 	if len(refs) == 0 {
 		r.logf("      external Kafka: nothing to wait for")
 		return nil
@@ -750,8 +857,18 @@ func ConsumedFrom(logPath string) (map[string]int, error) {
 // it also deletes the run directory.
 func (r *Runner) Down(purge bool) error {
 	var errs []error
+	// First the supervisor, or it would start what is being stopped.
+	if p := r.supervisorProc(); p.pid() != 0 {
+		r.logf("stopping the supervisor (pid %d)", p.pid())
+		if err := p.stop(10 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(r.plan.Hosts) - 1; i >= 0; i-- {
 		h := r.plan.Hosts[i]
+		if !r.isLocal(h.Name) {
+			continue
+		}
 		for j := len(h.Services) - 1; j >= 0; j-- {
 			p := r.proc(h, &h.Services[j])
 			if pid := p.pid(); pid != 0 {

@@ -256,3 +256,43 @@ func BuildEdgeidBinDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// InstallBinDir lays out one directory the way the deploy scripts expect
+// /opt/edgeid/bin on a real host: edgeid's programs, built fresh, beside
+// the pinned SPIRE server and agent and Vault. The pinned programs are
+// hard-linked (copied across file systems), never symlinked: SPIRE's
+// unix:path selectors see the path the kernel resolved.
+func InstallBinDir(t testing.TB) string {
+	t.Helper()
+	dir := BuildEdgeidBinDir(t)
+	for name, src := range map[string]string{
+		"spire-server": SpireServerBin(t),
+		"spire-agent":  SpireAgentBin(t),
+		"vault":        VaultBin(t),
+	} {
+		dst := filepath.Join(dir, name)
+		if err := os.Link(src, dst); err != nil {
+			if err := copyFile(src, dst); err != nil {
+				t.Fatalf("harness: install %s: %v", name, err)
+			}
+		}
+	}
+	return dir
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

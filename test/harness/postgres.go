@@ -15,6 +15,7 @@ import (
 // Postgres is a real PostgreSQL server in a temporary directory, listening
 // on 127.0.0.1 with trust authentication, for SPIRE's HA datastore tests.
 type Postgres struct {
+	Host string
 	Port int
 	// DSN connects to the database "spire" as user "postgres", in the
 	// key=value form SPIRE's sql DataStore takes.
@@ -38,9 +39,17 @@ func postgresBin(t testing.TB, name string) string {
 	return ""
 }
 
-// StartPostgres initialises a fresh cluster and starts it. As root it runs
-// the server as the "postgres" user, since PostgreSQL refuses root.
+// StartPostgres initialises a fresh cluster and starts it on 127.0.0.1. As
+// root it runs the server as the "postgres" user, since PostgreSQL refuses
+// root.
 func StartPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	return StartPostgresIn(t, nil, "")
+}
+
+// StartPostgresIn starts PostgreSQL inside host's namespace of network
+// net, listening on the host's address (or on 127.0.0.1 when net is nil).
+func StartPostgresIn(t testing.TB, network *Network, host string) *Postgres {
 	t.Helper()
 	initdb := postgresBin(t, "initdb")
 	server := postgresBin(t, "postgres")
@@ -65,6 +74,16 @@ func StartPostgres(t testing.TB) *Postgres {
 		}
 	}
 	pg := &Postgres{Port: FreePort(t), Dir: dir}
+	listen := "127.0.0.1"
+	// in wraps a command so that it runs in the host's namespace.
+	in := func(bin string, args ...string) (string, []string) { return bin, args }
+	if network != nil {
+		h := network.Hosts[host]
+		listen = h.IP
+		in = func(bin string, args ...string) (string, []string) {
+			return "ip", append([]string{"netns", "exec", h.NS, bin}, args...)
+		}
+	}
 	data := filepath.Join(dir, "data")
 
 	cmd := exec.Command(initdb, "-D", data, "--auth=trust", "--username=postgres", "--encoding=UTF8", "--no-sync")
@@ -73,26 +92,32 @@ func StartPostgres(t testing.TB) *Postgres {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("harness: initdb: %v\n%s", err, out)
 	}
-	t.Logf("harness: starting real postgres on 127.0.0.1:%d (%s)", pg.Port, server)
-	pg.Proc = StartProcess(t, ProcessSpec{
-		Name: "postgres",
-		Bin:  server,
-		Args: []string{"-D", data, "-p", itoa(pg.Port), "-k", dir,
-			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"},
-		Dir:        dir,
-		Credential: cred,
-	})
+	t.Logf("harness: starting real postgres on %s:%d (%s)", listen, pg.Port, server)
+	serverArgs := []string{"-D", data, "-p", itoa(pg.Port), "-k", dir,
+		"-c", "listen_addresses=" + listen, "-c", "fsync=off"}
+	spec := ProcessSpec{Name: "postgres", Bin: server, Args: serverArgs, Dir: dir, Credential: cred}
+	if network != nil {
+		// ip netns exec needs root; runuser then drops to postgres.
+		spec.Credential = nil
+		spec.Bin, spec.Args = in(RequireCommand(t, "runuser"), append([]string{"-u", "postgres", "--", server}, serverArgs...)...)
+	}
+	pg.Proc = StartProcess(t, spec)
 	env := append(CleanEnv(dir), "PGCONNECT_TIMEOUT=2")
+	sql := func(db, stmt string) error {
+		bin, args := in(psql, "-h", listen, "-p", itoa(pg.Port), "-U", "postgres", "-d", db, "-c", stmt)
+		_, err := runCommand(bin, env, args...)
+		return err
+	}
 	Eventually(t, 30*time.Second, func() error {
 		if exited, werr := pg.Proc.Exited(); exited {
 			return fmt.Errorf("postgres exited: %v", werr)
 		}
-		_, err := runCommand(psql, env, "-h", "127.0.0.1", "-p", itoa(pg.Port), "-U", "postgres", "-d", "postgres", "-c", "select 1")
-		return err
+		return sql("postgres", "select 1")
 	})
-	if _, err := runCommand(psql, env, "-h", "127.0.0.1", "-p", itoa(pg.Port), "-U", "postgres", "-d", "postgres", "-c", "create database spire"); err != nil {
+	if err := sql("postgres", "create database spire"); err != nil {
 		t.Fatalf("harness: create database: %v", err)
 	}
-	pg.DSN = fmt.Sprintf("dbname=spire user=postgres host=127.0.0.1 port=%d sslmode=disable", pg.Port)
+	pg.Host = listen
+	pg.DSN = fmt.Sprintf("dbname=spire user=postgres host=%s port=%d sslmode=disable", listen, pg.Port)
 	return pg
 }

@@ -3,8 +3,9 @@ state_dir = "/var/lib/edgeid/vault/bootstrap"
 summary_file = "/var/lib/edgeid/vault/bootstrap/summary.json"
 
 vault {
-    address = "http://cloud:8200"
+    address = "https://cloud:8200"
     wait_timeout = "60s"
+    ca_cert_file = "/var/lib/edgeid/vault/tls/vault.crt"
 }
 
 init {

@@ -8,10 +8,13 @@ storage "raft" {
     performance_multiplier = 1
 }
 listener "tcp" {
-    address = "cloud:8200"
-    tls_disable = true
+    address = "0.0.0.0:8200"
+    tls_cert_file = "/var/lib/edgeid/vault/tls/vault.crt"
+    tls_key_file = "/var/lib/edgeid/vault/tls/vault.key"
+    tls_min_version = "tls12"
+    tls_cipher_suites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
 }
-api_addr = "http://cloud:8200"
+api_addr = "https://cloud:8200"
 cluster_addr = "https://cloud:8201"
 disable_mlock = true
 ui = false

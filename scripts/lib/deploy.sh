@@ -1,0 +1,143 @@
+# shellcheck shell=bash
+# deploy.sh: what deploy-cloud.sh and deploy-edge.sh share. Both are thin
+# wrappers over `edgeid up --host` (render this host's part of the
+# topology, install it, start it in dependency order) plus a supervisor
+# that keeps it running: a systemd unit where systemd runs, otherwise a
+# detached `edgeid supervise`. Running a script again converges: unchanged
+# services keep running, changed ones restart, and the supervisor is not
+# duplicated.
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+usage() {
+	cat >&2 <<USAGE
+usage: $(basename "$0") [--stop|--status] ENV_FILE
+
+ENV_FILE sets (see conf/deploy/$1.env):
+  EDGEID_TOPOLOGY      the topology file (the same on every host)
+  EDGEID_HOST          this host's name in the topology
+  EDGEID_ROOT          state directory              (default /var/lib/edgeid)
+  EDGEID_BIN_DIR       edgeid, its plugins, SPIRE and Vault (default /opt/edgeid/bin)
+  EDGEID_TRUST_BUNDLE  trust bundle copied from the cloud host (edge hosts, extra cloud hosts)
+  EDGEID_KUBEEDGE_CA   cloudcore's CA (servers; default the topology's)
+  EDGEID_NODE_CERT, EDGEID_NODE_KEY   edgecore's certificate and key (edge nodes)
+  EDGEID_STEP_TIMEOUT  longest wait for one step   (default 2m)
+USAGE
+	exit 2
+}
+
+# deploy_main ROLE ARGS... runs the deploy script of ROLE (cloud or edge).
+deploy_main() {
+	local role=$1
+	shift
+	local action=up
+	case "${1:-}" in
+	--stop) action=stop; shift ;;
+	--status) action=status; shift ;;
+	-h | --help) usage "$role" ;;
+	esac
+	[ $# -eq 1 ] || usage "$role"
+	load_env "$1" "$role"
+	case "$action" in
+	up) deploy_up ;;
+	stop) deploy_stop ;;
+	status) deploy_status ;;
+	esac
+}
+
+# load_env FILE ROLE reads the env file (shell assignments only) and checks it.
+load_env() {
+	local file=$1 role=$2
+	[ -r "$file" ] || die "cannot read env file $file"
+	set -a
+	# shellcheck disable=SC1090
+	. "$file"
+	set +a
+	: "${EDGEID_ROOT:=/var/lib/edgeid}"
+	: "${EDGEID_BIN_DIR:=/opt/edgeid/bin}"
+	: "${EDGEID_STEP_TIMEOUT:=2m}"
+	[ -n "${EDGEID_TOPOLOGY:-}" ] || die "$file: set EDGEID_TOPOLOGY"
+	[ -n "${EDGEID_HOST:-}" ] || die "$file: set EDGEID_HOST"
+	[ -r "$EDGEID_TOPOLOGY" ] || die "cannot read topology $EDGEID_TOPOLOGY"
+	EDGEID="$EDGEID_BIN_DIR/edgeid"
+	[ -x "$EDGEID" ] || die "$EDGEID is missing: install edgeid's programs into $EDGEID_BIN_DIR first"
+	if [ "$role" = edge ] && [ -z "${EDGEID_TRUST_BUNDLE:-}" ]; then
+		die "$file: set EDGEID_TRUST_BUNDLE (copy <root>/export/trust-bundle.pem from the cloud host)"
+	fi
+	# Every edgeid command of this host gets the same flags.
+	host_flags=(-f "$EDGEID_TOPOLOGY" --host "$EDGEID_HOST" --root "$EDGEID_ROOT" --bin-dir "$EDGEID_BIN_DIR")
+	[ -z "${EDGEID_TRUST_BUNDLE:-}" ] || host_flags+=(--trust-bundle "$EDGEID_TRUST_BUNDLE")
+	[ -z "${EDGEID_KUBEEDGE_CA:-}" ] || host_flags+=(--kubeedge-ca "$EDGEID_KUBEEDGE_CA")
+	[ -z "${EDGEID_NODE_CERT:-}" ] || host_flags+=(--node-cert "$EDGEID_NODE_CERT")
+	[ -z "${EDGEID_NODE_KEY:-}" ] || host_flags+=(--node-key "$EDGEID_NODE_KEY")
+	unit="edgeid-$EDGEID_HOST"
+}
+
+have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+# quote_args prints its arguments shell-quoted on one line.
+quote_args() { printf '%q ' "$@"; }
+
+deploy_up() {
+	mkdir -p "$EDGEID_ROOT/logs"
+	if have_systemd; then
+		# The unit runs `up` before the supervisor, and again on reload,
+		# so every service lives in the unit's cgroup.
+		local tmp
+		tmp=$(mktemp "/etc/systemd/system/.$unit.service.XXXXXX")
+		cat >"$tmp" <<UNIT
+# Written by $(basename "$0") from $EDGEID_TOPOLOGY; run the script again to change it.
+[Unit]
+Description=edgeid host $EDGEID_HOST (SPIRE, Vault, edgeid-helper)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStartPre=$(quote_args "$EDGEID" up "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT")
+ExecStart=$(quote_args "$EDGEID" supervise "${host_flags[@]}")
+ExecReload=$(quote_args "$EDGEID" up "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT")
+TimeoutStartSec=15min
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+		chmod 0644 "$tmp"
+		mv -f "$tmp" "/etc/systemd/system/$unit.service"
+		systemctl daemon-reload
+		if systemctl is-active --quiet "$unit"; then
+			systemctl reload "$unit"
+		else
+			systemctl enable --now "$unit"
+		fi
+		echo "$(basename "$0"): $EDGEID_HOST is up under systemd ($unit.service)"
+		return
+	fi
+	"$EDGEID" up "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT"
+	# A detached supervisor restarts whatever stops; a second one exits at
+	# once, so running this script again is harmless.
+	setsid nohup "$EDGEID" supervise "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT" \
+		>>"$EDGEID_ROOT/logs/supervise.log" 2>&1 </dev/null &
+	echo "$(basename "$0"): $EDGEID_HOST is up; supervised by edgeid supervise (log: $EDGEID_ROOT/logs/supervise.log)"
+}
+
+deploy_stop() {
+	if have_systemd && [ -f "/etc/systemd/system/$unit.service" ]; then
+		systemctl disable --now "$unit"
+	fi
+	"$EDGEID" down "${host_flags[@]}"
+}
+
+deploy_status() {
+	local s
+	for s in "$EDGEID_ROOT"/pids/*.pid; do
+		[ -e "$s" ] || continue
+		if kill -0 "$(cat "$s")" 2>/dev/null; then
+			echo "running  $(basename "$s" .pid) (pid $(cat "$s"))"
+		else
+			echo "stopped  $(basename "$s" .pid)"
+		fi
+	done
+}

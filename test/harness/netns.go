@@ -1,0 +1,180 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Network is a private test network of "hosts", each a network namespace
+// of its own, joined by veth pairs to a bridge in one more namespace (the
+// switch), on the subnet 10.77.0.0/24. Nothing touches the machine's own
+// network namespace. Host names resolve in every host through
+// /etc/netns/<namespace>/hosts, which `ip netns exec` mounts over
+// /etc/hosts. Everything is removed when the test ends, failed or not.
+type Network struct {
+	prefix string
+	// Hosts by name.
+	Hosts map[string]*NetHost
+	sw    string
+}
+
+// NetHost is one host of a Network.
+type NetHost struct {
+	Name string
+	// NS is the network namespace's name.
+	NS string
+	// IP is the host's address on the test subnet.
+	IP string
+}
+
+// NetworkSubnet is the test subnet's prefix: host i gets NetworkSubnet+i.
+const NetworkSubnet = "10.77.0."
+
+// NewNetwork creates the namespaces of hosts (addresses .1, .2, ... in
+// order) and the switch. aliases adds more names for hosts: each alias
+// resolves to every host listed for it, as a DNS name with several
+// records would. It needs root and the ip command; without them it fails
+// the test with the reason.
+func NewNetwork(t testing.TB, hosts []string, aliases map[string][]string) *Network {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatalf("harness: the multi-host network needs root (network namespaces); CI runs as root")
+	}
+	RequireCommand(t, "ip")
+	n := &Network{prefix: fmt.Sprintf("eid%d", os.Getpid()%100000), Hosts: map[string]*NetHost{}}
+	n.sw = n.prefix + "-switch"
+	t.Cleanup(func() { n.destroy(t) })
+
+	n.ip(t, "netns", "add", n.sw)
+	n.ip(t, "-n", n.sw, "link", "add", "br0", "type", "bridge")
+	n.ip(t, "-n", n.sw, "link", "set", "br0", "up")
+	var hostsFile strings.Builder
+	hostsFile.WriteString("127.0.0.1 localhost\n::1 localhost\n")
+	for i, name := range hosts {
+		h := &NetHost{Name: name, NS: n.prefix + "-" + name, IP: NetworkSubnet + strconv.Itoa(i+1)}
+		n.Hosts[name] = h
+		port := "p" + strconv.Itoa(i+1)
+		n.ip(t, "netns", "add", h.NS)
+		n.ip(t, "-n", h.NS, "link", "set", "lo", "up")
+		n.ip(t, "-n", n.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.NS)
+		n.ip(t, "-n", n.sw, "link", "set", port, "master", "br0")
+		n.ip(t, "-n", n.sw, "link", "set", port, "up")
+		n.ip(t, "-n", h.NS, "addr", "add", h.IP+"/24", "dev", "eth0")
+		n.ip(t, "-n", h.NS, "link", "set", "eth0", "up")
+		fmt.Fprintf(&hostsFile, "%s %s\n", h.IP, name)
+	}
+	names := make([]string, 0, len(aliases))
+	for a := range aliases {
+		names = append(names, a)
+	}
+	sort.Strings(names)
+	for _, a := range names {
+		for _, target := range aliases[a] {
+			h, ok := n.Hosts[target]
+			if !ok {
+				t.Fatalf("harness: alias %s names unknown host %s", a, target)
+			}
+			fmt.Fprintf(&hostsFile, "%s %s\n", h.IP, a)
+		}
+	}
+	for _, h := range n.Hosts {
+		dir := filepath.Join("/etc/netns", h.NS)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(hostsFile.String()), 0o644); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+	}
+	t.Logf("harness: test network %s*: %s", n.prefix, strings.ReplaceAll(strings.TrimSpace(hostsFile.String()), "\n", ", "))
+	return n
+}
+
+func (n *Network) ip(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("harness: ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// Command returns a command that runs bin in host's namespace, with host's
+// /etc/hosts.
+func (n *Network) Command(ctx context.Context, host, bin string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Hosts[host].NS, bin}, args...)...)
+}
+
+// Dial connects to addr (an IP literal and port) from inside host's
+// namespace: the socket is made on an OS thread moved into it.
+func (n *Network) Dial(host, addr string) (net.Conn, error) {
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The thread stays locked and dies with this goroutine, so it
+		// never serves another goroutine from inside the namespace.
+		runtime.LockOSThread()
+		f, err := os.Open(filepath.Join("/run/netns", n.Hosts[host].NS))
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: fmt.Errorf("setns %s: %w", n.Hosts[host].NS, err)}
+			return
+		}
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		ch <- result{conn, err}
+	}()
+	r := <-ch
+	return r.conn, r.err
+}
+
+// destroy kills every process left in the namespaces, then deletes them
+// and their /etc/netns directories.
+func (n *Network) destroy(t testing.TB) {
+	namespaces := []string{n.sw}
+	for _, h := range n.Hosts {
+		namespaces = append(namespaces, h.NS)
+	}
+	for _, ns := range namespaces {
+		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	for _, ns := range namespaces {
+		// A process killed just now may hold the namespace for a moment.
+		var err error
+		for i := 0; i < 20; i++ {
+			var out []byte
+			if out, err = exec.Command("ip", "netns", "del", ns).CombinedOutput(); err == nil || strings.Contains(string(out), "No such file") {
+				err = nil
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Errorf("harness: could not delete network namespace %s: %v", ns, err)
+		}
+		os.RemoveAll(filepath.Join("/etc/netns", ns))
+	}
+}
