@@ -86,6 +86,20 @@ render() {
 	cp "$ca/rootCA.crt" /render/kubeedge/ca/rootCA.crt
 	# Vault's raft storage directory.
 	mkdir -p "/render/$VAULT_HOST$STATE/vault/data"
+	# Vault's TLS certificate, self-signed (the cloud servers pin it), as
+	# `edgeid up --host` makes it on a real host.
+	tls="/render/$VAULT_HOST$STATE/vault/tls"
+	if [ ! -s "$tls/vault.key" ]; then
+		mkdir -p "$tls"
+		(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$tls/vault.key" -out "$tls/vault.crt" -days 365 -subj "/CN=$VAULT_HOST" \
+			-addext "subjectAltName=DNS:$VAULT_HOST,DNS:localhost,IP:127.0.0.1" \
+			-addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+			-addext "keyUsage=critical,digitalSignature,keyCertSign" \
+			-addext "extendedKeyUsage=serverAuth" 2>/dev/null)
+		chmod 0644 "$tls/vault.crt"
+		log "created Vault's TLS certificate"
+	fi
 	for dir in /render/*/etc/kubeedge/certs; do
 		[ -d "$dir" ] || continue
 		host=${dir#/render/}

@@ -148,6 +148,10 @@ type Entry struct {
 	Workload string
 }
 
+// ConfigPlaceholder, in a DeepStream workload's args, stands for the path of
+// its rendered pipeline config on the host.
+const ConfigPlaceholder = "{config}"
+
 // Ref names a service of a host, "host/service".
 func Ref(host, service string) string { return host + "/" + service }
 
@@ -478,7 +482,11 @@ func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w to
 			b.topics[t] = true
 		}
 		if len(args) == 0 {
-			args = []string{"-c", configPath}
+			args = []string{"-c", ConfigPlaceholder}
+		}
+		args = slices.Clone(args)
+		for i, a := range args {
+			args[i] = strings.ReplaceAll(a, ConfigPlaceholder, configPath)
 		}
 		if cmd == "" {
 			cmd = filepath.Join(filepath.Dir(b.env.Bins.Helper), w.App)

@@ -702,7 +702,7 @@ func (r *Runner) upCloudAgents(ctx context.Context) error {
 }
 
 func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
-	if _, err := os.Stat(filepath.Join(ref.s.DataDir, "agent_svid.der")); err == nil {
+	if svid, err := AgentSVID(ref.s.DataDir); err == nil && time.Now().Before(svid.NotAfter) {
 		return nil
 	}
 	if r.proc(ref.h, ref.s).pid() != 0 {

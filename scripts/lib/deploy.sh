@@ -118,8 +118,16 @@ UNIT
 	"$EDGEID" up "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT"
 	# A detached supervisor restarts whatever stops; a second one exits at
 	# once, so running this script again is harmless.
-	setsid nohup "$EDGEID" supervise "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT" \
-		>>"$EDGEID_ROOT/logs/supervise.log" 2>&1 </dev/null &
+	# It must not keep open whatever this script inherited (a lock held by
+	# flock(1), an ssh session's descriptors).
+	(
+		for fd in /proc/$BASHPID/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done 2>/dev/null
+		exec setsid nohup "$EDGEID" supervise "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT" \
+			>>"$EDGEID_ROOT/logs/supervise.log" 2>&1 </dev/null
+	) &
 	echo "$(basename "$0"): $EDGEID_HOST is up; supervised by edgeid supervise (log: $EDGEID_ROOT/logs/supervise.log)"
 }
 

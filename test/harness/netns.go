@@ -54,7 +54,8 @@ func NewNetwork(t testing.TB, hosts []string, aliases map[string][]string) *Netw
 		t.Fatalf("harness: the multi-host network needs root (network namespaces); CI runs as root")
 	}
 	RequireCommand(t, "ip")
-	n := &Network{prefix: fmt.Sprintf("eid%d", os.Getpid()%100000), Hosts: map[string]*NetHost{}}
+	removeStaleNetworks(t)
+	n := &Network{prefix: fmt.Sprintf("eid%d", os.Getpid()), Hosts: map[string]*NetHost{}}
 	n.sw = n.prefix + "-switch"
 	t.Cleanup(func() { n.destroy(t) })
 
@@ -145,17 +146,52 @@ func (n *Network) Dial(host, addr string) (net.Conn, error) {
 	return r.conn, r.err
 }
 
+// removeStaleNetworks deletes the namespaces of earlier test processes
+// that died before their cleanup ran (killed by a timeout, say): a name
+// eid<pid>-... whose pid no longer runs.
+func removeStaleNetworks(t testing.TB) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	stale := map[string]*Network{}
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || !strings.HasPrefix(fields[0], "eid") {
+			continue
+		}
+		prefix, _, ok := strings.Cut(fields[0], "-")
+		pid, err := strconv.Atoi(strings.TrimPrefix(prefix, "eid"))
+		if !ok || err != nil || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		if stale[prefix] == nil {
+			stale[prefix] = &Network{prefix: prefix, Hosts: map[string]*NetHost{}}
+		}
+		stale[prefix].Hosts[fields[0]] = &NetHost{NS: fields[0]}
+	}
+	for prefix, n := range stale {
+		t.Logf("harness: removing the stale test network %s*", prefix)
+		n.destroy(t)
+	}
+}
+
 // destroy kills every process left in the namespaces, then deletes them
 // and their /etc/netns directories.
 func (n *Network) destroy(t testing.TB) {
-	namespaces := []string{n.sw}
+	var namespaces []string
+	if n.sw != "" {
+		namespaces = append(namespaces, n.sw)
+	}
 	for _, h := range n.Hosts {
 		namespaces = append(namespaces, h.NS)
 	}
 	for _, ns := range namespaces {
 		if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
 			for _, f := range strings.Fields(string(out)) {
-				if pid, err := strconv.Atoi(f); err == nil {
+				// The test itself is listed when Dial ran on its main
+				// thread, which Go then keeps in the namespace.
+				if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				}
 			}

@@ -92,6 +92,17 @@ func StartPostgresIn(t testing.TB, network *Network, host string) *Postgres {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("harness: initdb: %v\n%s", err, out)
 	}
+	if network != nil {
+		// initdb trusts loopback only; trust the private test subnet too.
+		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		fmt.Fprintf(hba, "host all all %s0/24 trust\n", NetworkSubnet)
+		if err := hba.Close(); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+	}
 	t.Logf("harness: starting real postgres on %s:%d (%s)", listen, pg.Port, server)
 	serverArgs := []string{"-D", data, "-p", itoa(pg.Port), "-k", dir,
 		"-c", "listen_addresses=" + listen, "-c", "fsync=off"}
