@@ -12,7 +12,7 @@ UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e /test/integration/ -e /test/be
 # edgeid's own programs, built into bin/ for the demo and the runner.
 BIN_PKGS = ./orchestrator/cmd/edgeid ./helper/cmd/edgeid-helper ./plugins/cmd/... ./test/standin/deepstream-test5-app
 
-.PHONY: all deps tools test unit integration demo bench fuzz vet build build-bin clean
+.PHONY: all deps tools test unit integration demo bench fuzz vet build build-bin dist clean
 
 all: build
 
@@ -52,6 +52,10 @@ integration:
 demo: deps tools build-bin
 	scripts/demo.sh
 
+## dist: every program a real host runs, in dist/bin and a tarball (see "Running on real hosts").
+dist: tools build-bin
+	scripts/dist.sh
+
 ## bench: benchmarks under test/bench; they print their figures.
 bench: deps tools
 	$(GO) test -run '^$$' -bench . -count 1 -timeout 30m ./test/bench/deepstream/ ./test/bench/kubeedge/ ./test/bench/orchestrator/
@@ -62,4 +66,4 @@ bench: deps tools
 	cd test/bench/kubeedge/spirex509pop && GONOSUMDB=github.com/GoogleCloudPlatform/cloudsql-proxy $(GO) test -run '^$$' -bench . -cpu 1 .
 
 clean:
-	rm -rf bin .run
+	rm -rf bin .run dist

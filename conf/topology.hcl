@@ -43,7 +43,8 @@ kubeedge {
 
 # An edge site: its own nested SPIRE server (on server_node) signs its
 # workloads' SVIDs, and keeps doing so while the uplink is down, until its CA
-# expires. ca_ttl is therefore the longest outage a site survives.
+# expires. A site always survives an outage of ca_ttl / 2 minus a few
+# minutes (SPIRE renews its CA at half-life); see "Sizing TTLs" in README.md.
 site "site-a" {
   ca_ttl        = "2h"
   x509_svid_ttl = "5m"
