@@ -139,13 +139,5 @@ deploy_stop() {
 }
 
 deploy_status() {
-	local s
-	for s in "$EDGEID_ROOT"/pids/*.pid; do
-		[ -e "$s" ] || continue
-		if kill -0 "$(cat "$s")" 2>/dev/null; then
-			echo "running  $(basename "$s" .pid) (pid $(cat "$s"))"
-		else
-			echo "stopped  $(basename "$s" .pid)"
-		fi
-	done
+	"$EDGEID" status "${host_flags[@]}"
 }

@@ -257,6 +257,10 @@ func TestDeployAcrossHosts(t *testing.T) {
 	}
 	d.requireMessages(sites, time.Time{})
 
+	if out := d.deploy("edge", "edge-a", "--status"); !strings.Contains(out, "site-a") || !strings.Contains(out, "deepstream/cam") {
+		t.Errorf("deploy-edge.sh --status does not show edge-a's site and workload")
+	}
+
 	// Idempotent: deploying a host again changes nothing that runs.
 	before := d.pid("edge-a", "pids/spire-server.pid")
 	d.deploy("edge", "edge-a")
