@@ -67,3 +67,34 @@ func TestPortsAreRemembered(t *testing.T) {
 		t.Fatalf("corrupt ports file: %v", err)
 	}
 }
+
+// TestWriteTree checks the status tree's shape: sites nested under the
+// cloud with ├─ for all but the last sibling, and an edge host's sites at
+// the top when no cloud server runs there.
+func TestWriteTree(t *testing.T) {
+	site := func(name, host string) SiteStatus {
+		return SiteStatus{Name: name, Server: ServerStatus{Host: host, Running: true, Healthy: true},
+			Workloads: []WorkloadStatus{{Name: "cam", SPIFFEID: "spiffe://td/edge/" + name + "/cam", Running: true}}}
+	}
+	st := &Status{TrustDomain: "td", Cloud: []ServerStatus{{Host: "cloud", Healthy: true}}, Sites: []SiteStatus{site("a", "edge-a"), site("b", "")}}
+	var b strings.Builder
+	st.WriteTree(&b)
+	got := b.String()
+	for _, want := range []string{
+		"└─ cloud: 1 server(s) here\n",
+		"   ├─ server cloud  — healthy",
+		"   ├─ site a: edge server edge-a  — healthy",
+		"   │  └─ workload cam (spiffe://td/edge/a/cam), helper running",
+		"   └─ site b: edge server on another host\n",
+		"      └─ workload cam (spiffe://td/edge/b/cam)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("tree lacks %q:\n%s", want, got)
+		}
+	}
+	b.Reset()
+	(&Status{TrustDomain: "td", Sites: []SiteStatus{site("a", "edge-a")}}).WriteTree(&b)
+	if !strings.Contains(b.String(), "\n└─ site a: edge server edge-a") {
+		t.Errorf("an edge host's site is not at the top:\n%s", b.String())
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,25 +87,28 @@ func (r *Runner) Status(ctx context.Context) *Status {
 			st.Cloud = append(st.Cloud, s)
 			continue
 		}
-		site := SiteStatus{Name: ref.s.Site, Server: s}
-		for _, w := range r.services("helper", "") {
-			if w.s.Site != ref.s.Site {
-				continue
-			}
-			ws := WorkloadStatus{
-				Name:     w.s.Workload,
-				SPIFFEID: render.WorkloadID(r.top.TrustDomain, w.s.Site, w.s.Workload),
-				Running:  r.proc(w.h, w.s).pid() != 0,
-			}
-			if data, err := os.ReadFile(w.s.ReadyFile); err == nil {
-				if certs, err := parseCerts(data); err == nil {
-					t := certs[0].NotAfter
-					ws.SVIDExpires = &t
-				}
-			}
-			site.Workloads = append(site.Workloads, ws)
+		st.Sites = append(st.Sites, SiteStatus{Name: ref.s.Site, Server: s})
+	}
+	// Workloads, under their site; on a real host the site's server may
+	// run elsewhere.
+	for _, w := range r.services("helper", "") {
+		i := slices.IndexFunc(st.Sites, func(s SiteStatus) bool { return s.Name == w.s.Site })
+		if i < 0 {
+			st.Sites = append(st.Sites, SiteStatus{Name: w.s.Site})
+			i = len(st.Sites) - 1
 		}
-		st.Sites = append(st.Sites, site)
+		ws := WorkloadStatus{
+			Name:     w.s.Workload,
+			SPIFFEID: render.WorkloadID(r.top.TrustDomain, w.s.Site, w.s.Workload),
+			Running:  r.proc(w.h, w.s).pid() != 0,
+		}
+		if data, err := os.ReadFile(w.s.ReadyFile); err == nil {
+			if certs, err := parseCerts(data); err == nil {
+				t := certs[0].NotAfter
+				ws.SVIDExpires = &t
+			}
+		}
+		st.Sites[i].Workloads = append(st.Sites[i].Workloads, ws)
 	}
 	for _, ref := range r.services("kafka", "") {
 		msgs, _ := ConsumedFrom(ref.s.DataDir + "/messages.log")
@@ -169,7 +174,10 @@ func unixTime(raw json.RawMessage) (time.Time, bool) {
 	return time.Unix(n, 0).UTC(), true
 }
 
-// WriteTree prints st as a tree a person can read.
+// WriteTree prints st as a tree a person can read: Vault, then the cloud
+// servers with their agents and the edge sites nested under the cloud, each
+// site with its agents and workloads, then the Kafka broker. On a real host
+// only that host's part is known, and what is missing is left out.
 func (st *Status) WriteTree(w io.Writer) {
 	exp := func(t *time.Time) string {
 		if t == nil {
@@ -187,37 +195,74 @@ func (st *Status) WriteTree(w io.Writer) {
 			return "stopped"
 		}
 	}
-	fmt.Fprintf(w, "trust domain %s\n", st.TrustDomain)
-	if st.Vault != nil {
-		state := "stopped"
-		if st.Vault.Running {
-			state = "running"
+	running := func(b bool) string {
+		if b {
+			return "running"
 		}
-		fmt.Fprintf(w, "Vault %s (%s)\n", st.Vault.Addr, state)
+		return "stopped"
 	}
-	for _, c := range st.Cloud {
-		fmt.Fprintf(w, "└─ cloud server %s %s — %s, CA expires %s\n", c.Host, c.Addr, health(c), exp(c.CAExpires))
-		for _, a := range c.Agents {
-			fmt.Fprintf(w, "   ├─ agent %s, SVID expires %s\n", a.ID, exp(a.SVIDExpires))
+	agents := func(list []AgentStatus) []*treeNode {
+		var out []*treeNode
+		for _, a := range list {
+			out = append(out, &treeNode{label: fmt.Sprintf("agent %s, SVID expires %s", a.ID, exp(a.SVIDExpires))})
 		}
-		for _, s := range st.Sites {
-			fmt.Fprintf(w, "   └─ site %s: edge server %s %s — %s, CA expires %s\n", s.Name, s.Server.Host, s.Server.Addr, health(s.Server), exp(s.Server.CAExpires))
-			for _, a := range s.Server.Agents {
-				fmt.Fprintf(w, "      ├─ agent %s, SVID expires %s\n", a.ID, exp(a.SVIDExpires))
-			}
-			for _, wl := range s.Workloads {
-				state := "stopped"
-				if wl.Running {
-					state = "running"
-				}
-				fmt.Fprintf(w, "      └─ workload %s (%s), helper %s, SVID expires %s\n", wl.Name, wl.SPIFFEID, state, exp(wl.SVIDExpires))
-			}
+		return out
+	}
+	var sites []*treeNode
+	for _, s := range st.Sites {
+		n := &treeNode{label: fmt.Sprintf("site %s: edge server on another host", s.Name)}
+		if s.Server.Host != "" {
+			n.label = fmt.Sprintf("site %s: edge server %s %s — %s, CA expires %s", s.Name, s.Server.Host, s.Server.Addr, health(s.Server), exp(s.Server.CAExpires))
 		}
+		n.children = agents(s.Server.Agents)
+		for _, wl := range s.Workloads {
+			n.children = append(n.children, &treeNode{label: fmt.Sprintf("workload %s (%s), helper %s, SVID expires %s", wl.Name, wl.SPIFFEID, running(wl.Running), exp(wl.SVIDExpires))})
+		}
+		sites = append(sites, n)
+	}
+	var top []*treeNode
+	if len(st.Cloud) > 0 {
+		cloud := &treeNode{label: fmt.Sprintf("cloud: %d server(s) here", len(st.Cloud))}
+		for _, c := range st.Cloud {
+			cloud.children = append(cloud.children, &treeNode{
+				label:    fmt.Sprintf("server %s %s — %s, CA expires %s", c.Host, c.Addr, health(c), exp(c.CAExpires)),
+				children: agents(c.Agents),
+			})
+		}
+		cloud.children = append(cloud.children, sites...)
+		top = append(top, cloud)
+	} else {
+		top = append(top, sites...)
 	}
 	if st.Kafka != nil {
-		fmt.Fprintf(w, "Kafka demo broker %s: %d producer(s)\n", st.Kafka.Addr, len(st.Kafka.Messages))
-		for id, n := range st.Kafka.Messages {
-			fmt.Fprintf(w, "   %d message(s) from %s\n", n, id)
+		k := &treeNode{label: fmt.Sprintf("Kafka demo broker %s (%s): %d producer(s)", st.Kafka.Addr, running(st.Kafka.Running), len(st.Kafka.Messages))}
+		for _, id := range slices.Sorted(maps.Keys(st.Kafka.Messages)) {
+			k.children = append(k.children, &treeNode{label: fmt.Sprintf("%d message(s) from %s", st.Kafka.Messages[id], id)})
 		}
+		top = append(top, k)
+	}
+	fmt.Fprintf(w, "trust domain %s\n", st.TrustDomain)
+	if st.Vault != nil {
+		fmt.Fprintf(w, "Vault %s (%s)\n", st.Vault.Addr, running(st.Vault.Running))
+	}
+	for i, n := range top {
+		n.write(w, "", i == len(top)-1)
+	}
+}
+
+// treeNode is one line of the status tree.
+type treeNode struct {
+	label    string
+	children []*treeNode
+}
+
+func (n *treeNode) write(w io.Writer, indent string, last bool) {
+	branch, next := "├─ ", "│  "
+	if last {
+		branch, next = "└─ ", "   "
+	}
+	fmt.Fprintf(w, "%s%s%s\n", indent, branch, n.label)
+	for i, c := range n.children {
+		c.write(w, indent+next, i == len(n.children)-1)
 	}
 }
