@@ -198,6 +198,7 @@ func BenchmarkTunnel(b *testing.B) {
 	}
 	server := startTunnel("server", idPeer, "server", plainLn.Addr().String(), idApp)
 	client := startTunnel("client", idApp, "client", server, idPeer)
+	clientOnly := startTunnel("client-only", idApp, "client", tlsLn.Addr().String(), idPeer)
 
 	paths := []struct {
 		name string
@@ -206,6 +207,7 @@ func BenchmarkTunnel(b *testing.B) {
 		{"plain TCP (no TLS, reference)", func() (net.Conn, error) { return net.Dial("tcp", plainLn.Addr().String()) }},
 		{"direct Go TLS (SPIFFE mTLS)", func() (net.Conn, error) { return tls.Dial("tcp", tlsLn.Addr().String(), clientTLS) }},
 		{"Go TLS client -> server tunnel -> plain backend", func() (net.Conn, error) { return tls.Dial("tcp", server, clientTLS) }},
+		{"plain client -> client tunnel -> Go TLS backend", func() (net.Conn, error) { return net.Dial("tcp", clientOnly) }},
 		{"plain client -> client tunnel -> server tunnel -> backend", func() (net.Conn, error) { return net.Dial("tcp", client) }},
 	}
 	b.StopTimer()
