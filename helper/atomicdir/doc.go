@@ -26,4 +26,7 @@
 // callers run after acting on a Write (off the rotation's critical path),
 // fsyncs the directory to make the swap durable and removes versions older
 // than the previous one.
+//
+// On tmpfs and ramfs, where nothing survives a power loss, the fsyncs are
+// skipped: they would only delay the rotation.
 package atomicdir

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DataLink is the name of the symlink that points at the current version.
@@ -57,6 +59,9 @@ type Writer struct {
 	unsettled bool
 	// umask is the process umask when known, else 0o777 (always chmod).
 	umask fs.FileMode
+	// durable is false on a memory file system (tmpfs, ramfs), where
+	// fsync has nothing to make durable and is skipped.
+	durable bool
 
 	mu sync.Mutex
 }
@@ -84,8 +89,9 @@ func New(dir string) (*Writer, error) {
 		return nil, fmt.Errorf("atomicdir: create directory: %w", err)
 	}
 	w := &Writer{
-		dir:   abs,
-		umask: readUmask(),
+		dir:     abs,
+		umask:   readUmask(),
+		durable: !inMemory(abs),
 		hooks: hooks{
 			now:        time.Now,
 			syncFile:   (*os.File).Sync,
@@ -150,12 +156,15 @@ func (w *Writer) Settle() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var err error
-	if w.unsettled {
+	if w.unsettled && w.durable {
 		if err = syncDir(w.dir); err != nil {
 			err = fmt.Errorf("atomicdir: sync directory: %w", err)
 		} else {
 			w.unsettled = false
 		}
+	}
+	if !w.durable {
+		w.unsettled = false
 	}
 	w.prune(w.current, w.previous)
 	return err
@@ -196,6 +205,10 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 			_ = os.RemoveAll(vdir)
 			return "", err
 		}
+	}
+	if !w.durable {
+		closeAll()
+		return version, nil
 	}
 	errs := make([]error, len(opened)+2)
 	var wg sync.WaitGroup
@@ -405,6 +418,16 @@ func readUmask() fs.FileMode {
 		}
 	}
 	return 0o777
+}
+
+// inMemory reports whether dir is on tmpfs or ramfs, where nothing
+// survives a power loss and fsync only costs time.
+func inMemory(dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
 }
 
 func syncDir(dir string) error {
