@@ -401,6 +401,21 @@ func (s *SpireServer) Bundle(t testing.TB) []*x509.Certificate {
 	return certs
 }
 
+// ReadCertsPEM reads the certificates of a PEM file, failing the test when
+// there are none or the file is unreadable.
+func ReadCertsPEM(t testing.TB, path string) []*x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	certs, err := ParseCertsPEM(data)
+	if err != nil {
+		t.Fatalf("harness: %s: %v", path, err)
+	}
+	return certs
+}
+
 // ParseCertsPEM parses every CERTIFICATE block in data.
 func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate

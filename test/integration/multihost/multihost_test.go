@@ -345,7 +345,7 @@ func (d *deployment) vaultRoot() *x509.Certificate {
 	t := d.t
 	t.Helper()
 	pool := x509.NewCertPool()
-	pool.AddCert(readCerts(t, filepath.Join(d.root("cloud-1"), "vault", "tls", "vault.crt"))[0])
+	pool.AddCert(harness.ReadCertsPEM(t, filepath.Join(d.root("cloud-1"), "vault", "tls", "vault.crt"))[0])
 	conn, err := d.net.Dial("edge-a", d.net.Hosts["cloud-1"].IP+":8200")
 	if err != nil {
 		t.Fatalf("dial Vault from edge-a: %v", err)
@@ -458,17 +458,4 @@ func copyFile(t *testing.T, src, dst string) {
 	if err := os.WriteFile(dst, data, st.Mode().Perm()); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func readCerts(t *testing.T, path string) []*x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := harness.ParseCertsPEM(data)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return certs
 }

@@ -62,7 +62,7 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 	}
 	svidPath := filepath.Join(runDir, "edge-a-1", "workloads", "deepstream_cam", "svid", "svid.pem")
 	bundlePath := filepath.Join(runDir, "edge-a-1", "workloads", "deepstream_cam", "svid", "bundle.pem")
-	firstCA := readCerts(t, svidPath)[1]
+	firstCA := harness.ReadCertsPEM(t, svidPath)[1]
 
 	// Let the edge server settle first: in its first seconds SPIRE's
 	// "spire" UpstreamAuthority subscribes to the cloud's bundle, and a
@@ -82,8 +82,8 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 	// each verifying against the bundle the workload holds.
 	seen := map[string]bool{}
 	for time.Since(outage) < 100*time.Second {
-		chain := readCerts(t, svidPath)
-		verify(t, chain, readCerts(t, bundlePath), fmt.Sprintf("SVID during the cloud outage (chain expiries %s)", expiries(chain)))
+		chain := harness.ReadCertsPEM(t, svidPath)
+		verify(t, chain, harness.ReadCertsPEM(t, bundlePath), fmt.Sprintf("SVID during the cloud outage (chain expiries %s)", expiries(chain)))
 		if time.Now().After(chain[0].NotAfter) {
 			t.Fatalf("the workload's SVID expired during the outage (%s)", chain[0].NotAfter)
 		}
@@ -100,11 +100,11 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 		t.Fatalf("edgeid up after the outage: %v\n%s", err, out)
 	}
 	harness.Eventually(t, 4*time.Minute, func() error {
-		chain := readCerts(t, svidPath)
+		chain := harness.ReadCertsPEM(t, svidPath)
 		if chain[1].Equal(firstCA) {
 			return fmt.Errorf("the workload's SVID is still issued by the edge CA from before the outage (expires %s)", firstCA.NotAfter.Format(time.RFC3339))
 		}
-		verify(t, chain, readCerts(t, bundlePath), "SVID after the cloud returned")
+		verify(t, chain, harness.ReadCertsPEM(t, bundlePath), "SVID after the cloud returned")
 		return nil
 	})
 	t.Log("the edge server activated a new CA signed by the returned cloud, with no manual step")

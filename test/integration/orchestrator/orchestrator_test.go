@@ -141,8 +141,8 @@ func TestThreeEdgeSites(t *testing.T) {
 		var svids [][]*x509.Certificate
 		var bundles [][]*x509.Certificate
 		for _, f := range files {
-			chain := readCerts(t, f.svid)
-			bundle := readCerts(t, f.bundle)
+			chain := harness.ReadCertsPEM(t, f.svid)
+			bundle := harness.ReadCertsPEM(t, f.bundle)
 			svids, bundles = append(svids, chain), append(bundles, bundle)
 			// leaf, edge CA, cloud CA, Vault intermediate; root in bundle.
 			if len(chain) != 4 {
@@ -254,19 +254,6 @@ func fetchVaultRoot(t *testing.T, addr string) *x509.Certificate {
 		t.Fatalf("Vault root from %s: %v", addr, err)
 	}
 	return certs[0]
-}
-
-func readCerts(t *testing.T, path string) []*x509.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs, err := harness.ParseCertsPEM(data)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return certs
 }
 
 func readLines(t *testing.T, path string) []string {
