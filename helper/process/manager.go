@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,9 +71,13 @@ type Hooks struct {
 type Manager struct {
 	cfg    Config
 	log    *slog.Logger
-	rotate chan struct{}
-	exited chan *child
-	quit   chan struct{}
+	rotate chan bool // true: Rotated already signalled the program
+	// running is the program while it runs freely and rotations signal
+	// it (RenewSignal without Restart), so that Rotated can signal it at
+	// once instead of waiting for Run's loop to wake up.
+	running atomic.Pointer[child]
+	exited  chan *child
+	quit    chan struct{}
 }
 
 type child struct {
@@ -100,7 +105,7 @@ func New(cfg Config) *Manager {
 	return &Manager{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		rotate: make(chan struct{}, 1),
+		rotate: make(chan bool, 1),
 		exited: make(chan *child),
 		quit:   make(chan struct{}),
 	}
@@ -109,10 +114,19 @@ func New(cfg Config) *Manager {
 // Rotated tells the manager that a new SVID is on disk. It never blocks;
 // rotations that arrive while one is being handled coalesce.
 func (m *Manager) Rotated() {
+	signalled := false
+	if c := m.running.Load(); c != nil {
+		signalled = m.signal(c, m.cfg.RenewSignal) == nil
+	}
 	select {
-	case m.rotate <- struct{}{}:
+	case m.rotate <- signalled:
 	default:
 	}
+}
+
+// signalsOnRotation reports whether rotations signal a running program.
+func (m *Manager) signalsOnRotation() bool {
+	return m.cfg.Path != "" && m.cfg.RenewSignal != 0 && !m.cfg.Restart
 }
 
 // Run supervises until ctx ends, then stops the program gracefully.
@@ -155,9 +169,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		restartC = nil
 	}
 
+	defer m.running.Store(nil)
 	for {
+		if m.signalsOnRotation() {
+			m.running.Store(cur)
+		}
 		select {
 		case <-ctx.Done():
+			m.running.Store(nil)
 			if held != nil {
 				_ = held.held.Kill()
 				_ = held.cmd.Wait()
@@ -167,7 +186,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			return nil
 
-		case <-m.rotate:
+		case signalled := <-m.rotate:
 			if m.cfg.PIDFileName != "" && m.cfg.RenewSignal != 0 {
 				pidWG.Add(1)
 				go func() {
@@ -196,8 +215,8 @@ func (m *Manager) Run(ctx context.Context) error {
 					m.stop(cur)
 					cur = nil
 					start()
-				case m.cfg.RenewSignal != 0:
-					m.signal(cur, m.cfg.RenewSignal)
+				case m.cfg.RenewSignal != 0 && !signalled:
+					_ = m.signal(cur, m.cfg.RenewSignal)
 				}
 			}
 			if m.cfg.Hooks.Rotated != nil {
@@ -321,16 +340,17 @@ func (m *Manager) stop(c *child) {
 	}
 }
 
-func (m *Manager) signal(c *child, sig syscall.Signal) {
+func (m *Manager) signal(c *child, sig syscall.Signal) error {
 	pid := c.cmd.Process.Pid
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		m.log.Error("Unable to signal program", "pid", pid, "signal", sig.String(), "error", err)
-		return
+		return err
 	}
 	m.log.Info("Signalled program", "pid", pid, "signal", sig.String())
 	if m.cfg.Hooks.Signalled != nil {
 		m.cfg.Hooks.Signalled(pid, sig)
 	}
+	return nil
 }
 
 // signalPIDFile reads the PID file and signals it, retrying a bounded number
