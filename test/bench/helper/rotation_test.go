@@ -249,7 +249,7 @@ kafka {
 	}
 	// Each helper runs alone against the agent for its rotations, so that
 	// no other helper's writes, fsyncs or CPU time land in its figures.
-	const rotations = 20
+	const rotations = 60
 	fmt.Printf("\nRotation latency from the agent's push (n = %d rotations of a 10 s SVID per helper, each helper alone on the agent):\n", rotations)
 	fmt.Println("  cert = new svid.pem readable; pair = svid.pem and svid_key.pem readable as a matching pair; signal = SIGUSR1 received by the program")
 	fmt.Printf("%-45s %12s %12s %12s | %12s %12s | %12s %12s %12s | %8s\n", "helper", "cert p50", "cert p99", "cert max", "pair p50", "pair p99", "signal p50", "signal p99", "signal max", "RSS")
