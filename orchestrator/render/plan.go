@@ -131,6 +131,11 @@ type Service struct {
 	NodeKey  string
 	// ReadyFile, for helpers, appears once the first SVID is written.
 	ReadyFile string
+	// Needs are files made on another host that the operator copies to
+	// the same paths here before the service can start (a second cloud
+	// server's Vault login); NeedsFrom names that host.
+	Needs     []string
+	NeedsFrom string
 }
 
 // Entry is a registration entry, created through the named server.
@@ -294,6 +299,12 @@ func (b *builder) build() error {
 			Argv:    []string{b.env.Bins.SpireServer, "run", "-config", h.path("spire", "server.conf")},
 		}
 		h.addFile(h.path("spire", "server.conf"), b.renderCloudServer(h, svc, i), 0o600)
+		if top.Vault.Managed && !b.env.Embedded && hostName != top.Vault.Host {
+			vh := b.host(top.Vault.Host)
+			cert, _ := VaultTLSFiles(vh)
+			svc.Needs = []string{cert, b.roleIDFile(vh), b.secretIDFile(vh)}
+			svc.NeedsFrom = vh.Name
+		}
 		h.Services = append(h.Services, svc)
 		cloudServers = append(cloudServers, Ref(h.Name, svc.Name))
 	}

@@ -356,6 +356,11 @@ type job struct {
 func (r *Runner) startAll(jobs []job) error {
 	procs := make([]*proc, len(jobs))
 	verbs := make([]string, len(jobs))
+	for _, j := range jobs {
+		if err := missingNeeds(j.ref); err != nil {
+			return err
+		}
+	}
 	for i, j := range jobs {
 		p := r.proc(j.ref.h, j.ref.s)
 		procs[i] = p
@@ -399,6 +404,22 @@ func (r *Runner) startAll(jobs []job) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// missingNeeds names the files a service needs from another host that
+// are not here yet.
+func missingNeeds(ref svcRef) error {
+	var missing []string
+	for _, f := range ref.s.Needs {
+		if _, err := os.Stat(f); err != nil {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s/%s needs files made on host %s; copy them from there to the same paths here (keep the secrets 0600): %s",
+		ref.h.Name, ref.s.Name, ref.s.NeedsFrom, strings.Join(missing, ", "))
 }
 
 // readsChanged reports whether a service's command line names a file that

@@ -122,6 +122,16 @@ func (d *deployment) envFile(host string) string {
 // namespace, as an operator would on that machine.
 func (d *deployment) deploy(role, host string, args ...string) string {
 	d.t.Helper()
+	out, err := d.tryDeploy(role, host, args...)
+	if err != nil {
+		d.t.Fatalf("deploy-%s.sh on %s: %v", role, host, err)
+	}
+	return out
+}
+
+// tryDeploy is deploy that returns the script's failure.
+func (d *deployment) tryDeploy(role, host string, args ...string) (string, error) {
+	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	script := filepath.Join(d.repo, "scripts", "deploy-"+role+".sh")
@@ -132,10 +142,7 @@ func (d *deployment) deploy(role, host string, args ...string) string {
 	start := time.Now()
 	err := cmd.Run()
 	d.t.Logf("deploy-%s.sh %s %s (%s):\n%s", role, strings.Join(args, " "), host, time.Since(start).Round(time.Millisecond), out.String())
-	if err != nil {
-		d.t.Fatalf("deploy-%s.sh on %s: %v", role, host, err)
-	}
-	return out.String()
+	return out.String(), err
 }
 
 // spireServer runs the spire-server CLI against host's server.
@@ -239,8 +246,16 @@ func TestDeployAcrossHosts(t *testing.T) {
 	// Cloud first: cloud-1 runs Vault and its bootstrap, a server, the
 	// cloud agent and the broker.
 	d.deploy("cloud", "cloud-1")
-	// The operator copies the Vault login and Vault's certificate to the
-	// second cloud host, and the trust bundle to the edge hosts.
+	// The second cloud host needs the Vault login and Vault's certificate
+	// from the first: without them its deploy fails, naming them, and
+	// starts nothing.
+	if out, err := d.tryDeploy("cloud", "cloud-2"); err == nil || !strings.Contains(out, "needs files made on host cloud-1") || !strings.Contains(out, "secret_id") {
+		t.Fatalf("deploy-cloud.sh on cloud-2 without the Vault login: err %v, want a failure naming the files", err)
+	}
+	if pid := d.pid("cloud-2", "pids/spire-server.pid"); pid != 0 {
+		t.Fatalf("cloud-2's server was started without its Vault login (pid %d)", pid)
+	}
+	// The operator copies them, and the trust bundle to the edge hosts.
 	for _, rel := range []string{"vault/tls/vault.crt", "vault/bootstrap/approle/role_id", "vault/bootstrap/approle/secret_id"} {
 		copyFile(t, filepath.Join(d.root("cloud-1"), rel), filepath.Join(d.root("cloud-2"), rel))
 	}
