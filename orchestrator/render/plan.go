@@ -113,6 +113,8 @@ type Service struct {
 	Socket string
 	// Addr is the host:port the service listens on, when it does.
 	Addr string
+	// URL is how clients reach the service, for a managed Vault.
+	URL string
 	// Site is the edge site of edge services.
 	Site string
 	// Workload is the workload a helper serves.
@@ -276,11 +278,17 @@ func (b *builder) build() error {
 		h.addRole("vault")
 		port := b.env.Port(h.Name, "vault", 8200)
 		addr := fmt.Sprintf("%s:%d", h.Addr, port)
-		cfg := b.renderVaultConfig(h, addr)
+		// Plain HTTP on the loopback of an embedded run, TLS between real
+		// hosts.
+		url := "https://" + addr
+		if b.env.Embedded {
+			url = "http://" + addr
+		}
+		cfg := b.renderVaultConfig(h, addr, url)
 		h.addFile(h.path("vault", "vault.hcl"), cfg, 0o600)
-		h.addFile(h.path("vault", "bootstrap.hcl"), b.renderBootstrap(h, addr), 0o600)
+		h.addFile(h.path("vault", "bootstrap.hcl"), b.renderBootstrap(h, url), 0o600)
 		h.Services = append(h.Services, Service{
-			Name: "vault", Kind: "vault", Addr: addr,
+			Name: "vault", Kind: "vault", Addr: addr, URL: url,
 			Argv:    []string{b.env.Bins.Vault, "server", "-config", h.path("vault", "vault.hcl")},
 			DataDir: h.path("vault", "data"),
 		})

@@ -333,19 +333,10 @@ func VaultTLSFiles(h *Host) (cert, key string) {
 	return h.path("vault", "tls", "vault.crt"), h.path("vault", "tls", "vault.key")
 }
 
-// vaultScheme is how clients reach a managed Vault: plain HTTP on the
-// loopback of an embedded run, TLS between real hosts.
-func (b *builder) vaultScheme() string {
-	if b.env.Embedded {
-		return "http://"
-	}
-	return "https://"
-}
-
 // renderVaultConfig is the managed Vault's configuration. On one machine it
 // listens on loopback only; on real hosts it listens on every interface,
 // TLS 1.2+ with ECDHE and AES-GCM only.
-func (b *builder) renderVaultConfig(h *Host, addr string) []byte {
+func (b *builder) renderVaultConfig(h *Host, addr, url string) []byte {
 	listener := fmt.Sprintf(`listener "tcp" {
     address = %s
     tls_disable = true
@@ -375,7 +366,7 @@ api_addr = %s
 cluster_addr = %s
 disable_mlock = true
 ui = false
-`, quote(h.path("vault", "data")), quote(h.Name), listener, quote(b.vaultScheme()+addr), quote("https://"+clusterAddr(addr))))
+`, quote(h.path("vault", "data")), quote(h.Name), listener, quote(url), quote("https://"+clusterAddr(addr))))
 }
 
 // tlsSuites are the TLS 1.2 suites edgeid allows: ECDHE with AES-GCM.
@@ -392,7 +383,7 @@ func clusterAddr(addr string) string {
 // decrypts a managed Vault's unseal share.
 func UnsealIdentityPath(h *Host) string { return h.path("vault", "unseal-identity.txt") }
 
-func (b *builder) renderBootstrap(h *Host, addr string) []byte {
+func (b *builder) renderBootstrap(h *Host, url string) []byte {
 	top := b.top
 	caLine := ""
 	if !b.env.Embedded {
@@ -448,7 +439,7 @@ audit {
 }
 `,
 		quote(h.path("vault", "bootstrap")), quote(h.path("vault", "bootstrap", "summary.json")),
-		quote(b.vaultScheme()+addr), quote(h.path("vault", "bootstrap", "unseal")),
+		quote(url), quote(h.path("vault", "bootstrap", "unseal")),
 		recipient, quote(UnsealIdentityPath(h)),
 		quote(top.Vault.PKIMount), quote(top.Vault.PKIIntMount), quote(top.Vault.KVMount),
 		quote(b.roleIDFile(h)), quote(b.secretIDFile(h)),
@@ -507,7 +498,7 @@ func (b *builder) renderCloudServer(h *Host, svc Service, index int) []byte {
 	if vaultAddr == "" && b.top.Vault.Managed {
 		_, vs := b.plan.Service(Ref(vaultHost.Name, "vault"))
 		if vs != nil {
-			vaultAddr = b.vaultScheme() + vs.Addr
+			vaultAddr = vs.URL
 		}
 	}
 	caCert := b.env.VaultCACert

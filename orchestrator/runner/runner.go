@@ -608,7 +608,7 @@ func (r *Runner) upVault(ctx context.Context) error {
 		return nil
 	}
 	for _, ref := range r.services("vault", "") {
-		addr := "http://" + ref.s.Addr
+		addr := ref.s.URL
 		if err := r.startAll([]job{{ref, func() error { return dial(ctx, ref.s.Addr) }}}); err != nil {
 			return err
 		}

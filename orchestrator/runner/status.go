@@ -75,11 +75,7 @@ type KafkaStatus struct {
 func (r *Runner) Status(ctx context.Context) *Status {
 	st := &Status{TrustDomain: r.top.TrustDomain}
 	for _, ref := range r.services("vault", "") {
-		scheme := "https://"
-		if r.env.Embedded {
-			scheme = "http://"
-		}
-		st.Vault = &VaultStatus{Addr: scheme + ref.s.Addr, Running: r.proc(ref.h, ref.s).pid() != 0}
+		st.Vault = &VaultStatus{Addr: ref.s.URL, Running: r.proc(ref.h, ref.s).pid() != 0}
 	}
 	for _, ref := range r.services("spire-server", "") {
 		s := r.serverStatus(ctx, ref)
