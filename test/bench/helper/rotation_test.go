@@ -167,21 +167,6 @@ func summarize(d []time.Duration) stats {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-// rssKB reads VmRSS of pid.
-func rssKB(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	return 0
-}
-
 // BenchmarkRotation runs spiffe-helper v0.11.0 and edgeid-helper (same PEM
 // outputs, and a second one with every output) against one agent with a
 // 10 s SVID, one helper at a time, each running a program it signals with
@@ -345,7 +330,7 @@ func (c *contender) report(b *testing.B, i int, w *pushWatcher) {
 	}
 	c.mu.Unlock()
 	fs, ss, ps := summarize(fileLat), summarize(sigLat), summarize(pairLat)
-	rss := rssKB(c.proc.PID())
+	rss := harness.RSSKB(c.proc.PID())
 	fmt.Printf("%-45s %12s %12s %12s | %12s %12s | %12s %12s %12s | %5.1f MB   (n=%d/%d/%d)\n", c.name, ms(fs.p50), ms(fs.p99), ms(fs.max), ms(ps.p50), ms(ps.p99), ms(ss.p50), ms(ss.p99), ms(ss.max), float64(rss)/1024, len(fileLat), len(pairLat), len(sigLat))
 	b.ReportMetric(float64(ps.p50.Microseconds())/1000, fmt.Sprintf("c%d-pair-p50-ms", i))
 	b.ReportMetric(float64(fs.p50.Microseconds())/1000, fmt.Sprintf("c%d-file-p50-ms", i))

@@ -181,7 +181,7 @@ func hostRSS(hostDir string) float64 {
 			continue
 		}
 		for _, p := range append([]int{pid}, descendants(pid)...) {
-			kb += rssKB(p)
+			kb += harness.RSSKB(p)
 		}
 	}
 	return float64(kb) / 1024
@@ -197,20 +197,6 @@ func descendants(pid int) []int {
 		}
 	}
 	return out
-}
-
-func rssKB(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 func median(d []time.Duration) time.Duration {
