@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -131,8 +130,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
-		kfake.Ports(port(cfg.Listen)),
-		// kfake binds 127.0.0.1; bind the configured address instead.
+		// kfake binds 127.0.0.1 on a port it is given; bind the
+		// configured address instead.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, cfg.Listen) }),
 		kfake.TLS(serverTLS),
 		kfake.AllowAutoTopicCreation(),
@@ -161,15 +160,6 @@ func chain(a, b tlsconfig.Authorizer) tlsconfig.Authorizer {
 
 // port is the port of a host:port address (0, an error at start, when
 // there is none).
-func port(addr string) int {
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
-}
-
 // consume reads topics from the start and appends each message to the log.
 func consume(ctx context.Context, brokers []string, tlsCfg *tls.Config, topics []string, logPath string, log *slog.Logger) error {
 	if len(topics) == 0 {
