@@ -63,13 +63,13 @@ type env struct {
 	bundles   *x509bundle.Set
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	ca := testpki.NewCA(t, "example.org", true)
 	other := testpki.NewCA(t, "other.test", false)
 	return &env{ca: ca, other: other, bundles: x509bundle.NewSet(ca.Bundle())}
 }
 
-func start(t *testing.T, cfg Config, svids x509svid.Source, bundles x509bundle.Source) *Tunnel {
+func start(t testing.TB, cfg Config, svids x509svid.Source, bundles x509bundle.Source) *Tunnel {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
