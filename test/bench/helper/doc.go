@@ -7,9 +7,11 @@
 //     visible on disk, and to the renew signal reaching the program the
 //     helper runs; p50/p99/max for each helper;
 //   - RSS of each helper process, idle between rotations;
-//   - tunnel throughput (one 256 MiB stream) and 1 KiB request/response
-//     latency, for a direct TLS connection, through a server-mode tunnel,
-//     and through a client + server tunnel pair.
+//   - tunnel throughput (a 128 MiB stream) and 1 KiB request/response
+//     latency, for a direct TLS connection, through a server-mode tunnel, a
+//     client-mode tunnel and a client + server pair, against a backend that
+//     runs as a process of its own; the paths take turns for several rounds
+//     and each figure is the median of the rounds, with its range.
 //
 // Run with:
 //

@@ -9,12 +9,22 @@ import (
 	"time"
 )
 
-// TestMain lets the benchmark binary double as the program a helper runs:
-// with EDGEID_BENCH_ROLE=signal-receiver it appends the wall-clock time of
-// every SIGUSR1 to EDGEID_BENCH_SIGLOG.
+// TestMain lets the benchmark binary double as the programs the benchmarks
+// run beside the helpers:
+//   - EDGEID_BENCH_ROLE=signal-receiver appends the wall-clock time of every
+//     SIGUSR1 to EDGEID_BENCH_SIGLOG;
+//   - EDGEID_BENCH_ROLE=backend serves the tunnel benchmark's backend (see
+//     serveBackend).
 func TestMain(m *testing.M) {
-	if os.Getenv("EDGEID_BENCH_ROLE") == "signal-receiver" {
+	switch os.Getenv("EDGEID_BENCH_ROLE") {
+	case "signal-receiver":
 		os.Exit(receiveSignals(os.Getenv("EDGEID_BENCH_SIGLOG")))
+	case "backend":
+		if err := serveBackend(os.Getenv("EDGEID_BENCH_AGENT"), os.Getenv("EDGEID_BENCH_ADDRS")); err != nil {
+			fmt.Fprintln(os.Stderr, "backend:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
