@@ -89,7 +89,7 @@ func start(t testing.TB, cfg Config, svids x509svid.Source, bundles x509bundle.S
 }
 
 // echoServer echoes every connection and returns its address.
-func echoServer(t *testing.T) string {
+func echoServer(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

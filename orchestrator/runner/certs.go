@@ -3,11 +3,11 @@ package runner
 import (
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // AgentSVID reads the SVID a SPIRE agent (v1.13) keeps in its data
@@ -26,32 +26,9 @@ func AgentSVID(dataDir string) (*x509.Certificate, error) {
 	if len(stored.SVID) == 0 {
 		return nil, fmt.Errorf("agent data in %s: no SVID", dataDir)
 	}
-	certs, err := parseCerts(stored.SVID[0])
+	certs, err := pemutil.ParseCertificates(stored.SVID[0])
 	if err != nil {
 		return nil, fmt.Errorf("agent data in %s: %w", dataDir, err)
 	}
 	return certs[0], nil
-}
-
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no certificate")
-	}
-	return out, nil
 }

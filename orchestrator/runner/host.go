@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // TrustBundleExport is where a real cloud host leaves the trust domain's
@@ -55,7 +56,7 @@ func (r *Runner) copyTrustBundle(serverRef, path string) error {
 	if err != nil {
 		return fmt.Errorf("trust bundle: %w", err)
 	}
-	certs, err := parseCerts(data)
+	certs, err := pemutil.ParseCertificates(data)
 	if err != nil {
 		return fmt.Errorf("trust bundle %s: %w", r.cfg.TrustBundle, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 
 	bootstrapcli "github.com/edgeid/edgeid/bootstrap/cli"
 	"github.com/edgeid/edgeid/orchestrator/render"
@@ -563,7 +564,7 @@ func certFresh(path string) bool {
 	if err != nil {
 		return false
 	}
-	certs, err := parseCerts(data)
+	certs, err := pemutil.ParseCertificates(data)
 	if err != nil {
 		return false
 	}
@@ -800,7 +801,7 @@ func svidValid(path string) error {
 	if err != nil {
 		return err
 	}
-	certs, err := parseCerts(data)
+	certs, err := pemutil.ParseCertificates(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

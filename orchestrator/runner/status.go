@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // Status is the state of a run: the tree Vault → cloud servers → edge
@@ -99,7 +100,7 @@ func (r *Runner) Status(ctx context.Context) *Status {
 			Running:  r.proc(w.h, w.s).pid() != 0,
 		}
 		if data, err := os.ReadFile(w.s.ReadyFile); err == nil {
-			if certs, err := parseCerts(data); err == nil {
+			if certs, err := pemutil.ParseCertificates(data); err == nil {
 				t := certs[0].NotAfter
 				ws.SVIDExpires = &t
 			}

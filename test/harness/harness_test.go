@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	vaultapi "github.com/hashicorp/vault/api"
 )
 
@@ -48,7 +49,7 @@ func TestVaultDevServes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("generate PKI root: %v", err)
 	}
-	if certs, err := ParseCertsPEM([]byte(root.Data["certificate"].(string))); err != nil || !certs[0].IsCA {
+	if certs, err := pemutil.ParseCertificates([]byte(root.Data["certificate"].(string))); err != nil || !certs[0].IsCA {
 		t.Fatalf("PKI root is not a CA certificate: %v", err)
 	}
 }

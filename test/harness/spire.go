@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // DefaultTrustDomain is the trust domain the harness uses when none is set.
@@ -394,7 +395,7 @@ func (s *SpireServer) BundlePEM(t testing.TB) []byte {
 // Bundle returns the server's X.509 trust bundle.
 func (s *SpireServer) Bundle(t testing.TB) []*x509.Certificate {
 	t.Helper()
-	certs, err := ParseCertsPEM(s.BundlePEM(t))
+	certs, err := pemutil.ParseCertificates(s.BundlePEM(t))
 	if err != nil {
 		t.Fatalf("harness: parse bundle: %v", err)
 	}
@@ -409,35 +410,11 @@ func ReadCertsPEM(t testing.TB, path string) []*x509.Certificate {
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	certs, err := ParseCertsPEM(data)
+	certs, err := pemutil.ParseCertificates(data)
 	if err != nil {
 		t.Fatalf("harness: %s: %v", path, err)
 	}
 	return certs
-}
-
-// ParseCertsPEM parses every CERTIFICATE block in data.
-func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("no certificates in PEM data")
-	}
-	return certs, nil
 }
 
 // AgentConfig configures a SPIRE agent started by StartSpireAgent.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/edgeid/edgeid/test/harness"
 )
 
@@ -267,7 +268,7 @@ svid_bundle_file_name = "bundle.pem"
 		if err != nil {
 			t.Fatal(err)
 		}
-		certs, err := harness.ParseCertsPEM(pemData)
+		certs, err := pemutil.ParseCertificates(pemData)
 		if err != nil {
 			t.Fatal(err)
 		}

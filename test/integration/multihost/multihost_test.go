@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgeid/edgeid/orchestrator/runner"
 	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/edgeid/edgeid/test/harness"
 )
 
@@ -377,7 +378,7 @@ func (d *deployment) vaultRoot() *x509.Certificate {
 	defer resp.Body.Close()
 	var body bytes.Buffer
 	_, _ = body.ReadFrom(resp.Body)
-	certs, err := harness.ParseCertsPEM(body.Bytes())
+	certs, err := pemutil.ParseCertificates(body.Bytes())
 	if err != nil {
 		t.Fatalf("Vault root (HTTP %d): %v", resp.StatusCode, err)
 	}
@@ -398,7 +399,7 @@ func (d *deployment) requireWorkloadSVID(host, site string, vaultRoot *x509.Cert
 		if err != nil {
 			return err
 		}
-		chain, err := harness.ParseCertsPEM(data)
+		chain, err := pemutil.ParseCertificates(data)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/edgeid/edgeid/test/harness"
 )
 
@@ -249,7 +250,7 @@ func fetchVaultRoot(t *testing.T, addr string) *x509.Certificate {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	certs, err := harness.ParseCertsPEM(data)
+	certs, err := pemutil.ParseCertificates(data)
 	if err != nil {
 		t.Fatalf("Vault root from %s: %v", addr, err)
 	}

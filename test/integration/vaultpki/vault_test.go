@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/edgeid/edgeid/test/harness"
 	vaultapi "github.com/hashicorp/vault/api"
 )
@@ -212,7 +213,7 @@ func (p *vaultPKI) certAuth(t *testing.T) (certPath, keyPath string) {
 
 func mustCert(t *testing.T, pemText string) *x509.Certificate {
 	t.Helper()
-	certs, err := harness.ParseCertsPEM([]byte(pemText))
+	certs, err := pemutil.ParseCertificates([]byte(pemText))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,14 +5,13 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 	"time"
 
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/spire-plugin-sdk/pluginsdk"
@@ -226,7 +225,7 @@ func loadCredentials(cfg *configuration) (*credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain, err := parseCertificates(certPEM)
+	chain, err := pemutil.ParseCertificates(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.certificatePath, err)
 	}
@@ -235,7 +234,7 @@ func loadCredentials(cfg *configuration) (*credentials, error) {
 		if err != nil {
 			return nil, err
 		}
-		inter, err := parseCertificates(interPEM)
+		inter, err := pemutil.ParseCertificates(interPEM)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.intermediatesPath, err)
 		}
@@ -260,29 +259,6 @@ func loadCredentials(cfg *configuration) (*credentials, error) {
 		return nil, err
 	}
 	return &credentials{chain: chain, key: key}, nil
-}
-
-func parseCertificates(b []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return out, nil
 }
 
 func readLimited(path string) ([]byte, error) {
