@@ -84,6 +84,13 @@ render() {
 		log "created the KubeEdge CA"
 	fi
 	cp "$ca/rootCA.crt" /render/kubeedge/ca/rootCA.crt
+	# Each host's private socket directory (servers' admin sockets,
+	# upstream agents): only edgeid's own services mount the state volume.
+	for root in /render/*$STATE; do
+		[ -d "$root" ] || continue
+		mkdir -p "$root/run/private"
+		chmod 0700 "$root/run/private"
+	done
 	# Vault's raft storage directory.
 	mkdir -p "/render/$VAULT_HOST$STATE/vault/data"
 	# Vault's TLS certificate, self-signed (the cloud servers pin it), as
@@ -128,7 +135,7 @@ vault_bootstrap() {
 }
 
 enroll_cloud() {
-	server=$STATE/run/server.sock
+	server=$STATE/run/private/server.sock
 	wait_healthy server "$server"
 	td=$(hcl_value "$STATE/spire/server.conf" trust_domain)
 	cluster=$(hcl_value "$STATE/spire/server.conf" cluster)
@@ -166,7 +173,7 @@ enroll_cloud() {
 }
 
 enroll_site() {
-	server=$STATE/run/server.sock
+	server=$STATE/run/private/server.sock
 	wait_healthy server "$server"
 	td=$(hcl_value "$STATE/spire/server.conf" trust_domain)
 	cluster=$(hcl_value "$STATE/spire/server.conf" cluster)

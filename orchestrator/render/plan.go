@@ -264,6 +264,19 @@ func (h *Host) path(parts ...string) string {
 	return filepath.Join(append([]string{h.Root}, parts...)...)
 }
 
+// Socket directories under a host's root. Workloads are given PublicSocketDir
+// (the agents' Workload API) and nothing else: the servers' admin sockets
+// and the upstream agent that serves an edge server its CA identity stay in
+// PrivateSocketDir, which only edgeid's own services reach.
+const (
+	PublicSocketDir  = "run/public"
+	PrivateSocketDir = "run/private"
+)
+
+// publicSocket and privateSocket return a socket path in those directories.
+func (h *Host) publicSocket(name string) string  { return h.path(PublicSocketDir, name) }
+func (h *Host) privateSocket(name string) string { return h.path(PrivateSocketDir, name) }
+
 func (h *Host) addFile(path string, content []byte, mode os.FileMode) {
 	h.Files = append(h.Files, File{Path: path, Content: content, Mode: mode})
 }
@@ -302,7 +315,7 @@ func (b *builder) build() error {
 		svc := Service{
 			Name: "spire-server", Kind: "spire-server",
 			Addr:    fmt.Sprintf("%s:%d", h.Addr, port),
-			Socket:  h.path("run", "server.sock"),
+			Socket:  h.privateSocket("server.sock"),
 			DataDir: h.path("spire", "server-data"),
 			Argv:    []string{b.env.Bins.SpireServer, "run", "-config", h.path("spire", "server.conf")},
 		}
@@ -327,7 +340,7 @@ func (b *builder) build() error {
 	cloudHost := b.host(top.Cloud.Hosts[0])
 	cloudAgent := Service{
 		Name: "spire-agent", Kind: "spire-agent",
-		Socket:     cloudHost.path("run", "agent.sock"),
+		Socket:     cloudHost.publicSocket("agent.sock"),
 		DataDir:    cloudHost.path("spire", "agent-data"),
 		BundlePath: cloudHost.path("spire", "bootstrap-cloud.pem"),
 		AgentID:    CloudID(top.TrustDomain, "agent/"+cloudHost.Name),
@@ -392,7 +405,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 	nodeCert, nodeKey := b.nodeCredPaths(sh)
 	upstream := Service{
 		Name: "upstream-agent", Kind: "spire-agent", Site: site.Name,
-		Socket:     sh.path("run", "upstream.sock"),
+		Socket:     sh.privateSocket("upstream.sock"),
 		DataDir:    sh.path("spire", "upstream-agent-data"),
 		BundlePath: sh.path("spire", "bootstrap-cloud.pem"),
 		AgentID:    AgentID(td, top.KubeEdge.Cluster, sh.Name),
@@ -407,7 +420,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 	edge := Service{
 		Name: "spire-server", Kind: "spire-server", Site: site.Name,
 		Addr:    fmt.Sprintf("%s:%d", sh.Addr, port),
-		Socket:  sh.path("run", "server.sock"),
+		Socket:  sh.privateSocket("server.sock"),
 		DataDir: sh.path("spire", "server-data"),
 		Server:  Ref(sh.Name, upstream.Name),
 		Argv:    []string{b.env.Bins.SpireServer, "run", "-config", sh.path("spire", "server.conf")},
@@ -429,7 +442,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 		cert, key := b.nodeCredPaths(h)
 		agent := Service{
 			Name: "spire-agent", Kind: "spire-agent", Site: site.Name,
-			Socket:     h.path("run", "agent.sock"),
+			Socket:     h.publicSocket("agent.sock"),
 			DataDir:    h.path("spire", "agent-data"),
 			BundlePath: h.path("spire", "bootstrap-site.pem"),
 			AgentID:    AgentID(td, top.KubeEdge.Cluster, node.Name),

@@ -479,8 +479,10 @@ func (r *Runner) install(context.Context) error {
 		for _, c := range changed {
 			r.changed[c] = true
 		}
-		for _, dir := range []string{"run", "pids", "logs"} {
-			if err := os.MkdirAll(filepath.Join(h.Root, dir), 0o755); err != nil {
+		for dir, mode := range map[string]os.FileMode{
+			render.PublicSocketDir: 0o755, render.PrivateSocketDir: 0o700, "pids": 0o755, "logs": 0o755,
+		} {
+			if err := mkdirMode(filepath.Join(h.Root, dir), mode); err != nil {
 				return err
 			}
 		}
@@ -502,6 +504,16 @@ func (r *Runner) install(context.Context) error {
 		return nil
 	}
 	return r.kubeedgeCredentials()
+}
+
+// mkdirMode creates dir (and its parents) and sets its mode, also when it
+// was there already: the private socket directory must not stay open to
+// others because an earlier version made it so.
+func mkdirMode(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode)
 }
 
 // kubeedgeCredentials plays cloudcore's CA in the embedded mode: one CA

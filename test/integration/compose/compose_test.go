@@ -21,6 +21,7 @@ import (
 
 	helperconfig "github.com/edgeid/edgeid/helper/config"
 	"github.com/edgeid/edgeid/orchestrator/cli"
+	orender "github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
 	"github.com/edgeid/edgeid/test/harness"
 )
@@ -61,6 +62,7 @@ func TestComposeFile(t *testing.T) {
 	t.Run("kafka", func(t *testing.T) { checkKafka(t, root, project) })
 	t.Run("same topology as conf", func(t *testing.T) { checkTopology(t, root) })
 	t.Run("bind mounts and configs exist", func(t *testing.T) { checkSources(t, project) })
+	t.Run("workloads reach no private socket", func(t *testing.T) { checkPrivateSockets(t, project) })
 	t.Run("scripts parse", func(t *testing.T) {
 		for _, script := range []string{"conf/compose/edgeid-compose.sh", "conf/compose/kafka/run.sh"} {
 			if out, err := exec.Command("sh", "-n", filepath.Join(root, script)).CombinedOutput(); err != nil {
@@ -516,7 +518,7 @@ func checkKafka(t *testing.T, root string, p *types.Project) {
 		}
 	}
 	// The helper talks to the cloud host's agent.
-	agentSock, _ := resolve(p.Services["cloud-spire-agent"], "/var/lib/edgeid/run/agent.sock")
+	agentSock, _ := resolve(p.Services["cloud-spire-agent"], path.Join(orender.DefaultHostRoot, orender.PublicSocketDir, "agent.sock"))
 	if w, ok := resolve(tlsSvc, path.Clean(strings.TrimPrefix(cfg.AgentAddress, "unix://"))); !ok || w != agentSock {
 		t.Errorf("kafka helper agent_address %s is %+v; the cloud agent's socket is %+v", cfg.AgentAddress, w, agentSock)
 	}
@@ -542,6 +544,34 @@ func checkTopology(t *testing.T, root string) {
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			t.Errorf("%s differs from %s in %s:\n%+v\n%+v", composeTopo, sampleTopo, name, pair[0], pair[1])
+		}
+	}
+}
+
+// checkPrivateSockets: a workload container (a pipeline's helper, the Kafka
+// broker and its helper, the smoke client) mounts the agents' public socket
+// directory and nothing that reaches the private one, where the SPIRE
+// servers' admin sockets are: with those a workload could register any
+// identity.
+func checkPrivateSockets(t *testing.T, p *types.Project) {
+	private := path.Join(orender.DefaultHostRoot, orender.PrivateSocketDir)
+	public := path.Join(orender.DefaultHostRoot, orender.PublicSocketDir)
+	for _, s := range p.Services {
+		workload := strings.Contains(s.Name, "-helper-") || strings.HasSuffix(s.Name, "-kafka-smoke") ||
+			s.Name == kafkaService || s.Name == kafkaTLS
+		if !workload {
+			continue
+		}
+		for _, v := range s.Volumes {
+			target := path.Clean(v.Target)
+			if target == private || strings.HasPrefix(private, target+"/") || strings.HasPrefix(target, private+"/") {
+				t.Errorf("workload service %s mounts %s at %s, which reaches the private sockets in %s", s.Name, v.Source, target, private)
+			}
+		}
+		if strings.Contains(s.Name, "-helper-") {
+			if _, ok := resolve(s, path.Join(public, "agent.sock")); !ok {
+				t.Errorf("workload service %s does not mount the agent socket directory %s", s.Name, public)
+			}
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/runner"
 	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
 	"github.com/edgeid/edgeid/plugins/common/pemutil"
@@ -150,7 +151,7 @@ func (d *deployment) tryDeploy(role, host string, args ...string) (string, error
 func (d *deployment) spireServer(host string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	args = append(args, "-socketPath", filepath.Join(d.root(host), "run", "server.sock"))
+	args = append(args, "-socketPath", filepath.Join(d.root(host), render.PrivateSocketDir, "server.sock"))
 	out, err := exec.CommandContext(ctx, filepath.Join(d.bin, "spire-server"), args...).CombinedOutput()
 	return string(out), err
 }
@@ -317,7 +318,7 @@ func (d *deployment) checkOneServer(survivor, reattest string, vaultRoot *x509.C
 	if err != nil {
 		t.Fatalf("register on %s: %v\n%s", survivor, err, out)
 	}
-	svid, _ := harness.FetchX509SVIDFor(t, filepath.Join(d.root("cloud-1"), "run", "agent.sock"), id)
+	svid, _ := harness.FetchX509SVIDFor(t, filepath.Join(d.root("cloud-1"), render.PublicSocketDir, "agent.sock"), id)
 	if _, err := harness.VerifySVIDChain(svid, []*x509.Certificate{vaultRoot}); err != nil {
 		t.Fatalf("SVID %s issued with only %s up does not chain to the Vault root: %v", id, survivor, err)
 	}
