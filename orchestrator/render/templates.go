@@ -194,7 +194,9 @@ health_checks {
 }
 `))
 
-var kubeedgeAgentTmpl = template.Must(template.New("kubeedge-agent").Funcs(funcs).Parse(header + `# {{.What}}
+// agentTmpl is every SPIRE agent: a KubeEdge node's (attests with the
+// node's certificate) or the cloud host's own (joins once with a token).
+var agentTmpl = template.Must(template.New("agent").Funcs(funcs).Parse(header + `# {{.What}}
 agent {
     data_dir = {{q .DataDir}}
     log_level = "INFO"
@@ -203,6 +205,9 @@ agent {
     socket_path = {{q .Socket}}
     trust_bundle_path = {{q .BundlePath}}
     trust_domain = {{q .TD}}
+{{- if .JoinTokenFile}}
+    join_token_file = {{q .JoinTokenFile}}
+{{- end}}
 {{- if .Embedded}}
     experimental {
         sync_interval = "1s"
@@ -216,7 +221,11 @@ plugins {
             directory = {{q .DataDir}}
         }
     }
-
+{{if .JoinTokenFile}}
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+{{- else}}
     NodeAttestor "kubeedge" {
         plugin_cmd = {{q .KubeEdge.Path}}
         plugin_checksum = {{q .KubeEdge.Checksum}}
@@ -225,6 +234,7 @@ plugins {
             private_key_path = {{q .NodeKey}}
         }
     }
+{{- end}}
 
     WorkloadAttestor "unix" {
         plugin_data {
@@ -240,47 +250,6 @@ plugins {
         plugin_data {}
     }
 {{- end}}
-}
-
-health_checks {
-    listener_enabled = false
-}
-`))
-
-var joinTokenAgentTmpl = template.Must(template.New("join-token-agent").Funcs(funcs).Parse(header + `# The cloud host's agent, for cloud workloads (the Kafka broker). It joins
-# once with a join token from ` + "`edgeid up`" + ` and then renews its SVID.
-agent {
-    data_dir = {{q .DataDir}}
-    log_level = "INFO"
-    server_address = {{q .ServerHost}}
-    server_port = "{{.ServerPort}}"
-    socket_path = {{q .Socket}}
-    trust_bundle_path = {{q .BundlePath}}
-    trust_domain = {{q .TD}}
-    join_token_file = {{q .JoinTokenFile}}
-{{- if .Embedded}}
-    experimental {
-        sync_interval = "1s"
-    }
-{{- end}}
-}
-
-plugins {
-    KeyManager "disk" {
-        plugin_data {
-            directory = {{q .DataDir}}
-        }
-    }
-
-    NodeAttestor "join_token" {
-        plugin_data {}
-    }
-
-    WorkloadAttestor "unix" {
-        plugin_data {
-            discover_workload_path = true
-        }
-    }
 }
 
 health_checks {
@@ -555,36 +524,34 @@ func (b *builder) renderEdgeServer(h *Host, svc, upstream Service, cloudAddr str
 }
 
 func (b *builder) renderKubeEdgeAgent(h *Host, svc Service, serverAddr string, edge bool) []byte {
-	d := b.common(h)
-	host, port, _ := strings.Cut(serverAddr, ":")
 	what := "Cloud agent of edge node " + h.Name + ": attests to the cloud servers with the node's KubeEdge certificate, and gives the edge server its downstream identity."
-	var ds any
+	extra := map[string]any{"KubeEdge": b.env.Bins.KubeEdgeAgent, "NodeCert": svc.NodeCert, "NodeKey": svc.NodeKey}
 	if edge {
 		what = "Edge agent of node " + h.Name + ": attests to its site's edge server with the node's KubeEdge certificate, and serves the node's workloads."
-		ds = b.env.Bins.DeepStream
+		extra["DeepStream"] = b.env.Bins.DeepStream
 	}
-	for k, v := range map[string]any{
-		"What": what, "DataDir": svc.DataDir, "ServerHost": host, "ServerPort": port,
-		"Socket": svc.Socket, "BundlePath": svc.BundlePath,
-		"KubeEdge": b.env.Bins.KubeEdgeAgent, "NodeCert": svc.NodeCert, "NodeKey": svc.NodeKey,
-		"DeepStream": ds,
-	} {
-		d[k] = v
-	}
-	return execute(kubeedgeAgentTmpl, d)
+	return b.renderAgent(h, svc, serverAddr, what, extra)
 }
 
 func (b *builder) renderJoinTokenAgent(h *Host, svc Service, serverAddr string) []byte {
+	what := "The cloud host's agent, for cloud workloads (the Kafka broker). It joins\n# once with a join token from `edgeid up` and then renews its SVID."
+	return b.renderAgent(h, svc, serverAddr, what, map[string]any{"JoinTokenFile": h.path("spire", "join-token")})
+}
+
+// renderAgent fills agentTmpl: what every agent has, then extra.
+func (b *builder) renderAgent(h *Host, svc Service, serverAddr, what string, extra map[string]any) []byte {
 	d := b.common(h)
 	host, port, _ := strings.Cut(serverAddr, ":")
 	for k, v := range map[string]any{
-		"DataDir": svc.DataDir, "ServerHost": host, "ServerPort": port,
+		"What": what, "DataDir": svc.DataDir, "ServerHost": host, "ServerPort": port,
 		"Socket": svc.Socket, "BundlePath": svc.BundlePath,
-		"JoinTokenFile": h.path("spire", "join-token"),
 	} {
 		d[k] = v
 	}
-	return execute(joinTokenAgentTmpl, d)
+	for k, v := range extra {
+		d[k] = v
+	}
+	return execute(agentTmpl, d)
 }
 
 func (b *builder) renderHelper(h *Host, agent Service, w topology.Workload, certDir, cmd string, args []string, kafka, id string) []byte {
