@@ -46,7 +46,12 @@ func sha256Hex(b []byte) string {
 const header = `# Rendered by edgeid from {{q .Topology}}; edit the topology, not this file.
 `
 
-var cloudServerTmpl = template.Must(template.New("cloud-server").Funcs(funcs).Parse(header + `server {
+// serverTmpl is every SPIRE server: a cloud server (its CA signed by Vault,
+// optionally on PostgreSQL, with a join-token attestor for the cloud host's
+// own agent) or a site's edge server (its CA signed by the cloud through
+// the node's upstream agent).
+var serverTmpl = template.Must(template.New("server").Funcs(funcs).Parse(header + `{{with .What}}# {{.}}
+{{end}}server {
     bind_address = {{q .BindAddr}}
     bind_port = "{{.Port}}"
     socket_path = {{q .Socket}}
@@ -100,7 +105,7 @@ plugins {
 {{- end}}
         }
     }
-
+{{if .Cloud}}
     # The cloud host's own agent (for cloud workloads such as Kafka).
     NodeAttestor "join_token" {
         plugin_data {}
@@ -123,63 +128,7 @@ plugins {
             }
         }
     }
-}
-
-health_checks {
-    listener_enabled = false
-}
-`))
-
-var edgeServerTmpl = template.Must(template.New("edge-server").Funcs(funcs).Parse(header + `# Edge server of site {{q .Site}}: a nested SPIRE server whose CA is signed
-# by the cloud through the local cloud agent. It keeps issuing while the
-# cloud is unreachable, until its CA (ca_ttl) expires.
-server {
-    bind_address = {{q .BindAddr}}
-    bind_port = "{{.Port}}"
-    socket_path = {{q .Socket}}
-    trust_domain = {{q .TD}}
-    data_dir = {{q .DataDir}}
-    log_level = "INFO"
-    ca_key_type = "ec-p256"
-    ca_ttl = {{dur .CATTL}}
-    default_x509_svid_ttl = {{dur .SVIDTTL}}
-    default_jwt_svid_ttl = "5m"
-{{- if .Embedded}}
-    ratelimit {
-        attestation = false
-    }
-{{- end}}
-    experimental {
-        cache_reload_interval = "1s"
-    }
-}
-
-plugins {
-    DataStore "sql" {
-        plugin_data {
-            database_type = "sqlite3"
-            connection_string = {{q .SQLitePath}}
-        }
-    }
-
-    KeyManager "disk" {
-        plugin_data {
-            keys_path = {{q .KeysPath}}
-        }
-    }
-
-    NodeAttestor "kubeedge" {
-        plugin_cmd = {{q .KubeEdge.Path}}
-        plugin_checksum = {{q .KubeEdge.Checksum}}
-        plugin_data {
-            cluster = {{q .Cluster}}
-            ca_bundle_path = {{q .KubeEdgeCA}}
-{{- if .Kubeconfig}}
-            kubeconfig = {{q .Kubeconfig}}
-{{- end}}
-        }
-    }
-
+{{- else}}
     UpstreamAuthority "spire" {
         plugin_data {
             server_address = {{q .UpstreamHost}}
@@ -187,6 +136,7 @@ plugins {
             workload_api_socket = {{q .UpstreamSocket}}
         }
     }
+{{- end}}
 }
 
 health_checks {
@@ -454,11 +404,6 @@ func (b *builder) kubeEdgeCA(h *Host) string {
 }
 
 func (b *builder) renderCloudServer(h *Host, svc Service, index int) []byte {
-	d := b.common(h)
-	host, port, _ := strings.Cut(svc.Addr, ":")
-	if !b.env.Embedded {
-		host = "0.0.0.0"
-	}
 	vaultHost := b.host(b.top.Vault.Host)
 	vaultAddr := b.env.VaultAddr
 	if vaultAddr == "" {
@@ -488,39 +433,44 @@ func (b *builder) renderCloudServer(h *Host, svc Service, index int) []byte {
 			dsn = b.env.PostgresDSN
 		}
 	}
-	for k, v := range map[string]any{
-		"BindAddr": host, "Port": port, "Socket": svc.Socket, "DataDir": svc.DataDir,
-		"CATTL": b.top.Cloud.CATTL, "SVIDTTL": b.top.Cloud.X509SVIDTTL,
-		"PostgresDSN": dsn, "SQLitePath": filepath.Join(svc.DataDir, "datastore.sqlite3"),
-		"KeysPath": filepath.Join(svc.DataDir, "keys.json"),
-		"KubeEdge": b.env.Bins.KubeEdgeServer, "KubeEdgeCA": b.kubeEdgeCA(h), "Kubeconfig": b.top.KubeEdge.Kubeconfig,
+	return b.renderServer(h, svc, "", b.top.Cloud.CATTL, b.top.Cloud.X509SVIDTTL, map[string]any{
+		"Cloud": true, "PostgresDSN": dsn,
 		"VaultPKI": b.env.Bins.VaultPKI, "VaultAddr": vaultAddr, "VaultCACert": caCert,
 		"PKIIntMount": b.top.Vault.PKIIntMount, "KVMount": b.top.Vault.KVMount,
 		"RoleIDFile": roleID, "SecretIDFile": secretID,
-	} {
-		d[k] = v
-	}
-	return execute(cloudServerTmpl, d)
+	})
 }
 
 func (b *builder) renderEdgeServer(h *Host, svc, upstream Service, cloudAddr string, site topology.Site) []byte {
+	what := "Edge server of site " + quote(site.Name) + ": a nested SPIRE server whose CA is signed\n" +
+		"# by the cloud through the local cloud agent. It keeps issuing while the\n" +
+		"# cloud is unreachable, until its CA (ca_ttl) expires."
+	upHost, upPort, _ := strings.Cut(cloudAddr, ":")
+	return b.renderServer(h, svc, what, site.CATTL, site.X509SVIDTTL, map[string]any{
+		"UpstreamHost": upHost, "UpstreamPort": upPort, "UpstreamSocket": upstream.Socket,
+	})
+}
+
+// renderServer fills serverTmpl: what every server has, then extra.
+func (b *builder) renderServer(h *Host, svc Service, what string, caTTL, svidTTL time.Duration, extra map[string]any) []byte {
 	d := b.common(h)
 	host, port, _ := strings.Cut(svc.Addr, ":")
 	if !b.env.Embedded {
 		host = "0.0.0.0"
 	}
-	upHost, upPort, _ := strings.Cut(cloudAddr, ":")
 	for k, v := range map[string]any{
-		"Site": site.Name, "BindAddr": host, "Port": port, "Socket": svc.Socket, "DataDir": svc.DataDir,
-		"CATTL": site.CATTL, "SVIDTTL": site.X509SVIDTTL,
+		"What": what, "BindAddr": host, "Port": port, "Socket": svc.Socket, "DataDir": svc.DataDir,
+		"CATTL": caTTL, "SVIDTTL": svidTTL,
 		"SQLitePath": filepath.Join(svc.DataDir, "datastore.sqlite3"),
 		"KeysPath":   filepath.Join(svc.DataDir, "keys.json"),
 		"KubeEdge":   b.env.Bins.KubeEdgeServer, "KubeEdgeCA": b.kubeEdgeCA(h), "Kubeconfig": b.top.KubeEdge.Kubeconfig,
-		"UpstreamHost": upHost, "UpstreamPort": upPort, "UpstreamSocket": upstream.Socket,
 	} {
 		d[k] = v
 	}
-	return execute(edgeServerTmpl, d)
+	for k, v := range extra {
+		d[k] = v
+	}
+	return execute(serverTmpl, d)
 }
 
 func (b *builder) renderKubeEdgeAgent(h *Host, svc Service, serverAddr string, edge bool) []byte {
