@@ -217,6 +217,9 @@ func Build(top *topology.Topology, env Env) (*Plan, error) {
 	if err := b.build(); err != nil {
 		return nil, err
 	}
+	if err := b.addEntryFiles(); err != nil {
+		return nil, err
+	}
 	sort.SliceStable(b.plan.Hosts, func(i, j int) bool { return hostOrder(b.plan.Hosts[i]) < hostOrder(b.plan.Hosts[j]) })
 	return b.plan, nil
 }

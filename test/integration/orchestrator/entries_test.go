@@ -1,0 +1,94 @@
+package orchestrator
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/orchestrator/topology"
+	"github.com/edgeid/edgeid/test/harness"
+)
+
+// The entries file `edgeid render` writes for each server host loads into a
+// real SPIRE server with `spire-server entry create -data`, and the server
+// then holds exactly the plan's entries: what someone deploying the rendered
+// configs by hand runs instead of `edgeid up`.
+func TestRenderedEntriesLoadIntoSpire(t *testing.T) {
+	top, err := topology.ParseFile(filepath.Join(harness.RepoRoot(t), "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := func(name string) render.Binary {
+		return render.Binary{Path: "/opt/edgeid/bin/" + name, Checksum: strings.Repeat("0", 64)}
+	}
+	plan, err := render.Build(top, render.HostsEnv(top, render.Binaries{
+		SpireServer: "/opt/edgeid/bin/spire-server", SpireAgent: "/opt/edgeid/bin/spire-agent", Vault: "/opt/edgeid/bin/vault",
+		Edgeid: "/opt/edgeid/bin/edgeid", Helper: "/opt/edgeid/bin/edgeid-helper",
+		VaultPKI: bin("vaultpki"), KubeEdgeServer: bin("kes"), KubeEdgeAgent: bin("kea"), DeepStream: bin("ds"),
+	}, render.DefaultHostRoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := render.WriteBundle(plan, out, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	// One server per host that holds entries; all in the topology's trust
+	// domain, as on the real hosts.
+	want := map[string][]string{}
+	for _, e := range plan.Entries {
+		host, _, _ := strings.Cut(e.Server, "/")
+		want[host] = append(want[host], describe(e.SPIFFEID, e.ParentID, e.Selectors, int64(e.X509TTL.Seconds()), e.Downstream, e.DNSNames))
+	}
+	if len(want) < 2 {
+		t.Fatalf("the sample topology should put entries on the cloud and on edge servers, got %v", want)
+	}
+	for host, entries := range want {
+		t.Run(host, func(t *testing.T) {
+			s := harness.StartSpireServer(t, harness.ServerConfig{TrustDomain: top.TrustDomain})
+			file := filepath.Join(out, host, strings.TrimPrefix(render.DefaultHostRoot, "/"), render.EntriesFile)
+			s.CLI(t, "entry", "create", "-data", file)
+
+			var shown struct {
+				Entries []struct {
+					SPIFFEID  struct{ TrustDomain, Path string } `json:"spiffe_id"`
+					ParentID  struct{ TrustDomain, Path string } `json:"parent_id"`
+					Selectors []struct{ Type, Value string }     `json:"selectors"`
+					X509TTL   int64                              `json:"x509_svid_ttl"`
+					Down      bool                               `json:"downstream"`
+					DNSNames  []string                           `json:"dns_names"`
+				} `json:"entries"`
+			}
+			if err := json.Unmarshal([]byte(s.CLI(t, "entry", "show", "-output", "json")), &shown); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range shown.Entries {
+				var sel []string
+				for _, x := range e.Selectors {
+					sel = append(sel, x.Type+":"+x.Value)
+				}
+				got = append(got, describe("spiffe://"+e.SPIFFEID.TrustDomain+e.SPIFFEID.Path, "spiffe://"+e.ParentID.TrustDomain+e.ParentID.Path,
+					sel, e.X509TTL, e.Down, e.DNSNames))
+			}
+			slices.Sort(got)
+			slices.Sort(entries)
+			if !slices.Equal(got, entries) {
+				t.Fatalf("the server holds\n%s\nthe plan has\n%s", strings.Join(got, "\n"), strings.Join(entries, "\n"))
+			}
+		})
+	}
+}
+
+func describe(id, parent string, selectors []string, ttl int64, downstream bool, dns []string) string {
+	sel := slices.Clone(selectors)
+	slices.Sort(sel)
+	return strings.Join([]string{id, "parent=" + parent, "selectors=" + strings.Join(sel, ","),
+		"ttl=" + strconv.FormatInt(ttl, 10), "downstream=" + strconv.FormatBool(downstream),
+		"dns=" + strings.Join(dns, ",")}, " ")
+}
