@@ -54,14 +54,18 @@ func TestRenderedEntriesLoadIntoSpire(t *testing.T) {
 			file := filepath.Join(out, host, strings.TrimPrefix(render.DefaultHostRoot, "/"), render.EntriesFile)
 			s.CLI(t, "entry", "create", "-data", file)
 
+			type id struct {
+				TrustDomain string `json:"trust_domain"`
+				Path        string `json:"path"`
+			}
 			var shown struct {
 				Entries []struct {
-					SPIFFEID  struct{ TrustDomain, Path string } `json:"spiffe_id"`
-					ParentID  struct{ TrustDomain, Path string } `json:"parent_id"`
-					Selectors []struct{ Type, Value string }     `json:"selectors"`
-					X509TTL   int64                              `json:"x509_svid_ttl"`
-					Down      bool                               `json:"downstream"`
-					DNSNames  []string                           `json:"dns_names"`
+					SPIFFEID  id                             `json:"spiffe_id"`
+					ParentID  id                             `json:"parent_id"`
+					Selectors []struct{ Type, Value string } `json:"selectors"`
+					X509TTL   int64                          `json:"x509_svid_ttl"`
+					Down      bool                           `json:"downstream"`
+					DNSNames  []string                       `json:"dns_names"`
 				} `json:"entries"`
 			}
 			if err := json.Unmarshal([]byte(s.CLI(t, "entry", "show", "-output", "json")), &shown); err != nil {
