@@ -9,6 +9,10 @@ import (
 	"fmt"
 )
 
+// ErrNoCertificate is returned by ParseCertificates when data holds no
+// CERTIFICATE block.
+var ErrNoCertificate = errors.New("pemutil: no PEM certificate found")
+
 // ParseCertificates parses every CERTIFICATE block in data, in order, and
 // skips blocks of other types (a key in a combined file, for one). It fails
 // when a certificate does not parse or when there is none.
@@ -30,7 +34,7 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, errors.New("pemutil: no PEM certificate found")
+		return nil, ErrNoCertificate
 	}
 	return certs, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"strings"
 	"testing"
@@ -48,6 +49,11 @@ func TestParseCertificates(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				if tc.data == nil || tc.name == "only a key" {
+					if !errors.Is(err, ErrNoCertificate) {
+						t.Fatalf("error %v is not ErrNoCertificate", err)
+					}
 				}
 				return
 			}

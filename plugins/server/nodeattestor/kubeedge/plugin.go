@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 var (
@@ -588,28 +588,14 @@ func readCAFile(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca bundle: %w", err)
 	}
-	var out []*x509.Certificate
-	rest := raw
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("ca bundle %s: %w", path, err)
-		}
+	out, err := pemutil.ParseCertificates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("ca bundle %s: %w", path, err)
+	}
+	for _, c := range out {
 		if !c.IsCA {
 			return nil, fmt.Errorf("ca bundle %s: certificate %q is not a CA", path, c.Subject.String())
 		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("ca bundle %s holds no certificate", path)
 	}
 	return out, nil
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // maxIssuers bounds how many issuers of a mount are read per poll.
@@ -283,24 +285,12 @@ func pemField(data map[string]any, field string) ([]*x509.Certificate, error) {
 	default:
 		return nil, fmt.Errorf("field %s holds a %T, want PEM", field, raw)
 	}
-	var out []*x509.Certificate
-	for _, b := range blobs {
-		rest := []byte(b)
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			if block.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("field %s: %w", field, err)
-			}
-			out = append(out, c)
-		}
+	out, err := pemutil.ParseCertificates([]byte(strings.Join(blobs, "\n")))
+	if errors.Is(err, pemutil.ErrNoCertificate) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("field %s: %w", field, err)
 	}
 	return out, nil
 }
