@@ -37,12 +37,13 @@ func TestParseCertificates(t *testing.T) {
 		data    []byte
 		wantCNs []string
 		wantErr string
+		noCert  bool // the error is ErrNoCertificate
 	}{
-		{"chain in order", append(append([]byte{}, a...), b...), []string{"a", "b"}, ""},
-		{"other blocks skipped", append(append(append([]byte{}, key...), a...), "trailing text\n"...), []string{"a"}, ""},
-		{"empty", nil, nil, "no PEM certificate found"},
-		{"only a key", key, nil, "no PEM certificate found"},
-		{"bad certificate", append(append([]byte{}, a...), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x01}})...), nil, "certificate 2:"},
+		{"chain in order", append(append([]byte{}, a...), b...), []string{"a", "b"}, "", false},
+		{"other blocks skipped", append(append(append([]byte{}, key...), a...), "trailing text\n"...), []string{"a"}, "", false},
+		{"empty", nil, nil, "no PEM certificate found", true},
+		{"only a key", key, nil, "no PEM certificate found", true},
+		{"bad certificate", append(append([]byte{}, a...), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x01}})...), nil, "certificate 2:", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			certs, err := ParseCertificates(tc.data)
@@ -50,10 +51,8 @@ func TestParseCertificates(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 				}
-				if tc.data == nil || tc.name == "only a key" {
-					if !errors.Is(err, ErrNoCertificate) {
-						t.Fatalf("error %v is not ErrNoCertificate", err)
-					}
+				if errors.Is(err, ErrNoCertificate) != tc.noCert {
+					t.Fatalf("error %v: errors.Is(ErrNoCertificate) = %v, want %v", err, !tc.noCert, tc.noCert)
 				}
 				return
 			}
