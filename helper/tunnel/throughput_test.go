@@ -17,23 +17,6 @@ import (
 
 const streamChunk = 256 << 10
 
-// sink accepts connections and discards what they send.
-func sink(b *testing.B, ln net.Listener) {
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-}
-
 func streamTo(b *testing.B, c net.Conn) {
 	b.Helper()
 	defer c.Close()
@@ -55,7 +38,7 @@ func BenchmarkStreamDirectTLS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sink(b, ln)
+	serve(b, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	c, err := tls.Dial("tcp", ln.Addr().String(), tlsconfig.MTLSClientConfig(newSource(app), e.bundles, tlsconfig.AuthorizeID(peer.ID)))
 	if err != nil {
 		b.Fatal(err)
@@ -70,7 +53,7 @@ func BenchmarkStreamClientTunnel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sink(b, ln)
+	serve(b, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	tun := start(b, Config{Name: "cli", Mode: ModeClient, Target: ln.Addr().String(), AllowedSPIFFEIDs: []string{peer.ID.String()}},
 		newSource(app), e.bundles)
 	c, err := net.Dial("tcp", tun.Addr().String())
@@ -87,7 +70,7 @@ func BenchmarkStreamServerTunnel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sink(b, ln)
+	serve(b, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	tun := start(b, Config{Name: "srv", Mode: ModeServer, Target: ln.Addr().String(), AllowedSPIFFEIDs: []string{app.ID.String()}},
 		newSource(peer), e.bundles)
 	c, err := tls.Dial("tcp", tun.Addr().String(), tlsconfig.MTLSClientConfig(newSource(app), e.bundles, tlsconfig.AuthorizeID(peer.ID)))

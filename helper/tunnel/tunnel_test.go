@@ -88,13 +88,9 @@ func start(t testing.TB, cfg Config, svids x509svid.Source, bundles x509bundle.S
 	return tun
 }
 
-// echoServer echoes every connection and returns its address.
-func echoServer(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+// serve runs handle on every connection ln accepts, each closed after its
+// handler, until the test ends.
+func serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -104,10 +100,20 @@ func echoServer(t testing.TB) string {
 			}
 			go func() {
 				defer c.Close()
-				_, _ = io.Copy(c, c)
+				handle(c)
 			}()
 		}
 	}()
+}
+
+// echoServer echoes every connection and returns its address.
+func echoServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, ln, func(c net.Conn) { _, _ = io.Copy(c, c) })
 	return ln.Addr().String()
 }
 
