@@ -479,12 +479,8 @@ func (r *Runner) install(context.Context) error {
 		for _, c := range changed {
 			r.changed[c] = true
 		}
-		for dir, mode := range map[string]os.FileMode{
-			render.PublicSocketDir: 0o755, render.PrivateSocketDir: 0o700, "pids": 0o755, "logs": 0o755,
-		} {
-			if err := mkdirMode(filepath.Join(h.Root, dir), mode); err != nil {
-				return err
-			}
+		if err := makeHostDirs(h.Root); err != nil {
+			return err
 		}
 		for _, s := range h.Services {
 			if s.DataDir != "" {
@@ -504,6 +500,25 @@ func (r *Runner) install(context.Context) error {
 		return nil
 	}
 	return r.kubeedgeCredentials()
+}
+
+// makeHostDirs makes the run-time directories under a host's root: the
+// socket directories (public for workloads, private 0700), PIDs and logs.
+// In order: a parent made by MkdirAll for the private directory would be
+// 0700 too, and hide the public one from workloads.
+func makeHostDirs(root string) error {
+	for _, d := range []struct {
+		dir  string
+		mode os.FileMode
+	}{
+		{filepath.Dir(render.PublicSocketDir), 0o755}, {render.PublicSocketDir, 0o755},
+		{render.PrivateSocketDir, 0o700}, {"pids", 0o755}, {"logs", 0o755},
+	} {
+		if err := mkdirMode(filepath.Join(root, d.dir), d.mode); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mkdirMode creates dir (and its parents) and sets its mode, also when it
