@@ -37,6 +37,8 @@ Usage:
   edgeid render  [-f topology.hcl] --out DIR [--host NAME] [--plugin-dir bin]
                                                                        write per-host config bundles
   edgeid validate [-f topology.hcl]                                    check a topology file
+  edgeid register --entries FILE --socket SOCK [--spire-server BIN]   load a rendered spire/entries.json
+                                                                       into a running server, idempotently
   edgeid bootstrap vault --config bootstrap.hcl                        bootstrap a Vault's PKI and SPIRE login
 `
 
@@ -59,6 +61,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return renderCmd(args[1:], stdout, stderr)
 	case "validate":
 		return validate(args[1:], stdout, stderr)
+	case "register":
+		return register(ctx, args[1:], stdout, stderr)
 	case "bootstrap":
 		return bootstrapcli.Run(ctx, args[1:], stdout, stderr)
 	case "kafka-demo":
@@ -110,6 +114,31 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
+	return nil
+}
+
+// register loads an entries file that render wrote into a running SPIRE
+// server, converging like up: for hand deployments and compose.
+func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("register", flag.ContinueOnError)
+	file := fs.String("entries", "", "entries file written by edgeid render (<root>/"+render.EntriesFile+")")
+	socket := fs.String("socket", "", "the SPIRE server's admin socket (<root>/"+render.PrivateSocketDir+"/server.sock)")
+	bin := fs.String("spire-server", filepath.Join(render.DefaultBinDir, "spire-server"), "spire-server program")
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if *file == "" || *socket == "" {
+		return fmt.Errorf("%w: register needs --entries and --socket", ErrUsage)
+	}
+	entries, err := render.ReadEntriesFile(*file)
+	if err != nil {
+		return err
+	}
+	created, present, err := runner.RegisterEntries(ctx, *bin, *socket, entries)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "registration entries from %s: %d created, %d already present\n", *file, created, present)
 	return nil
 }
 

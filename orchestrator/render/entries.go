@@ -1,9 +1,14 @@
 package render
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // EntriesFile is where a server's host gets the registration entries that
@@ -13,7 +18,9 @@ import (
 //	spire-server entry create -socketPath <root>/run/private/server.sock \
 //	    -data <root>/spire/entries.json
 //
-// `edgeid up` registers the same entries itself (and checks which exist).
+// or, converging like `edgeid up` (entries that exist are kept, changed
+// ones replaced), `edgeid register --entries <root>/spire/entries.json`.
+// `edgeid up` registers the same entries itself.
 const EntriesFile = "spire/entries.json"
 
 type entriesJSON struct {
@@ -64,4 +71,52 @@ func (b *builder) addEntryFiles() error {
 		h.addFile(h.path(EntriesFile), append(data, '\n'), 0o600)
 	}
 	return nil
+}
+
+// maxEntriesFile bounds what ReadEntriesFile reads.
+const maxEntriesFile = 16 << 20
+
+// ReadEntriesFile reads an EntriesFile (the `spire-server entry create
+// -data` format, the fields render writes) back into entries. Unknown
+// fields, malformed SPIFFE IDs and selectors are errors that name the entry.
+func ReadEntriesFile(path string) ([]Entry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("render: entries: %w", err)
+	}
+	if len(data) > maxEntriesFile {
+		return nil, fmt.Errorf("render: entries file %s is larger than %d bytes", path, maxEntriesFile)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var file entriesJSON
+	if err := dec.Decode(&file); err != nil {
+		return nil, fmt.Errorf("render: entries file %s: %w", path, err)
+	}
+	out := make([]Entry, 0, len(file.Entries))
+	for i, j := range file.Entries {
+		where := fmt.Sprintf("render: entries file %s: entry %d", path, i+1)
+		if _, err := spiffeid.FromString(j.SPIFFEID); err != nil {
+			return nil, fmt.Errorf("%s: spiffe_id: %w", where, err)
+		}
+		if _, err := spiffeid.FromString(j.ParentID); err != nil {
+			return nil, fmt.Errorf("%s (%s): parent_id: %w", where, j.SPIFFEID, err)
+		}
+		if len(j.Selectors) == 0 {
+			return nil, fmt.Errorf("%s (%s): no selectors", where, j.SPIFFEID)
+		}
+		if j.X509SVIDTTL < 0 {
+			return nil, fmt.Errorf("%s (%s): x509_svid_ttl is negative", where, j.SPIFFEID)
+		}
+		e := Entry{ParentID: j.ParentID, SPIFFEID: j.SPIFFEID, X509TTL: time.Duration(j.X509SVIDTTL) * time.Second,
+			Downstream: j.Downstream, DNSNames: j.DNSNames}
+		for _, sel := range j.Selectors {
+			if sel.Type == "" || sel.Value == "" {
+				return nil, fmt.Errorf("%s (%s): selector %q:%q needs a type and a value", where, j.SPIFFEID, sel.Type, sel.Value)
+			}
+			e.Selectors = append(e.Selectors, sel.Type+":"+sel.Value)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }

@@ -700,20 +700,24 @@ func (r *Runner) writeBundle(ctx context.Context, serverRef string, path string)
 // createEntries registers the plan's entries held by the servers matching
 // keep, before the agents that will serve them start.
 func (r *Runner) createEntries(ctx context.Context, keep func(server string) bool) error {
-	created, existing := 0, 0
+	byServer := map[string][]render.Entry{}
+	var servers []string
 	for _, e := range r.plan.Entries {
 		if !keep(e.Server) || !r.isLocal(strings.SplitN(e.Server, "/", 2)[0]) {
 			continue
 		}
-		h, s := r.plan.Service(e.Server)
-		ok, err := r.server(svcRef{h, s}).ensureEntry(ctx, e)
+		if _, seen := byServer[e.Server]; !seen {
+			servers = append(servers, e.Server)
+		}
+		byServer[e.Server] = append(byServer[e.Server], e)
+	}
+	created, existing := 0, 0
+	for _, ref := range servers {
+		h, s := r.plan.Service(ref)
+		c, p, err := r.server(svcRef{h, s}).ensureEntries(ctx, byServer[ref])
+		created, existing = created+c, existing+p
 		if err != nil {
 			return err
-		}
-		if ok {
-			created++
-		} else {
-			existing++
 		}
 	}
 	r.logf("      registration entries: %d created, %d already present", created, existing)

@@ -126,6 +126,29 @@ func (s serverCLI) ensureEntry(ctx context.Context, e render.Entry) (created boo
 	return true, nil
 }
 
+// RegisterEntries makes a SPIRE server (its spire-server program and admin
+// socket) hold entries, as `up` does for the plan's: an entry with the same
+// SPIFFE ID, parent and selectors is kept, one whose selectors differ is
+// replaced. It returns how many it created and how many were there.
+func RegisterEntries(ctx context.Context, spireServer, socket string, entries []render.Entry) (created, present int, err error) {
+	return serverCLI{bin: spireServer, socket: socket}.ensureEntries(ctx, entries)
+}
+
+func (s serverCLI) ensureEntries(ctx context.Context, entries []render.Entry) (created, present int, err error) {
+	for _, e := range entries {
+		ok, err := s.ensureEntry(ctx, e)
+		if err != nil {
+			return created, present, fmt.Errorf("entry %s: %w", e.SPIFFEID, err)
+		}
+		if ok {
+			created++
+		} else {
+			present++
+		}
+	}
+	return created, present, nil
+}
+
 // agentCLI drives a SPIRE agent's healthcheck.
 type agentCLI struct {
 	bin    string

@@ -1,22 +1,27 @@
 package orchestrator
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/edgeid/edgeid/orchestrator/cli"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
 	"github.com/edgeid/edgeid/test/harness"
 )
 
 // The entries file `edgeid render` writes for each server host loads into a
-// real SPIRE server with `spire-server entry create -data`, and the server
-// then holds exactly the plan's entries: what someone deploying the rendered
-// configs by hand runs instead of `edgeid up`.
+// real SPIRE server, with SPIRE's own `spire-server entry create -data` and
+// with `edgeid register` (which a second time finds every entry present),
+// and the server then holds exactly the plan's entries: what someone
+// deploying the rendered configs by hand runs instead of `edgeid up`.
 func TestRenderedEntriesLoadIntoSpire(t *testing.T) {
 	top, err := topology.ParseFile(filepath.Join(harness.RepoRoot(t), "conf", "topology.hcl"))
 	if err != nil {
@@ -38,8 +43,6 @@ func TestRenderedEntriesLoadIntoSpire(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// One server per host that holds entries; all in the topology's trust
-	// domain, as on the real hosts.
 	want := map[string][]string{}
 	for _, e := range plan.Entries {
 		host, _, _ := strings.Cut(e.Server, "/")
@@ -48,44 +51,64 @@ func TestRenderedEntriesLoadIntoSpire(t *testing.T) {
 	if len(want) < 2 {
 		t.Fatalf("the sample topology should put entries on the cloud and on edge servers, got %v", want)
 	}
+	spireServer := harness.SpireServerBin(t)
 	for host, entries := range want {
-		t.Run(host, func(t *testing.T) {
+		file := filepath.Join(out, host, strings.TrimPrefix(render.DefaultHostRoot, "/"), render.EntriesFile)
+		t.Run(host+"/spire-server entry create -data", func(t *testing.T) {
 			s := harness.StartSpireServer(t, harness.ServerConfig{TrustDomain: top.TrustDomain})
-			file := filepath.Join(out, host, strings.TrimPrefix(render.DefaultHostRoot, "/"), render.EntriesFile)
 			s.CLI(t, "entry", "create", "-data", file)
-
-			type id struct {
-				TrustDomain string `json:"trust_domain"`
-				Path        string `json:"path"`
-			}
-			var shown struct {
-				Entries []struct {
-					SPIFFEID  id                             `json:"spiffe_id"`
-					ParentID  id                             `json:"parent_id"`
-					Selectors []struct{ Type, Value string } `json:"selectors"`
-					X509TTL   int64                          `json:"x509_svid_ttl"`
-					Down      bool                           `json:"downstream"`
-					DNSNames  []string                       `json:"dns_names"`
-				} `json:"entries"`
-			}
-			if err := json.Unmarshal([]byte(s.CLI(t, "entry", "show", "-output", "json")), &shown); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, e := range shown.Entries {
-				var sel []string
-				for _, x := range e.Selectors {
-					sel = append(sel, x.Type+":"+x.Value)
-				}
-				got = append(got, describe("spiffe://"+e.SPIFFEID.TrustDomain+e.SPIFFEID.Path, "spiffe://"+e.ParentID.TrustDomain+e.ParentID.Path,
-					sel, e.X509TTL, e.Down, e.DNSNames))
-			}
-			slices.Sort(got)
-			slices.Sort(entries)
-			if !slices.Equal(got, entries) {
-				t.Fatalf("the server holds\n%s\nthe plan has\n%s", strings.Join(got, "\n"), strings.Join(entries, "\n"))
-			}
+			checkHolds(t, s, entries)
 		})
+		t.Run(host+"/edgeid register", func(t *testing.T) {
+			s := harness.StartSpireServer(t, harness.ServerConfig{TrustDomain: top.TrustDomain})
+			for round, report := range []string{
+				fmt.Sprintf("%d created, 0 already present", len(entries)),
+				fmt.Sprintf("0 created, %d already present", len(entries)),
+			} {
+				var stdout, stderr bytes.Buffer
+				err := cli.Run(context.Background(), []string{"register", "--entries", file, "--socket", s.SocketPath, "--spire-server", spireServer}, &stdout, &stderr)
+				if err != nil || !strings.Contains(stdout.String(), report) {
+					t.Fatalf("register, round %d: %v\n%s%s\nwant %q", round+1, err, stdout.String(), stderr.String(), report)
+				}
+			}
+			checkHolds(t, s, entries)
+		})
+	}
+}
+
+// checkHolds fails unless the server holds exactly the described entries.
+func checkHolds(t *testing.T, s *harness.SpireServer, want []string) {
+	t.Helper()
+	type id struct {
+		TrustDomain string `json:"trust_domain"`
+		Path        string `json:"path"`
+	}
+	var shown struct {
+		Entries []struct {
+			SPIFFEID  id                             `json:"spiffe_id"`
+			ParentID  id                             `json:"parent_id"`
+			Selectors []struct{ Type, Value string } `json:"selectors"`
+			X509TTL   int64                          `json:"x509_svid_ttl"`
+			Down      bool                           `json:"downstream"`
+			DNSNames  []string                       `json:"dns_names"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(s.CLI(t, "entry", "show", "-output", "json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range shown.Entries {
+		var sel []string
+		for _, x := range e.Selectors {
+			sel = append(sel, x.Type+":"+x.Value)
+		}
+		got = append(got, describe("spiffe://"+e.SPIFFEID.TrustDomain+e.SPIFFEID.Path, "spiffe://"+e.ParentID.TrustDomain+e.ParentID.Path,
+			sel, e.X509TTL, e.Down, e.DNSNames))
+	}
+	want = slices.Sorted(slices.Values(want))
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("the server holds\n%s\nthe plan has\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
