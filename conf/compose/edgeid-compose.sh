@@ -10,6 +10,10 @@
 #   edgeid-compose.sh enroll-cloud    cloud bundle, join token, cloud entries
 #   edgeid-compose.sh enroll-site     a site's bundle and workload entries
 #
+# Registration entries come from the spire/entries.json `edgeid render`
+# writes, through `edgeid register` (idempotent); only the entry of the
+# compose-only Kafka sidecar is made here.
+#
 # Every step is idempotent: `docker compose up` runs them again on each start.
 set -eu
 
@@ -138,7 +142,6 @@ enroll_cloud() {
 	server=$STATE/run/private/server.sock
 	wait_healthy server "$server"
 	td=$(hcl_value "$STATE/spire/server.conf" trust_domain)
-	cluster=$(hcl_value "$STATE/spire/server.conf" cluster)
 
 	# Bootstrap bundle of every agent that attests to the cloud.
 	"$BIN/spire-server" bundle show -socketPath "$server" >"$STATE/spire/bootstrap-cloud.pem"
@@ -155,15 +158,9 @@ enroll_cloud() {
 		chmod 0600 "$STATE/spire/join-token"
 	fi
 
-	# Each site's edge server: a downstream workload of its node's cloud agent.
-	for edge in /hosts/*; do
-		[ -d "$edge" ] || continue
-		node=${edge#/hosts/}
-		site=$(sed -n 's/^# Edge server of site "\(.*\)":.*/\1/p' "$edge$STATE/spire/server.conf")
-		ensure_entry "$server" "spiffe://$td/edge/$site/spire-server" \
-			-parentID "spiffe://$td/spire/agent/kubeedge/$cluster/$node" \
-			-selector unix:uid:0 -selector "unix:path:$BIN/spire-server" -downstream
-	done
+	# The entries `edgeid render` planned for this server (each site's edge
+	# server, a downstream workload of its node's cloud agent).
+	"$BIN/edgeid" register --entries "$STATE/spire/entries.json" --socket "$server" --spire-server "$BIN/spire-server"
 
 	# The Kafka broker's identity, fetched by its edgeid-helper sidecar (uid
 	# 1000). DNS SAN "cloud": clients verify the broker's host name.
@@ -175,24 +172,12 @@ enroll_cloud() {
 enroll_site() {
 	server=$STATE/run/private/server.sock
 	wait_healthy server "$server"
-	td=$(hcl_value "$STATE/spire/server.conf" trust_domain)
-	cluster=$(hcl_value "$STATE/spire/server.conf" cluster)
 	"$BIN/spire-server" bundle show -socketPath "$server" >"$STATE/spire/bootstrap-site.pem"
 
-	# One entry per workload of this node, with the selectors the deepstream
+	# The site's workload entries `edgeid render` planned, one per
+	# workload on any node of the site, with the selectors the deepstream
 	# attestor reports: app, the rendered config's hash, its topics.
-	for conf in "$STATE"/workloads/*/helper.conf; do
-		[ -f "$conf" ] || continue
-		id=$(hcl_value "$conf" spiffe_id)
-		app=$(basename "$(hcl_value "$conf" cmd)")
-		pipeline=$(hcl_value "$conf" cmd_args | sed -n 's/^-c \([^ ]*\).*/\1/p')
-		set -- -selector "deepstream:app:$app" \
-			-selector "deepstream:config_sha256:$(sha256sum "$pipeline" | cut -d' ' -f1)"
-		for topic in $(sed -n 's/^topic=//p' "$pipeline"); do
-			set -- "$@" -selector "deepstream:publish_topic:$topic"
-		done
-		ensure_entry "$server" "$id" -parentID "spiffe://$td/spire/agent/kubeedge/$cluster/$EDGEID_HOST" "$@"
-	done
+	"$BIN/edgeid" register --entries "$STATE/spire/entries.json" --socket "$server" --spire-server "$BIN/spire-server"
 }
 
 case "${1:-}" in

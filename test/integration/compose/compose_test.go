@@ -63,6 +63,7 @@ func TestComposeFile(t *testing.T) {
 	t.Run("same topology as conf", func(t *testing.T) { checkTopology(t, root) })
 	t.Run("bind mounts and configs exist", func(t *testing.T) { checkSources(t, project) })
 	t.Run("workloads reach no private socket", func(t *testing.T) { checkPrivateSockets(t, project) })
+	t.Run("every enroll step has its entries", func(t *testing.T) { checkEntries(t, project, files) })
 	t.Run("scripts parse", func(t *testing.T) {
 		for _, script := range []string{"conf/compose/edgeid-compose.sh", "conf/compose/kafka/run.sh"} {
 			if out, err := exec.Command("sh", "-n", filepath.Join(root, script)).CombinedOutput(); err != nil {
@@ -544,6 +545,25 @@ func checkTopology(t *testing.T, root string) {
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			t.Errorf("%s differs from %s in %s:\n%+v\n%+v", composeTopo, sampleTopo, name, pair[0], pair[1])
+		}
+	}
+}
+
+// checkEntries: each host's enroll step registers the spire/entries.json
+// render wrote for that host's server (edgeid-compose.sh), which must exist
+// and reach the step through a volume.
+func checkEntries(t *testing.T, p *types.Project, files map[string]map[string]string) {
+	entries := path.Join(orender.DefaultHostRoot, orender.EntriesFile)
+	for _, s := range p.Services {
+		host, ok := strings.CutSuffix(s.Name, "-enroll")
+		if !ok {
+			continue
+		}
+		if _, ok := files[host][entries]; !ok {
+			t.Errorf("%s registers %s, but render wrote none for host %s", s.Name, entries, host)
+		}
+		if _, ok := resolve(s, entries); !ok {
+			t.Errorf("%s cannot read %s: no volume holds it", s.Name, entries)
 		}
 	}
 }
