@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -80,7 +81,12 @@ const maxEntriesFile = 16 << 20
 // -data` format, the fields render writes) back into entries. Unknown
 // fields, malformed SPIFFE IDs and selectors are errors that name the entry.
 func ReadEntriesFile(path string) ([]Entry, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("render: entries: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxEntriesFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("render: entries: %w", err)
 	}
