@@ -134,11 +134,11 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	created, present, err := runner.RegisterEntries(ctx, *bin, *socket, entries)
+	counts, err := runner.RegisterEntries(ctx, *bin, *socket, entries)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "registration entries from %s: %d created, %d already present\n", *file, created, present)
+	fmt.Fprintf(stdout, "registration entries from %s: %s\n", *file, counts)
 	return nil
 }
 

@@ -19,8 +19,9 @@ import (
 //	spire-server entry create -socketPath <root>/run/private/server.sock \
 //	    -data <root>/spire/entries.json
 //
-// or, converging like `edgeid up` (entries that exist are kept, changed
-// ones replaced), `edgeid register --entries <root>/spire/entries.json`.
+// or, converging like `edgeid up` (entries that exist are kept or updated,
+// ones whose selectors changed replaced),
+// `edgeid register --entries <root>/spire/entries.json`.
 // `edgeid up` registers the same entries itself.
 const EntriesFile = "spire/entries.json"
 

@@ -711,16 +711,16 @@ func (r *Runner) createEntries(ctx context.Context, keep func(server string) boo
 		}
 		byServer[e.Server] = append(byServer[e.Server], e)
 	}
-	created, existing := 0, 0
+	var total EntryCounts
 	for _, ref := range servers {
 		h, s := r.plan.Service(ref)
-		c, p, err := r.server(svcRef{h, s}).ensureEntries(ctx, byServer[ref])
-		created, existing = created+c, existing+p
+		c, err := r.server(svcRef{h, s}).ensureEntries(ctx, byServer[ref])
+		total.Created, total.Updated, total.Present = total.Created+c.Created, total.Updated+c.Updated, total.Present+c.Present
 		if err != nil {
 			return err
 		}
 	}
-	r.logf("      registration entries: %d created, %d already present", created, existing)
+	r.logf("      registration entries: %s", total)
 	return nil
 }
 

@@ -74,40 +74,85 @@ type entryJSON struct {
 		Type  string `json:"type"`
 		Value string `json:"value"`
 	} `json:"selectors"`
+	X509SVIDTTL int64    `json:"x509_svid_ttl"`
+	DNSNames    []string `json:"dns_names"`
+	Downstream  bool     `json:"downstream"`
 }
 
 func (e entryJSON) spiffeID() string {
 	return "spiffe://" + e.SPIFFEID.TrustDomain + e.SPIFFEID.Path
 }
 
-// ensureEntry creates the entry unless one with the same SPIFFE ID and
-// parent exists. An existing entry whose selectors differ (a changed
-// pipeline config, say) is replaced, so a re-run converges on the plan.
-func (s serverCLI) ensureEntry(ctx context.Context, e render.Entry) (created bool, err error) {
+func (e entryJSON) selectors() string {
+	sels := make([]string, len(e.Selectors))
+	for i, sel := range e.Selectors {
+		sels[i] = sel.Type + ":" + sel.Value
+	}
+	return strings.Join(slices.Sorted(slices.Values(sels)), ",")
+}
+
+// matches reports whether an entry the server holds has e's TTL, DNS names
+// and downstream flag (a TTL of 0 in e is the server's default: any).
+func (have entryJSON) matches(e render.Entry) bool {
+	if e.X509TTL > 0 && have.X509SVIDTTL != int64(e.X509TTL.Seconds()) {
+		return false
+	}
+	return have.Downstream == e.Downstream &&
+		slices.Equal(slices.Sorted(slices.Values(have.DNSNames)), slices.Sorted(slices.Values(e.DNSNames)))
+}
+
+// EntryCounts says what a registration did.
+type EntryCounts struct {
+	Created, Updated, Present int
+}
+
+func (c EntryCounts) String() string {
+	return fmt.Sprintf("%d created, %d updated, %d already present", c.Created, c.Updated, c.Present)
+}
+
+// ensureEntry makes the server hold e. An entry with the same SPIFFE ID,
+// parent and selectors is kept, or updated when its TTL, DNS names or
+// downstream flag differ; one whose selectors differ (a changed pipeline
+// config, say) is replaced. A re-run thus converges on the plan.
+func (s serverCLI) ensureEntry(ctx context.Context, e render.Entry, counts *EntryCounts) error {
 	out, err := s.run(ctx, "entry", "show", "-output", "json", "-spiffeID", e.SPIFFEID, "-parentID", e.ParentID)
 	if err != nil {
-		return false, err
+		return err
 	}
 	var resp struct {
 		Entries []entryJSON `json:"entries"`
 	}
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
-		return false, fmt.Errorf("spire-server entry show: unexpected output: %w", err)
+		return fmt.Errorf("spire-server entry show: unexpected output: %w", err)
 	}
 	want := strings.Join(slices.Sorted(slices.Values(e.Selectors)), ",")
 	for _, have := range resp.Entries {
-		sels := make([]string, len(have.Selectors))
-		for i, sel := range have.Selectors {
-			sels[i] = sel.Type + ":" + sel.Value
+		if have.selectors() != want {
+			if _, err := s.run(ctx, "entry", "delete", "-entryID", have.ID); err != nil {
+				return err
+			}
+			continue
 		}
-		if strings.Join(slices.Sorted(slices.Values(sels)), ",") == want {
-			return false, nil
+		if have.matches(e) {
+			counts.Present++
+			return nil
 		}
-		if _, err := s.run(ctx, "entry", "delete", "-entryID", have.ID); err != nil {
-			return false, err
+		if _, err := s.run(ctx, append([]string{"entry", "update", "-output", "json", "-entryID", have.ID}, entryFlags(e)...)...); err != nil {
+			return err
 		}
+		counts.Updated++
+		return nil
 	}
-	args := []string{"entry", "create", "-output", "json", "-parentID", e.ParentID, "-spiffeID", e.SPIFFEID}
+	if _, err := s.run(ctx, append([]string{"entry", "create", "-output", "json"}, entryFlags(e)...)...); err != nil {
+		return err
+	}
+	counts.Created++
+	return nil
+}
+
+// entryFlags are the spire-server entry create/update flags for e.
+func entryFlags(e render.Entry) []string {
+	args := []string{"-parentID", e.ParentID, "-spiffeID", e.SPIFFEID}
 	for _, sel := range e.Selectors {
 		args = append(args, "-selector", sel)
 	}
@@ -120,33 +165,23 @@ func (s serverCLI) ensureEntry(ctx context.Context, e render.Entry) (created boo
 	for _, d := range e.DNSNames {
 		args = append(args, "-dns", d)
 	}
-	if _, err := s.run(ctx, args...); err != nil {
-		return false, err
-	}
-	return true, nil
+	return args
 }
 
 // RegisterEntries makes a SPIRE server (its spire-server program and admin
-// socket) hold entries, as `up` does for the plan's: an entry with the same
-// SPIFFE ID, parent and selectors is kept, one whose selectors differ is
-// replaced. It returns how many it created and how many were there.
-func RegisterEntries(ctx context.Context, spireServer, socket string, entries []render.Entry) (created, present int, err error) {
+// socket) hold entries, as `up` does for the plan's (see ensureEntry).
+func RegisterEntries(ctx context.Context, spireServer, socket string, entries []render.Entry) (EntryCounts, error) {
 	return serverCLI{bin: spireServer, socket: socket}.ensureEntries(ctx, entries)
 }
 
-func (s serverCLI) ensureEntries(ctx context.Context, entries []render.Entry) (created, present int, err error) {
+func (s serverCLI) ensureEntries(ctx context.Context, entries []render.Entry) (EntryCounts, error) {
+	var counts EntryCounts
 	for _, e := range entries {
-		ok, err := s.ensureEntry(ctx, e)
-		if err != nil {
-			return created, present, fmt.Errorf("entry %s: %w", e.SPIFFEID, err)
-		}
-		if ok {
-			created++
-		} else {
-			present++
+		if err := s.ensureEntry(ctx, e, &counts); err != nil {
+			return counts, fmt.Errorf("entry %s: %w", e.SPIFFEID, err)
 		}
 	}
-	return created, present, nil
+	return counts, nil
 }
 
 // agentCLI drives a SPIRE agent's healthcheck.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,17 +63,38 @@ func TestRenderedEntriesLoadIntoSpire(t *testing.T) {
 		})
 		t.Run(host+"/edgeid register", func(t *testing.T) {
 			s := harness.StartSpireServer(t, harness.ServerConfig{TrustDomain: top.TrustDomain})
-			for round, report := range []string{
-				fmt.Sprintf("%d created, 0 already present", len(entries)),
-				fmt.Sprintf("0 created, %d already present", len(entries)),
-			} {
+			register := func(file, report string) {
+				t.Helper()
 				var stdout, stderr bytes.Buffer
 				err := cli.Run(context.Background(), []string{"register", "--entries", file, "--socket", s.SocketPath, "--spire-server", spireServer}, &stdout, &stderr)
 				if err != nil || !strings.Contains(stdout.String(), report) {
-					t.Fatalf("register, round %d: %v\n%s%s\nwant %q", round+1, err, stdout.String(), stderr.String(), report)
+					t.Fatalf("register %s: %v\n%s%s\nwant %q", file, err, stdout.String(), stderr.String(), report)
 				}
 			}
+			register(file, fmt.Sprintf("%d created, 0 updated, 0 already present", len(entries)))
+			register(file, fmt.Sprintf("0 created, 0 updated, %d already present", len(entries)))
 			checkHolds(t, s, entries)
+
+			// A topology change of the SVID TTL reaches the entries that
+			// exist: every entry is updated in place.
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed := filepath.Join(t.TempDir(), "entries.json")
+			re := regexp.MustCompile(`"x509_svid_ttl": \d+`)
+			if !re.Match(data) {
+				t.Fatalf("%s sets no x509_svid_ttl", file)
+			}
+			if err := os.WriteFile(changed, re.ReplaceAll(data, []byte(`"x509_svid_ttl": 1234`)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			register(changed, fmt.Sprintf("0 created, %d updated, 0 already present", len(entries)))
+			var longer []string
+			for _, e := range entries {
+				longer = append(longer, regexp.MustCompile(`ttl=\d+`).ReplaceAllString(e, "ttl=1234"))
+			}
+			checkHolds(t, s, longer)
 		})
 	}
 }
