@@ -103,10 +103,7 @@ func copyPlain(w io.Writer, batch *bufferedConn, src net.Conn) error {
 			bulkPool.Put(bulk)
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+			return endOfStream(err)
 		}
 	}
 }
@@ -154,12 +151,17 @@ func copyFromTLS(dst io.Writer, src *tls.Conn) error {
 			bulkPool.Put(bulk)
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+			return endOfStream(err)
 		}
 	}
+}
+
+// endOfStream is nil for io.EOF, a stream's normal end, and err otherwise.
+func endOfStream(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }
 
 // readQueued fills p with what c has already received, without blocking,

@@ -6,21 +6,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/edgeid/edgeid/orchestrator/topology"
 )
 
 // Every entry of the plan comes back from the entries file of its server's
 // host, field for field.
 func TestEntriesFileRoundTrip(t *testing.T) {
-	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := samplePlan(t)
 	out := t.TempDir()
 	if _, err := WriteBundle(plan, out, ""); err != nil {
 		t.Fatal(err)

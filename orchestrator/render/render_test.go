@@ -29,6 +29,20 @@ func fixedBinaries() Binaries {
 	}
 }
 
+// samplePlan builds conf/topology.hcl for real hosts with fixedBinaries.
+func samplePlan(t *testing.T) *Plan {
+	t.Helper()
+	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
 // TestRenderGolden renders the sample topology for real hosts and compares
 // every file with testdata/golden. Run with -update to accept changes.
 func TestRenderGolden(t *testing.T) {
@@ -91,14 +105,7 @@ func compareTrees(t *testing.T, want, got string) {
 }
 
 func TestRenderOneHost(t *testing.T) {
-	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := samplePlan(t)
 	out := t.TempDir()
 	if _, err := WriteBundle(plan, out, "edge-b-1"); err != nil {
 		t.Fatal(err)
@@ -113,14 +120,7 @@ func TestRenderOneHost(t *testing.T) {
 }
 
 func TestPlanEntries(t *testing.T) {
-	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := samplePlan(t)
 	var downstream, workloads int
 	for _, e := range plan.Entries {
 		if e.Downstream {
@@ -225,14 +225,7 @@ tunnel "mqtt" {
 
 // Every helper.conf render writes must load in edgeid-helper as is.
 func TestRenderedHelperConfigsLoad(t *testing.T) {
-	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := samplePlan(t)
 	n := 0
 	for _, h := range plan.Hosts {
 		for _, f := range h.Files {
