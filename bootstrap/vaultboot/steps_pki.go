@@ -17,6 +17,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/edgeid/edgeid/bootstrap/internal/atomicfile"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // issuerInfo is one PKI issuer as Vault reports it.
@@ -365,9 +366,9 @@ func (r *run) createExternalRoot(ctx context.Context, m *pkiMount) (*issuerInfo,
 			return nil, fmt.Errorf("vaultboot: pki_root.signed_cert_file: %w", err)
 		}
 		if err == nil {
-			certs, err := parseCertsPEM(string(data))
-			if err != nil || len(certs) == 0 {
-				return nil, fmt.Errorf("vaultboot: pki_root.signed_cert_file %s: no PEM certificate: %v", m.signedFile, err)
+			certs, err := pemutil.ParseCertificates(data)
+			if err != nil {
+				return nil, fmt.Errorf("vaultboot: pki_root.signed_cert_file %s: %w", m.signedFile, err)
 			}
 			if err := matchCSR(csrPEM, certs[0]); err != nil {
 				return nil, fmt.Errorf("vaultboot: pki_root.signed_cert_file %s: %w", m.signedFile, err)
@@ -446,35 +447,13 @@ func (r *run) stepPKIIntermediate(ctx context.Context) (bool, error) {
 	return changed || fin, err
 }
 
+// parseCertPEM returns the first certificate of a PEM string.
 func parseCertPEM(s string) (*x509.Certificate, error) {
-	certs, err := parseCertsPEM(s)
+	certs, err := pemutil.ParseCertificates([]byte(s))
 	if err != nil {
 		return nil, err
 	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM certificate")
-	}
 	return certs[0], nil
-}
-
-func parseCertsPEM(s string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	rest := []byte(s)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return out, nil
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
 }
 
 // matchCSR checks that cert certifies the key of csrPEM.

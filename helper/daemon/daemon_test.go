@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +19,7 @@ import (
 	"github.com/edgeid/edgeid/helper/config"
 	"github.com/edgeid/edgeid/helper/internal/fakewlapi"
 	"github.com/edgeid/edgeid/helper/internal/testpki"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -124,9 +123,9 @@ func serialIn(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	certs, err := parsePEMCerts(data)
-	if err != nil || len(certs) == 0 {
-		return "", fmt.Errorf("no certificate in %s: %v", path, err)
+	certs, err := pemutil.ParseCertificates(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return certs[0].SerialNumber.String(), nil
 }
@@ -403,22 +402,6 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func parsePEMCerts(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return out, nil
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
 }
 
 func TestDaemonHoldsProgramUntilFirstSVID(t *testing.T) {
