@@ -27,6 +27,12 @@
 // fsyncs the directory to make the swap durable and removes versions older
 // than the previous one.
 //
+// Prepare, also run off the critical path, makes the next version's
+// directory and empty files (with their modes) ahead of time and syncs them,
+// so that the next Write with the same names only writes and fsyncs data:
+// the directory updates and their fsyncs, most of the cost of a durable
+// rotation, are already done.
+//
 // On tmpfs and ramfs, where nothing survives a power loss, the fsyncs are
 // skipped: they would only delay the rotation.
 package atomicdir

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,12 @@ type Writer struct {
 	// durable is false on a memory file system (tmpfs, ramfs), where
 	// fsync has nothing to make durable and is skipped.
 	durable bool
+	// prepared is the version directory Prepare made for the next Write,
+	// "" when there is none; preparedNames are the empty files in it.
+	prepared      string
+	preparedNames map[string]fs.FileMode
+	// lastSet holds the names and modes of the last Write, for Prepare.
+	lastSet map[string]fs.FileMode
 
 	mu sync.Mutex
 }
@@ -70,6 +77,7 @@ type Writer struct {
 type hooks struct {
 	now      func() time.Time
 	syncFile func(*os.File) error
+	syncDir  func(string) error
 	// beforeSwap runs after the new version is complete and synced, before
 	// "..data" moves. Tests use it to crash mid-rotation.
 	beforeSwap func(version string) error
@@ -95,6 +103,7 @@ func New(dir string) (*Writer, error) {
 		hooks: hooks{
 			now:        time.Now,
 			syncFile:   (*os.File).Sync,
+			syncDir:    syncDir,
 			beforeSwap: func(string) error { return nil },
 		},
 	}
@@ -122,7 +131,7 @@ func (w *Writer) Write(files []File) (string, error) {
 		// First write of this process: pick up the state on disk and
 		// remove what an interrupted earlier process left behind.
 		w.current = w.readCurrent()
-		w.prune(w.current, "")
+		w.prune(w.current)
 		w.loaded = true
 	}
 	previous := w.current
@@ -140,6 +149,7 @@ func (w *Writer) Write(files []File) (string, error) {
 	}
 	w.current, w.previous = version, previous
 	w.unsettled = true
+	w.lastSet = setOf(files)
 	if err := w.linkNames(files); err != nil {
 		return version, err
 	}
@@ -157,7 +167,7 @@ func (w *Writer) Settle() error {
 	defer w.mu.Unlock()
 	var err error
 	if w.unsettled && w.durable {
-		if err = syncDir(w.dir); err != nil {
+		if err = w.hooks.syncDir(w.dir); err != nil {
 			err = fmt.Errorf("atomicdir: sync directory: %w", err)
 		} else {
 			w.unsettled = false
@@ -166,79 +176,104 @@ func (w *Writer) Settle() error {
 	if !w.durable {
 		w.unsettled = false
 	}
-	w.prune(w.current, w.previous)
+	w.prune(w.current, w.previous, w.prepared)
 	return err
 }
 
 // writeVersion creates the versioned directory and its files, all synced.
+// When Prepare made a directory for exactly these names, only the data is
+// written and synced: the directory entries are durable already.
 func (w *Writer) writeVersion(files []File) (string, error) {
-	version, err := w.newVersionName()
+	if version := w.prepared; version != "" {
+		w.prepared = ""
+		if err := w.fillPrepared(version, files); err == nil {
+			return version, nil
+		}
+		// The prepared version is only a shortcut: on any surprise in it,
+		// write the version from scratch (which reports a real failure).
+		_ = os.RemoveAll(filepath.Join(w.dir, VersionsDir, version))
+	}
+	version, vdir, err := w.makeVersionDir()
 	if err != nil {
 		return "", err
 	}
-	vdir := filepath.Join(w.dir, VersionsDir, version)
-	if err := os.Mkdir(vdir, dirMode); err != nil {
-		return "", fmt.Errorf("atomicdir: create version directory: %w", err)
-	}
-	if dirMode&w.umask != 0 {
-		if err := os.Chmod(vdir, dirMode); err != nil {
-			_ = os.RemoveAll(vdir)
-			return "", fmt.Errorf("atomicdir: chmod version directory: %w", err)
-		}
-	}
-
-	// Write every file, then fsync them concurrently: the filesystem
-	// journal batches concurrent fsyncs into far fewer commits.
 	opened := make([]*os.File, 0, len(files))
-	closeAll := func() {
-		for _, f := range opened {
-			_ = f.Close()
-		}
-	}
 	for _, file := range files {
 		f, err := writeOne(vdir, file, w.umask)
 		if f != nil {
 			opened = append(opened, f)
 		}
 		if err != nil {
-			closeAll()
+			closeAll(opened)
 			_ = os.RemoveAll(vdir)
 			return "", err
 		}
 	}
-	if !w.durable {
-		closeAll()
-		return version, nil
-	}
-	errs := make([]error, len(opened)+2)
-	var wg sync.WaitGroup
 	// The version directory's entries, and its own entry in VersionsDir,
 	// are synced alongside the files.
-	for i, d := range []string{vdir, filepath.Dir(vdir)} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := syncDir(d); err != nil {
-				errs[len(opened)+i] = fmt.Errorf("atomicdir: sync version directory: %w", err)
-			}
-		}()
-	}
-	for i, f := range opened {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.hooks.syncFile(f); err != nil {
-				errs[i] = fmt.Errorf("atomicdir: sync %s: %w", filepath.Base(f.Name()), err)
-			}
-		}()
-	}
-	wg.Wait()
-	closeAll()
-	if err := errors.Join(errs...); err != nil {
+	if err := w.syncAll(opened, vdir, filepath.Dir(vdir)); err != nil {
 		_ = os.RemoveAll(vdir)
 		return "", err
 	}
 	return version, nil
+}
+
+// makeVersionDir creates a new, empty version directory.
+func (w *Writer) makeVersionDir() (version, vdir string, err error) {
+	version, err = w.newVersionName()
+	if err != nil {
+		return "", "", err
+	}
+	vdir = filepath.Join(w.dir, VersionsDir, version)
+	if err := os.Mkdir(vdir, dirMode); err != nil {
+		return "", "", fmt.Errorf("atomicdir: create version directory: %w", err)
+	}
+	if dirMode&w.umask != 0 {
+		if err := os.Chmod(vdir, dirMode); err != nil {
+			_ = os.RemoveAll(vdir)
+			return "", "", fmt.Errorf("atomicdir: chmod version directory: %w", err)
+		}
+	}
+	return version, vdir, nil
+}
+
+// syncAll fsyncs files and directories concurrently, then closes the files.
+// On a disk file system the writeback of every file starts first, so that
+// the device sees all the data before the first flush.
+func (w *Writer) syncAll(opened []*os.File, dirs ...string) error {
+	if !w.durable {
+		closeAll(opened)
+		return nil
+	}
+	for _, f := range opened {
+		// Only a head start; the fsync below is what counts.
+		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	errs := make([]error, len(opened)+len(dirs))
+	var wg sync.WaitGroup
+	for i, d := range dirs {
+		wg.Go(func() {
+			if err := w.hooks.syncDir(d); err != nil {
+				errs[len(opened)+i] = fmt.Errorf("atomicdir: sync %s: %w", filepath.Base(d), err)
+			}
+		})
+	}
+	for i, f := range opened {
+		wg.Go(func() {
+			if err := w.hooks.syncFile(f); err != nil {
+				errs[i] = fmt.Errorf("atomicdir: sync %s: %w", filepath.Base(f.Name()), err)
+			}
+		})
+	}
+	wg.Wait()
+	closeAll(opened)
+	return errors.Join(errs...)
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
 }
 
 // writeOne creates one file with an exact mode and writes its data. The
@@ -336,10 +371,11 @@ func (w *Writer) linkNames(files []File) error {
 	return nil
 }
 
-// prune removes every version except keep1 and keep2, including the
-// leftovers of an interrupted write. The version before the current one
-// stays for readers that resolved "..data" just before it moved.
-func (w *Writer) prune(keep1, keep2 string) {
+// prune removes every version except those in keep, including the
+// leftovers of an interrupted write or of another process's Prepare. The
+// version before the current one stays for readers that resolved "..data"
+// just before it moved.
+func (w *Writer) prune(keep ...string) {
 	root := filepath.Join(w.dir, VersionsDir)
 	entries, err := os.ReadDir(root)
 	if err != nil {
@@ -347,7 +383,7 @@ func (w *Writer) prune(keep1, keep2 string) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || !isVersionName(name) || name == keep1 || name == keep2 {
+		if !e.IsDir() || !isVersionName(name) || slices.Contains(keep, name) {
 			continue
 		}
 		_ = os.RemoveAll(filepath.Join(root, name))

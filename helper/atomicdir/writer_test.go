@@ -179,6 +179,12 @@ func TestConcurrentReader(t *testing.T) {
 		if err := w.Settle(); err != nil {
 			t.Fatal(err)
 		}
+		// Half of the versions go through a prepared directory.
+		if v%2 == 0 {
+			if err := w.Prepare(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	stop.Store(true)
@@ -201,6 +207,9 @@ func TestCrashBeforeSwapKeepsPreviousSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := w.Write(set(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Prepare(); err != nil {
 		t.Fatal(err)
 	}
 	crash := errors.New("killed")

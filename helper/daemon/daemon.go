@@ -344,11 +344,16 @@ func (d *Daemon) update(c *workloadapi.X509Context) {
 	}
 	elapsed := time.Since(received)
 	if d.writer != nil {
-		// The directory fsync and the removal of old versions come after
-		// the program was told, off the rotation's critical path.
+		// The directory fsync, the removal of old versions and the
+		// preparation of the next version come after the program was told,
+		// off the rotation's critical path.
 		if err := d.writer.Settle(); err != nil {
 			d.metrics.writeErrors.Inc("settle")
 			d.log.Warn("Unable to settle the published files", "error", err)
+		}
+		if err := d.writer.Prepare(); err != nil {
+			d.metrics.writeErrors.Inc("prepare")
+			d.log.Warn("Unable to prepare the next version; the next rotation writes it whole", "error", err)
 		}
 	}
 	d.metrics.rotations.Inc()
