@@ -290,8 +290,10 @@ func writeOne(vdir string, file File, umask fs.FileMode) (*os.File, error) {
 			return f, fmt.Errorf("atomicdir: chmod %s: %w", file.Name, err)
 		}
 	}
-	if _, err := f.Write(file.Data); err != nil {
-		return f, fmt.Errorf("atomicdir: write %s: %w", file.Name, err)
+	if len(file.Data) > 0 {
+		if _, err := f.Write(file.Data); err != nil {
+			return f, fmt.Errorf("atomicdir: write %s: %w", file.Name, err)
+		}
 	}
 	return f, nil
 }

@@ -170,13 +170,16 @@ combined_pem_file_name = "svid_combined.pem"
 	}
 
 	// Phase 2: SIGKILL the helper as soon as a rotation starts writing its
-	// new version directory, check the set, restart, repeat.
+	// new version (into a version directory it prepared after the last
+	// rotation, or one it makes on its first write), check the set,
+	// restart, repeat.
+	versionsDir := filepath.Join(certDir, "..versions")
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	if _, err := unix.InotifyAddWatch(fd, filepath.Join(certDir, "..versions"), unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
+	if _, err := unix.InotifyAddWatch(fd, versionsDir, unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
 		t.Fatal(err)
 	}
 	// At least minKills kills, and more (up to maxKills) until one lands
@@ -187,7 +190,7 @@ combined_pem_file_name = "svid_combined.pem"
 	for k := 1; k <= maxKills && (k <= minKills || midWrite == 0); k++ {
 		kills = k
 		before, _ := os.Readlink(filepath.Join(certDir, "..data"))
-		created := waitVersionDir(t, fd, 60*time.Second)
+		created := waitVersionWrite(t, fd, versionsDir, 60*time.Second)
 		if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +199,7 @@ combined_pem_file_name = "svid_combined.pem"
 		if after == before {
 			midWrite++
 		}
-		t.Logf("kill %d: new version %s created, ..data %s -> %s after SIGKILL", k, created, before, after)
+		t.Logf("kill %d: new version %s being written, ..data %s -> %s after SIGKILL", k, created, before, after)
 		checkSet(t, certDir)
 
 		p.Restart(t)
@@ -215,7 +218,8 @@ combined_pem_file_name = "svid_combined.pem"
 	if midWrite == 0 {
 		t.Errorf("no SIGKILL landed mid-rotation; the crash path was not exercised")
 	}
-	// Leftovers of killed writes are gone: current + previous only.
+	// Leftovers of killed writes are gone: current, previous and the
+	// next version prepared after the last rotation, nothing more.
 	entries, _ := os.ReadDir(filepath.Join(certDir, "..versions"))
 	versions := 0
 	for _, e := range entries {
@@ -223,8 +227,8 @@ combined_pem_file_name = "svid_combined.pem"
 			versions++
 		}
 	}
-	if versions > 2 {
-		t.Errorf("%d version directories left, want at most 2", versions)
+	if versions > 3 {
+		t.Errorf("%d version directories left, want at most 3", versions)
 	}
 	serial, _ = fileSerial(filepath.Join(certDir, "svid.pem"))
 	waitSerialChange(t, filepath.Join(certDir, "svid.pem"), serial, 60*time.Second)
@@ -268,10 +272,25 @@ func checkSet(t *testing.T, certDir string) {
 	}
 }
 
-// waitVersionDir waits for a new "..<timestamp>" version directory in the
-// watched "..versions" directory and returns its name.
-func waitVersionDir(t *testing.T, fd int, timeout time.Duration) string {
+// waitVersionWrite waits until the helper writes into a version directory
+// under versionsDir (fd watches versionsDir for new directories), which
+// happens only while a new version is being written, before its swap, and
+// returns the directory's name.
+func waitVersionWrite(t *testing.T, fd int, versionsDir string, timeout time.Duration) string {
 	t.Helper()
+	dirs := map[int32]string{}
+	watch := func(name string) {
+		if wd, err := unix.InotifyAddWatch(fd, filepath.Join(versionsDir, name), unix.IN_MODIFY); err == nil {
+			dirs[int32(wd)] = name
+		}
+	}
+	// A directory prepared before this call was made is watched too.
+	entries, _ := os.ReadDir(versionsDir)
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "..2") {
+			watch(e.Name())
+		}
+	}
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 64*1024)
 	for time.Now().Before(deadline) {
@@ -291,12 +310,15 @@ func waitVersionDir(t *testing.T, fd int, timeout time.Duration) string {
 			ev := (*unix.InotifyEvent)(unsafePointer(&buf[off]))
 			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
 			off += unix.SizeofInotifyEvent + int(ev.Len)
-			if ev.Mask&unix.IN_ISDIR != 0 && strings.HasPrefix(name, "..2") {
-				return name
+			switch {
+			case ev.Mask&unix.IN_CREATE != 0 && ev.Mask&unix.IN_ISDIR != 0 && strings.HasPrefix(name, "..2"):
+				watch(name)
+			case ev.Mask&unix.IN_MODIFY != 0 && dirs[ev.Wd] != "":
+				return dirs[ev.Wd]
 			}
 		}
 	}
-	t.Fatalf("no new version directory within %s", timeout)
+	t.Fatalf("no version written within %s", timeout)
 	return ""
 }
 
