@@ -17,7 +17,7 @@ func TestFsyncSkippedOnTmpfs(t *testing.T) {
 			t.Fatal(err)
 		}
 		var n atomic.Int32 // the files are synced concurrently
-		w.hooks.syncFile = func(f *os.File) error { n.Add(1); return f.Sync() }
+		w.hooks.syncFile = func(f *os.File, dataOnly bool) error { n.Add(1); return syncFile(f, dataOnly) }
 		if _, err := w.Write(files); err != nil {
 			t.Fatal(err)
 		}

@@ -9,14 +9,23 @@ import (
 	"syscall"
 )
 
+// shape is what Prepare needs to know of a file: its mode and its size.
+type shape struct {
+	mode fs.FileMode
+	size int64
+}
+
 // Prepare makes the directory of the next version ahead of time: a version
-// directory holding an empty file for each name of the last Write, with its
-// mode, all synced. The next Write with the same names then only writes and
-// fsyncs the data, which takes the directory updates and their fsyncs (most
-// of a rotation's cost on a disk file system) off the rotation's critical
-// path. Call it after Settle, in a long-running writer; a one-shot writer
-// has no use for it. The prepared directory is named when it is made, and a
-// later process removes it on its first Write if this one never used it.
+// directory holding, for each name of the last Write, a file of the same
+// size filled with zeros (never key material), with its mode, all synced.
+// The next Write with the same names then only overwrites data: a file
+// whose size did not change (a key or a bundle usually keeps its size) is
+// made durable with fdatasync, since neither its blocks nor its size
+// change, and no directory needs a sync. That takes most of a durable
+// rotation's cost off its critical path. Call it after Settle, in a
+// long-running writer; a one-shot writer has no use for it. The prepared
+// directory is named when it is made, and a later process removes it on
+// its first Write if this one never used it.
 func (w *Writer) Prepare() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -27,11 +36,11 @@ func (w *Writer) Prepare() error {
 	if err != nil {
 		return fmt.Errorf("atomicdir: prepare: %w", err)
 	}
-	opened := make([]*os.File, 0, len(w.lastSet))
-	for name, mode := range w.lastSet {
-		f, err := writeOne(vdir, File{Name: name, Mode: mode}, w.umask)
+	opened := make([]pending, 0, len(w.lastSet))
+	for name, sh := range w.lastSet {
+		f, err := writeOne(vdir, File{Name: name, Data: make([]byte, sh.size), Mode: sh.mode}, w.umask)
 		if f != nil {
-			opened = append(opened, f)
+			opened = append(opened, pending{f: f})
 		}
 		if err != nil {
 			closeAll(opened)
@@ -44,7 +53,7 @@ func (w *Writer) Prepare() error {
 		return fmt.Errorf("atomicdir: prepare: %w", err)
 	}
 	w.prepared = version
-	w.preparedNames = w.lastSet
+	w.preparedFiles = w.lastSet
 	return nil
 }
 
@@ -52,23 +61,23 @@ func (w *Writer) Prepare() error {
 var errNotPrepared = errors.New("atomicdir: prepared version does not fit")
 
 // fillPrepared writes files into the prepared version directory and syncs
-// them. It fails when the names differ from the prepared ones or a prepared
-// file is no longer an empty regular file.
+// them. It fails when the names differ from the prepared ones or a
+// prepared file no longer has the size it was made with.
 func (w *Writer) fillPrepared(version string, files []File) error {
-	if len(files) != len(w.preparedNames) {
+	if len(files) != len(w.preparedFiles) {
 		return errNotPrepared
 	}
 	for _, file := range files {
-		if _, ok := w.preparedNames[file.Name]; !ok {
+		if _, ok := w.preparedFiles[file.Name]; !ok {
 			return errNotPrepared
 		}
 	}
 	vdir := filepath.Join(w.dir, VersionsDir, version)
-	opened := make([]*os.File, 0, len(files))
+	opened := make([]pending, 0, len(files))
 	for _, file := range files {
-		f, err := fillOne(vdir, file)
-		if f != nil {
-			opened = append(opened, f)
+		p, err := fillOne(vdir, file, w.preparedFiles[file.Name].size)
+		if p.f != nil {
+			opened = append(opened, p)
 		}
 		if err != nil {
 			closeAll(opened)
@@ -78,35 +87,45 @@ func (w *Writer) fillPrepared(version string, files []File) error {
 	return w.syncAll(opened)
 }
 
-// fillOne writes one prepared file, setting its mode when it changed.
-func fillOne(vdir string, file File) (*os.File, error) {
+// fillOne overwrites one prepared file of the given size with file's data,
+// setting its mode when it changed.
+func fillOne(vdir string, file File, size int64) (pending, error) {
 	f, err := os.OpenFile(filepath.Join(vdir, file.Name), os.O_WRONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return nil, err
+		return pending{}, err
 	}
+	p := pending{f: f}
 	st, err := f.Stat()
 	if err != nil {
-		return f, err
+		return p, err
 	}
-	if !st.Mode().IsRegular() || st.Size() != 0 {
-		return f, errNotPrepared
+	if !st.Mode().IsRegular() || st.Size() != size {
+		return p, errNotPrepared
 	}
 	if st.Mode().Perm() != file.Mode.Perm() {
 		if err := f.Chmod(file.Mode.Perm()); err != nil {
-			return f, err
+			return p, err
 		}
 	}
-	if _, err := f.Write(file.Data); err != nil {
-		return f, err
+	if int64(len(file.Data)) != size {
+		if err := f.Truncate(int64(len(file.Data))); err != nil {
+			return p, err
+		}
+	} else {
+		// Same size, blocks already allocated: only data changes.
+		p.dataOnly = true
 	}
-	return f, nil
+	if _, err := f.WriteAt(file.Data, 0); err != nil {
+		return p, err
+	}
+	return p, nil
 }
 
-// setOf returns the names and modes of a file set.
-func setOf(files []File) map[string]fs.FileMode {
-	m := make(map[string]fs.FileMode, len(files))
+// shapeOf returns the mode and size of each file of a set.
+func shapeOf(files []File) map[string]shape {
+	m := make(map[string]shape, len(files))
 	for _, f := range files {
-		m[f.Name] = f.Mode
+		m[f.Name] = shape{mode: f.Mode, size: int64(len(f.Data))}
 	}
 	return m
 }

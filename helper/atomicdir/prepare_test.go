@@ -9,12 +9,21 @@ import (
 	"testing"
 )
 
-// countSyncs makes w count its file and directory fsyncs.
-func countSyncs(w *Writer) (files, dirs *atomic.Int32) {
-	files, dirs = new(atomic.Int32), new(atomic.Int32)
-	w.hooks.syncFile = func(f *os.File) error { files.Add(1); return f.Sync() }
-	w.hooks.syncDir = func(d string) error { dirs.Add(1); return syncDir(d) }
-	return files, dirs
+// syncCounts counts a Writer's fsyncs.
+type syncCounts struct{ files, dataOnly, dirs atomic.Int32 }
+
+// countSyncs makes w count its file (and data-only) and directory fsyncs.
+func countSyncs(w *Writer) *syncCounts {
+	c := new(syncCounts)
+	w.hooks.syncFile = func(f *os.File, dataOnly bool) error {
+		c.files.Add(1)
+		if dataOnly {
+			c.dataOnly.Add(1)
+		}
+		return syncFile(f, dataOnly)
+	}
+	w.hooks.syncDir = func(d string) error { c.dirs.Add(1); return syncDir(d) }
+	return c
 }
 
 // versionDirs lists the version directories on disk.
@@ -54,8 +63,9 @@ func checkPublished(t *testing.T, dir string, files []File) {
 }
 
 // TestPreparedVersionTakesOnlyDataFsyncs checks that after Prepare the next
-// Write uses the prepared directory, syncs only the files (no directory),
-// and publishes the right contents and modes whatever the umask.
+// Write uses the prepared directory, syncs only the files' data (no
+// directory, and fdatasync for files that kept their size), and publishes
+// the right contents and modes whatever the umask.
 func TestPreparedVersionTakesOnlyDataFsyncs(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
@@ -91,12 +101,19 @@ func TestPreparedVersionTakesOnlyDataFsyncs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Size() != 0 || st.Mode().Perm() != f.Mode {
-			t.Fatalf("prepared %s: size %d mode %v, want empty with %v", f.Name, st.Size(), st.Mode().Perm(), f.Mode)
+		if st.Size() != int64(len(f.Data)) || st.Mode().Perm() != f.Mode {
+			t.Fatalf("prepared %s: size %d mode %v, want %d bytes with %v", f.Name, st.Size(), st.Mode().Perm(), len(f.Data), f.Mode)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, VersionsDir, prepared, f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bytes.Trim(data, "\x00")) != 0 {
+			t.Fatalf("prepared %s holds data; it must hold only zeros (never key material)", f.Name)
 		}
 	}
 
-	files, dirs := countSyncs(w)
+	c := countSyncs(w)
 	version, err := w.Write(set(2))
 	if err != nil {
 		t.Fatal(err)
@@ -104,21 +121,41 @@ func TestPreparedVersionTakesOnlyDataFsyncs(t *testing.T) {
 	if version != prepared {
 		t.Fatalf("Write made version %s, want the prepared %s", version, prepared)
 	}
-	if files.Load() != int32(len(set(2))) || dirs.Load() != 0 {
-		t.Fatalf("prepared Write: %d file and %d directory fsyncs, want %d and 0", files.Load(), dirs.Load(), len(set(2)))
+	n := int32(len(set(2)))
+	if c.files.Load() != n || c.dataOnly.Load() != n || c.dirs.Load() != 0 {
+		t.Fatalf("prepared Write of same-size files: %d file fsyncs (%d data only) and %d directory fsyncs, want %d (%d) and 0",
+			c.files.Load(), c.dataOnly.Load(), c.dirs.Load(), n, n)
 	}
 	checkPublished(t, dir, set(2))
 	if err := w.Settle(); err != nil {
 		t.Fatal(err)
 	}
-	if dirs.Load() != 1 {
-		t.Fatalf("Settle: %d directory fsyncs, want 1", dirs.Load())
+	if c.dirs.Load() != 1 {
+		t.Fatalf("Settle: %d directory fsyncs, want 1", c.dirs.Load())
 	}
+
+	// A file that grows or shrinks gets a full fsync (its size changes).
+	if err := w.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	c = countSyncs(w)
+	resized := set(3)
+	resized[0].Data = append(resized[0].Data, "-longer"...)
+	resized[1].Data = resized[1].Data[:3]
+	if _, err := w.Write(resized); err != nil {
+		t.Fatal(err)
+	}
+	if c.files.Load() != n || c.dataOnly.Load() != n-2 || c.dirs.Load() != 0 {
+		t.Fatalf("prepared Write with two resized files: %d file fsyncs (%d data only) and %d directory fsyncs, want %d (%d) and 0",
+			c.files.Load(), c.dataOnly.Load(), c.dirs.Load(), n, n-2)
+	}
+	checkPublished(t, dir, resized)
 }
 
 // TestPreparedVersionThatDoesNotFit checks that a Write whose names or
 // modes differ from the prepared ones, or whose prepared files were
-// touched, still publishes exactly what it was given.
+// resized behind the writer's back, still publishes exactly what it was
+// given.
 func TestPreparedVersionThatDoesNotFit(t *testing.T) {
 	dir := t.TempDir()
 	w, err := New(dir)

@@ -64,11 +64,11 @@ type Writer struct {
 	// fsync has nothing to make durable and is skipped.
 	durable bool
 	// prepared is the version directory Prepare made for the next Write,
-	// "" when there is none; preparedNames are the empty files in it.
+	// "" when there is none; preparedFiles are the files in it.
 	prepared      string
-	preparedNames map[string]fs.FileMode
-	// lastSet holds the names and modes of the last Write, for Prepare.
-	lastSet map[string]fs.FileMode
+	preparedFiles map[string]shape
+	// lastSet holds the shape of each file of the last Write, for Prepare.
+	lastSet map[string]shape
 
 	mu sync.Mutex
 }
@@ -76,7 +76,9 @@ type Writer struct {
 // hooks are the OS calls tests replace to simulate crashes.
 type hooks struct {
 	now      func() time.Time
-	syncFile func(*os.File) error
+	// syncFile fsyncs a file, or only its data (fdatasync) when
+	// dataOnly is set.
+	syncFile func(f *os.File, dataOnly bool) error
 	syncDir  func(string) error
 	// beforeSwap runs after the new version is complete and synced, before
 	// "..data" moves. Tests use it to crash mid-rotation.
@@ -102,7 +104,7 @@ func New(dir string) (*Writer, error) {
 		durable: !inMemory(abs),
 		hooks: hooks{
 			now:        time.Now,
-			syncFile:   (*os.File).Sync,
+			syncFile:   syncFile,
 			syncDir:    syncDir,
 			beforeSwap: func(string) error { return nil },
 		},
@@ -149,7 +151,7 @@ func (w *Writer) Write(files []File) (string, error) {
 	}
 	w.current, w.previous = version, previous
 	w.unsettled = true
-	w.lastSet = setOf(files)
+	w.lastSet = shapeOf(files)
 	if err := w.linkNames(files); err != nil {
 		return version, err
 	}
@@ -197,11 +199,11 @@ func (w *Writer) writeVersion(files []File) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	opened := make([]*os.File, 0, len(files))
+	opened := make([]pending, 0, len(files))
 	for _, file := range files {
 		f, err := writeOne(vdir, file, w.umask)
 		if f != nil {
-			opened = append(opened, f)
+			opened = append(opened, pending{f: f})
 		}
 		if err != nil {
 			closeAll(opened)
@@ -237,17 +239,24 @@ func (w *Writer) makeVersionDir() (version, vdir string, err error) {
 	return version, vdir, nil
 }
 
+// pending is a written file waiting for its sync; dataOnly means its size
+// and blocks did not change, so fdatasync makes it durable.
+type pending struct {
+	f        *os.File
+	dataOnly bool
+}
+
 // syncAll fsyncs files and directories concurrently, then closes the files.
 // On a disk file system the writeback of every file starts first, so that
 // the device sees all the data before the first flush.
-func (w *Writer) syncAll(opened []*os.File, dirs ...string) error {
+func (w *Writer) syncAll(opened []pending, dirs ...string) error {
 	if !w.durable {
 		closeAll(opened)
 		return nil
 	}
-	for _, f := range opened {
+	for _, p := range opened {
 		// Only a head start; the fsync below is what counts.
-		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		_ = unix.SyncFileRange(int(p.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	errs := make([]error, len(opened)+len(dirs))
 	var wg sync.WaitGroup
@@ -258,10 +267,10 @@ func (w *Writer) syncAll(opened []*os.File, dirs ...string) error {
 			}
 		})
 	}
-	for i, f := range opened {
+	for i, p := range opened {
 		wg.Go(func() {
-			if err := w.hooks.syncFile(f); err != nil {
-				errs[i] = fmt.Errorf("atomicdir: sync %s: %w", filepath.Base(f.Name()), err)
+			if err := w.hooks.syncFile(p.f, p.dataOnly); err != nil {
+				errs[i] = fmt.Errorf("atomicdir: sync %s: %w", filepath.Base(p.f.Name()), err)
 			}
 		})
 	}
@@ -270,9 +279,24 @@ func (w *Writer) syncAll(opened []*os.File, dirs ...string) error {
 	return errors.Join(errs...)
 }
 
-func closeAll(files []*os.File) {
-	for _, f := range files {
-		_ = f.Close()
+func closeAll(files []pending) {
+	for _, p := range files {
+		_ = p.f.Close()
+	}
+}
+
+func syncFile(f *os.File, dataOnly bool) error {
+	if dataOnly {
+		return ignoringEINTR(func() error { return unix.Fdatasync(int(f.Fd())) })
+	}
+	return f.Sync()
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		if err := fn(); err != unix.EINTR {
+			return err
+		}
 	}
 }
 

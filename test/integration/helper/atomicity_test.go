@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -170,10 +171,12 @@ combined_pem_file_name = "svid_combined.pem"
 	}
 
 	// Phase 2: SIGKILL the helper as soon as a rotation starts writing its
-	// new version (into a version directory it prepared after the last
-	// rotation, or one it makes on its first write), check the set,
-	// restart, repeat.
+	// new version (into the version directory it prepared after the last
+	// rotation), check the set, restart, repeat.
 	versionsDir := filepath.Join(certDir, "..versions")
+	// A rotation into a prepared directory takes well under a millisecond:
+	// the goroutine that kills must not wait for a P behind the readers.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.NumCPU() + 2))
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
@@ -272,25 +275,41 @@ func checkSet(t *testing.T, certDir string) {
 	}
 }
 
-// waitVersionWrite waits until the helper writes into a version directory
-// under versionsDir (fd watches versionsDir for new directories), which
-// happens only while a new version is being written, before its swap, and
-// returns the directory's name.
+// waitVersionWrite waits until a rotation starts filling the version
+// directory the helper prepared after the previous rotation (fd watches
+// versionsDir for new directories), that is, until a file of a complete
+// prepared directory is opened again, which happens only while a new
+// version is written, before its swap. It returns the directory's name.
 func waitVersionWrite(t *testing.T, fd int, versionsDir string, timeout time.Duration) string {
 	t.Helper()
-	dirs := map[int32]string{}
-	watch := func(name string) {
-		if wd, err := unix.InotifyAddWatch(fd, filepath.Join(versionsDir, name), unix.IN_MODIFY); err == nil {
-			dirs[int32(wd)] = name
-		}
+	type watched struct {
+		name   string
+		closed map[string]bool // files written and closed once (prepared)
 	}
-	// A directory prepared before this call was made is watched too.
-	entries, _ := os.ReadDir(versionsDir)
-	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "..2") {
-			watch(e.Name())
+	dirs := map[int32]*watched{}
+	watch := func(name string) *watched {
+		wd, err := unix.InotifyAddWatch(fd, filepath.Join(versionsDir, name), unix.IN_OPEN|unix.IN_MODIFY|unix.IN_CLOSE_WRITE)
+		if err != nil {
+			return nil
 		}
+		w := &watched{name: name, closed: map[string]bool{}}
+		dirs[int32(wd)] = w
+		return w
 	}
+	// The directory prepared after the last rotation: wait until it holds
+	// every file of the current version, at its size.
+	harness.Eventually(t, 10*time.Second, func() error {
+		name, files, err := preparedDir(versionsDir)
+		if err != nil {
+			return err
+		}
+		if w := watch(name); w != nil {
+			for _, f := range files {
+				w.closed[f] = true
+			}
+		}
+		return nil
+	})
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 64*1024)
 	for time.Now().Before(deadline) {
@@ -310,16 +329,57 @@ func waitVersionWrite(t *testing.T, fd int, versionsDir string, timeout time.Dur
 			ev := (*unix.InotifyEvent)(unsafePointer(&buf[off]))
 			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
 			off += unix.SizeofInotifyEvent + int(ev.Len)
+			w := dirs[ev.Wd]
 			switch {
 			case ev.Mask&unix.IN_CREATE != 0 && ev.Mask&unix.IN_ISDIR != 0 && strings.HasPrefix(name, "..2"):
 				watch(name)
-			case ev.Mask&unix.IN_MODIFY != 0 && dirs[ev.Wd] != "":
-				return dirs[ev.Wd]
+			case w != nil && ev.Mask&unix.IN_CLOSE_WRITE != 0:
+				w.closed[name] = true
+			case w != nil && ev.Mask&(unix.IN_OPEN|unix.IN_MODIFY) != 0 && w.closed[name]:
+				return w.name
 			}
 		}
 	}
-	t.Fatalf("no version written within %s", timeout)
+	t.Fatalf("no prepared version filled within %s", timeout)
 	return ""
+}
+
+// preparedDir returns the version directory under versionsDir that is
+// neither current nor previous and holds every file of the current version
+// at the same size, and those files' names.
+func preparedDir(versionsDir string) (string, []string, error) {
+	cur, err := os.Readlink(filepath.Join(filepath.Dir(versionsDir), "..data"))
+	if err != nil {
+		return "", nil, err
+	}
+	curDir := filepath.Join(filepath.Dir(versionsDir), cur)
+	want, err := os.ReadDir(curDir)
+	if err != nil {
+		return "", nil, err
+	}
+	entries, err := os.ReadDir(versionsDir)
+	if err != nil {
+		return "", nil, err
+	}
+	var names []string
+	for _, e := range want {
+		names = append(names, e.Name())
+	}
+next:
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "..2") || e.Name() == filepath.Base(cur) {
+			continue
+		}
+		for _, n := range names {
+			a, err1 := os.Stat(filepath.Join(curDir, n))
+			b, err2 := os.Stat(filepath.Join(versionsDir, e.Name(), n))
+			if err1 != nil || err2 != nil || a.Size() != b.Size() {
+				continue next
+			}
+		}
+		return e.Name(), names, nil
+	}
+	return "", nil, fmt.Errorf("no complete prepared version in %s yet", versionsDir)
 }
 
 func drain(fd int) {
