@@ -75,7 +75,7 @@ type Writer struct {
 
 // hooks are the OS calls tests replace to simulate crashes.
 type hooks struct {
-	now      func() time.Time
+	now func() time.Time
 	// syncFile fsyncs a file, or only its data (fdatasync) when
 	// dataOnly is set.
 	syncFile func(f *os.File, dataOnly bool) error
