@@ -28,10 +28,11 @@
 // than the previous one.
 //
 // Prepare, also run off the critical path, makes the next version's
-// directory and empty files (with their modes) ahead of time and syncs them,
-// so that the next Write with the same names only writes and fsyncs data:
-// the directory updates and their fsyncs, most of the cost of a durable
-// rotation, are already done.
+// directory ahead of time, with each file at its last size (zero-filled) and
+// mode, all synced. The next Write with the same names overwrites them in
+// place: the directory updates and their fsyncs are already done, and a
+// file that kept its size needs only fdatasync. That is most of the cost of
+// a durable rotation.
 //
 // On tmpfs and ramfs, where nothing survives a power loss, the fsyncs are
 // skipped: they would only delay the rotation.
