@@ -102,7 +102,8 @@ func fillOne(vdir string, file File, size int64) (pending, error) {
 	if !st.Mode().IsRegular() || st.Size() != size {
 		return p, errNotPrepared
 	}
-	if st.Mode().Perm() != file.Mode.Perm() {
+	chmod := st.Mode().Perm() != file.Mode.Perm()
+	if chmod {
 		if err := f.Chmod(file.Mode.Perm()); err != nil {
 			return p, err
 		}
@@ -111,10 +112,9 @@ func fillOne(vdir string, file File, size int64) (pending, error) {
 		if err := f.Truncate(int64(len(file.Data))); err != nil {
 			return p, err
 		}
-	} else {
-		// Same size, blocks already allocated: only data changes.
-		p.dataOnly = true
 	}
+	// Same size and mode, blocks already allocated: only data changes.
+	p.dataOnly = int64(len(file.Data)) == size && !chmod
 	if _, err := f.WriteAt(file.Data, 0); err != nil {
 		return p, err
 	}
