@@ -32,9 +32,11 @@ func (w *Writer) Prepare() error {
 	if w.prepared != "" || len(w.lastSet) == 0 {
 		return nil
 	}
+	// The errors below already name the package and the step.
+	preparing := func(err error) error { return fmt.Errorf("%w (preparing the next version)", err) }
 	version, vdir, err := w.makeVersionDir()
 	if err != nil {
-		return fmt.Errorf("atomicdir: prepare: %w", err)
+		return preparing(err)
 	}
 	opened := make([]pending, 0, len(w.lastSet))
 	for name, sh := range w.lastSet {
@@ -45,12 +47,12 @@ func (w *Writer) Prepare() error {
 		if err != nil {
 			closeAll(opened)
 			_ = os.RemoveAll(vdir)
-			return fmt.Errorf("atomicdir: prepare: %w", err)
+			return preparing(err)
 		}
 	}
 	if err := w.syncAll(opened, vdir, filepath.Dir(vdir)); err != nil {
 		_ = os.RemoveAll(vdir)
-		return fmt.Errorf("atomicdir: prepare: %w", err)
+		return preparing(err)
 	}
 	w.prepared = version
 	w.preparedFiles = w.lastSet
