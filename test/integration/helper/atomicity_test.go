@@ -6,13 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/edgeid/edgeid/test/harness"
 	"golang.org/x/sys/unix"
@@ -170,39 +170,19 @@ combined_pem_file_name = "svid_combined.pem"
 		}
 	}
 
-	// Phase 2: SIGKILL the helper as soon as a rotation starts writing its
-	// new version (into the version directory it prepared after the last
-	// rotation), check the set, restart, repeat.
+	// Phase 2: SIGKILL the helper in the middle of a rotation, after it
+	// wrote some of the new version's files and before "..data" moves; check
+	// the set, restart, repeat, each time at another file.
 	versionsDir := filepath.Join(certDir, "..versions")
-	// A rotation into a prepared directory takes well under a millisecond:
-	// the goroutine that kills must not wait for a P behind the readers.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(runtime.NumCPU() + 2))
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if _, err := unix.InotifyAddWatch(fd, versionsDir, unix.IN_CREATE|unix.IN_ONLYDIR); err != nil {
-		t.Fatal(err)
-	}
-	// At least minKills kills, and more (up to maxKills) until one lands
-	// before the swap: whether the kill beats the helper's fsyncs depends
-	// on the machine's load, so it is retried, bounded, rather than hoped.
-	midWrite, kills := 0, 0
-	const minKills, maxKills = 3, 12
-	for k := 1; k <= maxKills && (k <= minKills || midWrite == 0); k++ {
-		kills = k
-		before, _ := os.Readlink(filepath.Join(certDir, "..data"))
-		created := waitVersionWrite(t, fd, versionsDir, 60*time.Second)
-		if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
+	const kills = 4
+	for k := 1; k <= kills; k++ {
+		kill := killWhileFilling(t, p, certDir, k, 60*time.Second)
 		<-p.Done()
 		after, _ := os.Readlink(filepath.Join(certDir, "..data"))
-		if after == before {
-			midWrite++
+		t.Logf("kill %d: SIGKILL at file %d of version %s; ..data %s -> %s", k, kill.nth, kill.version, kill.dataBefore, after)
+		if after != kill.dataBefore {
+			t.Errorf("kill %d: ..data moved to %s although the helper died before its swap", k, after)
 		}
-		t.Logf("kill %d: new version %s being written, ..data %s -> %s after SIGKILL", k, created, before, after)
 		checkSet(t, certDir)
 
 		p.Restart(t)
@@ -215,15 +195,16 @@ combined_pem_file_name = "svid_combined.pem"
 			return nil
 		})
 		checkSet(t, certDir)
-		drain(fd)
+		// The half-written version holds new key material: the restarted
+		// helper removes it before its first write.
+		if _, err := os.Lstat(filepath.Join(versionsDir, kill.version)); !os.IsNotExist(err) {
+			t.Errorf("kill %d: half-written version %s still there after restart (%v)", k, kill.version, err)
+		}
 	}
-	t.Logf("phase 2: %d of %d SIGKILLs landed before the swap (mid-rotation)", midWrite, kills)
-	if midWrite == 0 {
-		t.Errorf("no SIGKILL landed mid-rotation; the crash path was not exercised")
-	}
+
 	// Leftovers of killed writes are gone: current, previous and the
 	// next version prepared after the last rotation, nothing more.
-	entries, _ := os.ReadDir(filepath.Join(certDir, "..versions"))
+	entries, _ := os.ReadDir(versionsDir)
 	versions := 0
 	for _, e := range entries {
 		if e.IsDir() && strings.HasPrefix(e.Name(), "..2") {
@@ -275,122 +256,139 @@ func checkSet(t *testing.T, certDir string) {
 	}
 }
 
-// waitVersionWrite waits until a rotation starts filling the version
-// directory the helper prepared after the previous rotation (fd watches
-// versionsDir for new directories), that is, until a file of a complete
-// prepared directory is opened again, which happens only while a new
-// version is written, before its swap. It returns the directory's name.
-func waitVersionWrite(t *testing.T, fd int, versionsDir string, timeout time.Duration) string {
+// midRotationKill says where killWhileFilling killed the helper.
+type midRotationKill struct {
+	version    string // the version directory being filled
+	nth        int    // the helper was opening its nth file
+	dataBefore string // "..data" while it was being filled
+}
+
+// killWhileFilling SIGKILLs the helper in the middle of a rotation: while
+// it fills the version directory it prepared after the previous rotation,
+// at its nth file, nth going round the files with k. A fanotify permission
+// watch on that directory makes the kernel hold the helper's open of that
+// file until the helper is dead, so the kill always lands after the files
+// before it were written and before "..data" moves, however fast the
+// helper is.
+func killWhileFilling(t *testing.T, p *harness.Process, certDir string, k int, timeout time.Duration) midRotationKill {
 	t.Helper()
-	type watched struct {
-		name   string
-		closed map[string]bool // files written and closed once (prepared)
+	fan, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_LARGEFILE)
+	if err != nil {
+		t.Fatalf("fanotify_init: %v (this test needs root and a kernel with fanotify permission events)", err)
 	}
-	dirs := map[int32]*watched{}
-	watch := func(name string) *watched {
-		wd, err := unix.InotifyAddWatch(fd, filepath.Join(versionsDir, name), unix.IN_OPEN|unix.IN_MODIFY|unix.IN_CLOSE_WRITE)
-		if err != nil {
-			return nil
-		}
-		w := &watched{name: name, closed: map[string]bool{}}
-		dirs[int32(wd)] = w
-		return w
-	}
-	// The directory prepared after the last rotation: wait until it holds
-	// every file of the current version, at its size.
-	harness.Eventually(t, 10*time.Second, func() error {
-		name, files, err := preparedDir(versionsDir)
+	// Closing the group lets every open it still holds go on.
+	defer unix.Close(fan)
+	versionsDir := filepath.Join(certDir, "..versions")
+	var marked string // "..data" when the candidates were marked
+	nth := 0
+	mark := func() error {
+		cur, dirs, files, err := preparedDirs(versionsDir)
 		if err != nil {
 			return err
 		}
-		if w := watch(name); w != nil {
-			for _, f := range files {
-				w.closed[f] = true
+		for _, d := range dirs {
+			err := unix.FanotifyMark(fan, unix.FAN_MARK_ADD, unix.FAN_OPEN_PERM|unix.FAN_EVENT_ON_CHILD, unix.AT_FDCWD, filepath.Join(versionsDir, d))
+			if err != nil && err != unix.ENOENT {
+				t.Fatalf("fanotify_mark %s: %v", d, err)
 			}
 		}
+		marked, nth = cur, (k-1)%len(files)+1
 		return nil
-	})
-	deadline := time.Now().Add(timeout)
-	buf := make([]byte, 64*1024)
-	for time.Now().Before(deadline) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 500)
+	}
+	harness.Eventually(t, 10*time.Second, mark)
+
+	opens := 0
+	buf := make([]byte, 4096)
+	metaLen := int(unsafe.Sizeof(unix.FanotifyEventMetadata{}))
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fan), Events: unix.POLLIN}}, 200)
 		if err != nil && err != unix.EINTR {
 			t.Fatal(err)
 		}
 		if n <= 0 {
+			// A rotation that began before the marks took hold filled
+			// another directory: watch the one prepared after it.
+			if cur, _ := os.Readlink(filepath.Join(certDir, "..data")); cur != marked {
+				opens = 0
+				harness.Eventually(t, 10*time.Second, mark)
+			}
 			continue
 		}
-		r, err := unix.Read(fd, buf)
+		r, err := unix.Read(fan, buf)
+		if err == unix.EAGAIN {
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		for off := 0; off+unix.SizeofInotifyEvent <= r; {
-			ev := (*unix.InotifyEvent)(unsafePointer(&buf[off]))
-			name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-			w := dirs[ev.Wd]
-			switch {
-			case ev.Mask&unix.IN_CREATE != 0 && ev.Mask&unix.IN_ISDIR != 0 && strings.HasPrefix(name, "..2"):
-				watch(name)
-			case w != nil && ev.Mask&unix.IN_CLOSE_WRITE != 0:
-				w.closed[name] = true
-			case w != nil && ev.Mask&(unix.IN_OPEN|unix.IN_MODIFY) != 0 && w.closed[name]:
-				return w.name
+		for off := 0; off+metaLen <= r; {
+			ev := (*unix.FanotifyEventMetadata)(unsafe.Pointer(&buf[off]))
+			off += int(ev.Event_len)
+			if ev.Fd < 0 {
+				continue
+			}
+			path, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", ev.Fd))
+			kill := ev.Pid == int32(p.PID()) && ev.Mask&unix.FAN_OPEN_PERM != 0
+			if kill {
+				opens++
+				kill = opens == nth
+			}
+			if kill {
+				if err := syscall.Kill(p.PID(), syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp := unix.FanotifyResponse{Fd: ev.Fd, Response: unix.FAN_ALLOW}
+			// The answer to a killed opener's event may find it gone.
+			_, _ = unix.Write(fan, (*[unsafe.Sizeof(resp)]byte)(unsafe.Pointer(&resp))[:])
+			unix.Close(int(ev.Fd))
+			if kill {
+				return midRotationKill{version: filepath.Base(filepath.Dir(path)), nth: nth, dataBefore: marked}
 			}
 		}
 	}
-	t.Fatalf("no prepared version filled within %s", timeout)
-	return ""
+	t.Fatalf("the helper filled no prepared version within %s", timeout)
+	return midRotationKill{}
 }
 
-// preparedDir returns the version directory under versionsDir that is
-// neither current nor previous and holds every file of the current version
-// at the same size, and those files' names.
-func preparedDir(versionsDir string) (string, []string, error) {
-	cur, err := os.Readlink(filepath.Join(filepath.Dir(versionsDir), "..data"))
+// preparedDirs returns the version "..data" points at and the version
+// directories under versionsDir that hold every file of it at the same
+// size: the one prepared for the next rotation, and the previous version
+// when its files happen to have the same sizes (the helper never opens
+// that one again). It also returns the names of the current files.
+func preparedDirs(versionsDir string) (cur string, dirs, files []string, err error) {
+	cur, err = os.Readlink(filepath.Join(filepath.Dir(versionsDir), "..data"))
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	curDir := filepath.Join(filepath.Dir(versionsDir), cur)
 	want, err := os.ReadDir(curDir)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	entries, err := os.ReadDir(versionsDir)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	var names []string
 	for _, e := range want {
-		names = append(names, e.Name())
+		files = append(files, e.Name())
 	}
 next:
 	for _, e := range entries {
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), "..2") || e.Name() == filepath.Base(cur) {
 			continue
 		}
-		for _, n := range names {
+		for _, n := range files {
 			a, err1 := os.Stat(filepath.Join(curDir, n))
 			b, err2 := os.Stat(filepath.Join(versionsDir, e.Name(), n))
 			if err1 != nil || err2 != nil || a.Size() != b.Size() {
 				continue next
 			}
 		}
-		return e.Name(), names, nil
+		dirs = append(dirs, e.Name())
 	}
-	return "", nil, fmt.Errorf("no complete prepared version in %s yet", versionsDir)
-}
-
-func drain(fd int) {
-	buf := make([]byte, 64*1024)
-	for {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if n, _ := unix.Poll(fds, 0); n <= 0 {
-			return
-		}
-		if _, err := unix.Read(fd, buf); err != nil {
-			return
-		}
+	if len(dirs) == 0 || len(files) == 0 {
+		return "", nil, nil, fmt.Errorf("no complete prepared version in %s yet", versionsDir)
 	}
+	return cur, dirs, files, nil
 }
