@@ -14,7 +14,9 @@ import (
 //   - EDGEID_BENCH_ROLE=signal-receiver appends the wall-clock time of every
 //     SIGUSR1 to EDGEID_BENCH_SIGLOG;
 //   - EDGEID_BENCH_ROLE=backend serves the tunnel benchmark's backend (see
-//     serveBackend).
+//     serveBackend);
+//   - EDGEID_BENCH_ROLE=relay relays TCP to EDGEID_BENCH_TARGET (see
+//     serveRelay).
 func TestMain(m *testing.M) {
 	switch os.Getenv("EDGEID_BENCH_ROLE") {
 	case "signal-receiver":
@@ -25,6 +27,11 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case "relay":
+		if err := serveRelay(os.Getenv("EDGEID_BENCH_TARGET"), os.Getenv("EDGEID_BENCH_ADDRS")); err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(1)
+		}
 	}
 	os.Exit(m.Run())
 }

@@ -107,15 +107,76 @@ func serveBackend(agentSocket, addrsFile string) error {
 		return err
 	}
 	go backend(plainLn)
-	tmp := addrsFile + ".tmp"
-	if err := os.WriteFile(tmp, []byte(plainLn.Addr().String()+" "+tlsLn.Addr().String()+"\n"), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, addrsFile); err != nil {
+	if err := publishAddrs(addrsFile, plainLn.Addr().String(), tlsLn.Addr().String()); err != nil {
 		return err
 	}
 	backend(tlsLn)
 	return nil
+}
+
+// serveRelay runs a plain TCP relay to target as a process of its own: the
+// extra loopback hop every tunnel adds, with nothing else (no TLS, and the
+// kernel moves the bytes: Go splices one TCP connection into another). It
+// writes its address to addrsFile and serves until it is killed.
+func serveRelay(target, addrsFile string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	if err := publishAddrs(addrsFile, ln.Addr().String()); err != nil {
+		return err
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer c.Close()
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			done := make(chan struct{})
+			go func() {
+				_, _ = io.Copy(u, c)
+				_ = u.(*net.TCPConn).CloseWrite()
+				close(done)
+			}()
+			_, _ = io.Copy(c, u)
+			_ = c.(*net.TCPConn).CloseWrite()
+			<-done
+		}()
+	}
+}
+
+// publishAddrs writes addrs, space-separated, to file in one rename.
+func publishAddrs(file string, addrs ...string) error {
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(addrs, " ")+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// readAddrs waits for a process to publish its addresses in file.
+func readAddrs(b *testing.B, file string, addrs ...*string) {
+	b.Helper()
+	harness.Eventually(b, 30*time.Second, func() error {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		fields := strings.Fields(string(data))
+		if len(fields) != len(addrs) {
+			return fmt.Errorf("addresses %q in %s, want %d", data, file, len(addrs))
+		}
+		for i, a := range addrs {
+			*a = fields[i]
+		}
+		return nil
+	})
 }
 
 // throughput streams streamBytes and returns MiB/s.
@@ -213,17 +274,12 @@ func BenchmarkTunnel(b *testing.B) {
 	addrsFile := filepath.Join(dir, "backend.addrs")
 	harness.StartProcess(b, harness.ProcessSpec{Name: "backend", Bin: os.Args[0], Dir: dir,
 		Env: append(harness.CleanEnv(dir), "EDGEID_BENCH_ROLE=backend", "EDGEID_BENCH_AGENT="+a.SocketPath, "EDGEID_BENCH_ADDRS="+addrsFile)})
-	var plainAddr, tlsAddr string
-	harness.Eventually(b, 30*time.Second, func() error {
-		data, err := os.ReadFile(addrsFile)
-		if err != nil {
-			return err
-		}
-		if _, err := fmt.Sscan(string(data), &plainAddr, &tlsAddr); err != nil {
-			return fmt.Errorf("backend addresses %q: %w", data, err)
-		}
-		return nil
-	})
+	var plainAddr, tlsAddr, relayAddr string
+	readAddrs(b, addrsFile, &plainAddr, &tlsAddr)
+	relayFile := filepath.Join(dir, "relay.addrs")
+	harness.StartProcess(b, harness.ProcessSpec{Name: "relay", Bin: os.Args[0], Dir: dir,
+		Env: append(harness.CleanEnv(dir), "EDGEID_BENCH_ROLE=relay", "EDGEID_BENCH_TARGET="+tlsAddr, "EDGEID_BENCH_ADDRS="+relayFile)})
+	readAddrs(b, relayFile, &relayAddr)
 	clientTLS := tlsconfig.MTLSClientConfig(appSrc, appSrc, tlsconfig.AuthorizeID(spiffeid.RequireFromString(idPeer)))
 
 	startTunnel := func(name, id, mode, target, allowed string) string {
@@ -253,6 +309,7 @@ func BenchmarkTunnel(b *testing.B) {
 	}{
 		{"plain TCP (no TLS, reference)", func() (net.Conn, error) { return net.Dial("tcp", plainAddr) }},
 		{"direct Go TLS (SPIFFE mTLS)", func() (net.Conn, error) { return tls.Dial("tcp", tlsAddr, clientTLS) }},
+		{"direct Go TLS through a TCP relay (the hop alone, reference)", func() (net.Conn, error) { return tls.Dial("tcp", relayAddr, clientTLS) }},
 		{"Go TLS client -> server tunnel -> plain backend", func() (net.Conn, error) { return tls.Dial("tcp", server, clientTLS) }},
 		{"plain client -> client tunnel -> Go TLS backend", func() (net.Conn, error) { return net.Dial("tcp", clientOnly) }},
 		{"plain client -> client tunnel -> server tunnel -> backend", func() (net.Conn, error) { return net.Dial("tcp", client) }},
@@ -284,10 +341,10 @@ func BenchmarkTunnel(b *testing.B) {
 	directMiBs, directP50 := median(mibs[1]), median(p50s[1])
 	fmt.Printf("\nTunnel on loopback: %d rounds, the paths taking turns; each round streams %d MiB and times %d x %d B request/response on one connection. Median of the rounds [min-max]:\n",
 		rounds, streamBytes>>20, pings, pingSize)
-	fmt.Printf("%-58s %20s %10s %22s %10s %12s\n", "path", "MiB/s", "vs direct", "p50", "p99", "added p50")
+	fmt.Printf("%-62s %20s %10s %22s %10s %12s\n", "path", "MiB/s", "vs direct", "p50", "p99", "added p50")
 	for i, p := range paths {
 		m, p50 := median(mibs[i]), median(p50s[i])
-		fmt.Printf("%-58s %6.0f [%5.0f-%5.0f] %9.0f%% %7.1fµs [%5.1f-%5.1f] %8.1fµs %10.1fµs\n", p.name,
+		fmt.Printf("%-62s %6.0f [%5.0f-%5.0f] %9.0f%% %7.1fµs [%5.1f-%5.1f] %8.1fµs %10.1fµs\n", p.name,
 			m, slices.Min(mibs[i]), slices.Max(mibs[i]), 100*m/directMiBs,
 			us(p50), us(slices.Min(p50s[i])), us(slices.Max(p50s[i])), us(median(p99s[i])), us(p50-directP50))
 		b.ReportMetric(m, fmt.Sprintf("path%d-MiB/s", i))
