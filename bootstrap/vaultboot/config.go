@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeid/edgeid/plugins/common/hcldiag"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -191,32 +192,14 @@ func Parse(filename string, data []byte) (*Config, error) {
 	}
 	file, diags := hclsyntax.ParseConfig(data, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, fmt.Errorf("vaultboot: parse config: %s", diagString(diags))
+		return nil, fmt.Errorf("vaultboot: parse config: %s", hcldiag.Join(diags))
 	}
 	cfg := &Config{}
 	if diags := gohcl.DecodeBody(file.Body, nil, cfg); diags.HasErrors() {
-		return nil, fmt.Errorf("vaultboot: invalid config: %s", diagString(diags))
+		return nil, fmt.Errorf("vaultboot: invalid config: %s", hcldiag.Join(diags))
 	}
 	cfg.file = filename
 	return cfg, nil
-}
-
-func diagString(diags hcl.Diagnostics) string {
-	var parts []string
-	for _, d := range diags {
-		if d.Severity != hcl.DiagError {
-			continue
-		}
-		msg := d.Summary
-		if d.Detail != "" {
-			msg += "; " + d.Detail
-		}
-		if d.Subject != nil {
-			msg = fmt.Sprintf("%s: %s", d.Subject.String(), msg)
-		}
-		parts = append(parts, msg)
-	}
-	return strings.Join(parts, "; ")
 }
 
 // shareEncryption is how the key shares are kept at rest.

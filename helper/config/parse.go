@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeid/edgeid/plugins/common/hcldiag"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
@@ -55,7 +56,7 @@ func Parse(filename string, src []byte, opts Options) (*Config, []Warning, error
 	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
 	if diags.HasErrors() {
-		return nil, nil, fmt.Errorf("config: %s", diagString(diags))
+		return nil, nil, fmt.Errorf("config: %s", hcldiag.Join(diags))
 	}
 	p := &parser{src: src, filename: filename, raw: rawConfig{}}
 	p.top(file.Body.(*hclsyntax.Body))
@@ -406,7 +407,7 @@ func (p *parser) stringMap(f field) ([]Property, bool) {
 func (p *parser) value(f field, k kind) (any, bool) {
 	v, diags := f.expr.Value(nil)
 	if diags.HasErrors() {
-		p.errorf(f.expr.Range(), "key %q: %s", f.name, diagString(diags))
+		p.errorf(f.expr.Range(), "key %q: %s", f.name, hcldiag.Join(diags))
 		return nil, false
 	}
 	if v.IsNull() || !v.IsKnown() {
@@ -524,22 +525,4 @@ func (p *parser) mode(f field, v cty.Value) (any, bool) {
 		return nil, false
 	}
 	return fs.FileMode(n), true
-}
-
-func diagString(diags hcl.Diagnostics) string {
-	parts := make([]string, 0, len(diags))
-	for _, d := range diags {
-		if d.Severity != hcl.DiagError {
-			continue
-		}
-		msg := d.Summary
-		if d.Detail != "" {
-			msg += "; " + d.Detail
-		}
-		if d.Subject != nil {
-			msg = fmt.Sprintf("%s: %s", d.Subject.String(), msg)
-		}
-		parts = append(parts, msg)
-	}
-	return strings.Join(parts, "; ")
 }

@@ -1,9 +1,7 @@
 package pluginconf
 
 import (
-	"fmt"
-	"strings"
-
+	"github.com/edgeid/edgeid/plugins/common/hcldiag"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -29,29 +27,10 @@ func Decode(hclText string, target any) error {
 	}
 	file, diags := hclsyntax.ParseConfig([]byte(hclText), "plugin_data", hcl.InitialPos)
 	if diags.HasErrors() {
-		return status.Errorf(codes.InvalidArgument, "unable to parse plugin configuration: %s", diagString(diags))
+		return status.Errorf(codes.InvalidArgument, "unable to parse plugin configuration: %s", hcldiag.Join(diags))
 	}
 	if diags := gohcl.DecodeBody(file.Body, nil, target); diags.HasErrors() {
-		return status.Errorf(codes.InvalidArgument, "invalid plugin configuration: %s", diagString(diags))
+		return status.Errorf(codes.InvalidArgument, "invalid plugin configuration: %s", hcldiag.Join(diags))
 	}
 	return nil
-}
-
-// diagString joins diagnostics into one line each, "file:line,col: summary; detail".
-func diagString(diags hcl.Diagnostics) string {
-	parts := make([]string, 0, len(diags))
-	for _, d := range diags {
-		if d.Severity != hcl.DiagError {
-			continue
-		}
-		msg := d.Summary
-		if d.Detail != "" {
-			msg += "; " + d.Detail
-		}
-		if d.Subject != nil {
-			msg = fmt.Sprintf("%s: %s", d.Subject.String(), msg)
-		}
-		parts = append(parts, msg)
-	}
-	return strings.Join(parts, "; ")
 }
