@@ -679,65 +679,59 @@ func props(in []config.Property) []kafkaconf.Property {
 }
 
 func (r *kafkaRenderer) files(spiffeID string) ([]atomicdir.File, error) {
+	javaMode := r.certMode
+	if r.javaHoldsPassword || r.java != nil {
+		// The file may hold the store password.
+		javaMode = r.keyMode
+	}
+	librdkafkaProps := func(s kafkaconf.Settings) ([]kafkaconf.Property, error) {
+		return kafkaconf.LibrdkafkaProperties(r.paths, s), nil
+	}
+	outputs := []struct {
+		name  string
+		mode  os.FileMode
+		extra []kafkaconf.Property
+		// With a user template, tmpl is rendered with props; without
+		// one, builtin renders the file.
+		tmpl    *template.Template
+		props   func(kafkaconf.Settings) ([]kafkaconf.Property, error)
+		builtin func(kafkaconf.Settings) ([]byte, error)
+	}{
+		{r.cfg.LibrdkafkaFileName, r.certMode, r.librdkafkaExtra, r.librdkafka, librdkafkaProps,
+			func(s kafkaconf.Settings) ([]byte, error) { return kafkaconf.Librdkafka(r.paths, s) }},
+		{r.cfg.DeepStreamFileName, r.certMode, r.deepstreamExtra, r.ds, librdkafkaProps,
+			func(s kafkaconf.Settings) ([]byte, error) {
+				return kafkaconf.DeepStream(r.paths, s, r.cfg.DeepStreamPartitionKey)
+			}},
+		{r.cfg.JavaFileName, javaMode, r.javaExtra, r.java,
+			func(s kafkaconf.Settings) ([]kafkaconf.Property, error) {
+				return kafkaconf.JavaProperties(r.paths, s, r.cfg.JavaKeystoreType, r.password)
+			},
+			func(s kafkaconf.Settings) ([]byte, error) {
+				return kafkaconf.Java(r.paths, s, r.cfg.JavaKeystoreType, r.password)
+			}},
+	}
 	var out []atomicdir.File
-	data := func(extra []kafkaconf.Property, props []kafkaconf.Property) kafkaconf.TemplateData {
+	for _, o := range outputs {
+		if o.name == "" {
+			continue
+		}
 		s := r.settings
-		s.Extra = extra
-		return kafkaconf.TemplateData{Paths: r.paths, Settings: s, Properties: props, Password: r.password, SPIFFEID: spiffeID}
-	}
-	if name := r.cfg.LibrdkafkaFileName; name != "" {
-		s := r.settings
-		s.Extra = r.librdkafkaExtra
+		s.Extra = o.extra
 		var b []byte
 		var err error
-		if r.librdkafka != nil {
-			b, err = kafkaconf.Execute(r.librdkafka, data(r.librdkafkaExtra, kafkaconf.LibrdkafkaProperties(r.paths, s)))
+		if o.tmpl == nil {
+			b, err = o.builtin(s)
 		} else {
-			b, err = kafkaconf.Librdkafka(r.paths, s)
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, atomicdir.File{Name: name, Data: b, Mode: r.certMode})
-	}
-	if name := r.cfg.DeepStreamFileName; name != "" {
-		s := r.settings
-		s.Extra = r.deepstreamExtra
-		var b []byte
-		var err error
-		if r.ds != nil {
-			b, err = kafkaconf.Execute(r.ds, data(r.deepstreamExtra, kafkaconf.LibrdkafkaProperties(r.paths, s)))
-		} else {
-			b, err = kafkaconf.DeepStream(r.paths, s, r.cfg.DeepStreamPartitionKey)
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, atomicdir.File{Name: name, Data: b, Mode: r.certMode})
-	}
-	if name := r.cfg.JavaFileName; name != "" {
-		s := r.settings
-		s.Extra = r.javaExtra
-		var b []byte
-		var err error
-		if r.java != nil {
-			props, perr := kafkaconf.JavaProperties(r.paths, s, r.cfg.JavaKeystoreType, r.password)
-			if perr != nil {
-				return nil, perr
+			var props []kafkaconf.Property
+			if props, err = o.props(s); err == nil {
+				b, err = kafkaconf.Execute(o.tmpl, kafkaconf.TemplateData{Paths: r.paths, Settings: s, Properties: props, Password: r.password, SPIFFEID: spiffeID})
 			}
-			b, err = kafkaconf.Execute(r.java, data(r.javaExtra, props))
-		} else {
-			b, err = kafkaconf.Java(r.paths, s, r.cfg.JavaKeystoreType, r.password)
 		}
 		if err != nil {
 			return nil, err
 		}
-		mode := r.certMode
-		if r.javaHoldsPassword || r.java != nil {
-			// The file may hold the store password.
-			mode = r.keyMode
-		}
-		out = append(out, atomicdir.File{Name: name, Data: b, Mode: mode})
+		out = append(out, atomicdir.File{Name: o.name, Data: b, Mode: o.mode})
 	}
 	return out, nil
 }

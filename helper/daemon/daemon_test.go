@@ -438,3 +438,82 @@ hold_until_svid = true
 		return nil
 	})
 }
+
+// TestDaemonRendersKafkaTemplates renders the three Kafka files from user
+// templates: each sees the built-in properties (with its own extra
+// properties applied), the paths and the SVID's ID, and a template that
+// may show the store password gets the key file mode.
+func TestDaemonRendersKafkaTemplates(t *testing.T) {
+	api := fakewlapi.Start(t)
+	ca := testpki.NewCA(t, "example.org", false)
+	dir := t.TempDir()
+	certDir := filepath.Join(dir, "certs")
+	tmpl := `# {{.SPIFFEID}} key={{.Key}}
+{{range .Properties}}{{.Key}}={{.Value}}
+{{end}}`
+	for _, name := range []string{"librdkafka.tmpl", "deepstream.tmpl", "java.tmpl"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(tmpl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := `
+agent_address = "` + api.Addr + `"
+cert_dir = "` + certDir + `"
+daemon_mode = false
+svid_file_name = "svid.pem"
+svid_key_file_name = "svid_key.pem"
+svid_bundle_file_name = "svid_bundle.pem"
+combined_pem_file_name = "svid_combined.pem"
+kafka {
+  bootstrap_servers = "127.0.0.1:9093"
+  librdkafka_file_name = "kafka.properties"
+  librdkafka_template = "` + filepath.Join(dir, "librdkafka.tmpl") + `"
+  librdkafka_properties = { "client.id" = "cam-1" }
+  deepstream_file_name = "cfg_kafka.txt"
+  deepstream_template = "` + filepath.Join(dir, "deepstream.tmpl") + `"
+  deepstream_properties = { "ssl.cipher.suites" = "" }
+  java_file_name = "client.properties"
+  java_template = "` + filepath.Join(dir, "java.tmpl") + `"
+}
+`
+	svid := ca.SVID(t, "spiffe://example.org/app", time.Hour)
+	api.Push([]*x509svid.SVID{svid}, ca.Bundle())
+	if err := Run(context.Background(), Config{Helper: parse(t, conf)}); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(certDir, "svid_key.pem")
+	for _, c := range []struct {
+		file     string
+		mode     os.FileMode
+		has, not []string
+	}{
+		{"kafka.properties", 0o644, []string{"ssl.key.location=" + key, "client.id=cam-1", "ssl.cipher.suites="}, nil},
+		{"cfg_kafka.txt", 0o644, []string{"ssl.key.location=" + key}, []string{"client.id", "ssl.cipher.suites"}},
+		{"client.properties", 0o600, []string{"ssl.keystore.type=PEM", "ssl.keystore.location=" + filepath.Join(certDir, "svid_combined.pem")}, []string{"client.id"}},
+	} {
+		path := filepath.Join(certDir, c.file)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		if !strings.HasPrefix(text, "# spiffe://example.org/app key="+key+"\n") {
+			t.Errorf("%s: template header missing:\n%s", c.file, text)
+		}
+		for _, s := range c.has {
+			if !strings.Contains(text, s) {
+				t.Errorf("%s: %q missing:\n%s", c.file, s, text)
+			}
+		}
+		for _, s := range c.not {
+			if strings.Contains(text, s) {
+				t.Errorf("%s: %q should not be there:\n%s", c.file, s, text)
+			}
+		}
+		if st, err := os.Stat(path); err != nil {
+			t.Error(err)
+		} else if st.Mode().Perm() != c.mode {
+			t.Errorf("%s: mode %v, want %v", c.file, st.Mode().Perm(), c.mode)
+		}
+	}
+}
