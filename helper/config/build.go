@@ -10,6 +10,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeid/edgeid/helper/tunnel"
 )
 
 func (p *parser) build(opts Options) (*Config, []error) {
@@ -183,6 +185,9 @@ func (p *parser) build(opts Options) (*Config, []error) {
 		c.HealthChecks.LivenessPath, _ = h["liveness_path"].(string)
 		c.HealthChecks.ReadinessPath, _ = h["readiness_path"].(string)
 	}
+	if c.HealthChecks.BindAddress == "" {
+		c.HealthChecks.BindAddress = DefaultBindAddress
+	}
 	if c.HealthChecks.BindPort == 0 {
 		c.HealthChecks.BindPort = DefaultBindPort
 	}
@@ -305,6 +310,7 @@ func buildTunnel(t rawTunnel, fail func(string, ...any)) Tunnel {
 	tc.Listen, _ = v["listen"].(string)
 	tc.Target, _ = v["target"].(string)
 	tc.AllowedSPIFFEIDs, _ = v["allowed_spiffe_ids"].([]string)
+	tc.AllowRemoteClients, _ = v["allow_remote_clients"].(bool)
 	if d, ok := v["max_conn_lifetime"].(time.Duration); ok {
 		tc.MaxConnLifetime = d
 	}
@@ -319,6 +325,16 @@ func buildTunnel(t rawTunnel, fail func(string, ...any)) Tunnel {
 		if _, _, err := net.SplitHostPort(kv.val); err != nil {
 			fail("%s: %q must be host:port: %v", where, kv.key, err)
 		}
+	}
+	if tc.Mode == TunnelClient && !tc.AllowRemoteClients {
+		if _, _, err := net.SplitHostPort(tc.Listen); err == nil {
+			if err := tunnel.RequireLoopback(tc.Listen); err != nil {
+				fail("%s: %v", where, err)
+			}
+		}
+	}
+	if tc.Mode == TunnelServer && tc.AllowRemoteClients {
+		fail("%s: \"allow_remote_clients\" applies to client tunnels only (a server tunnel authenticates every client)", where)
 	}
 	if len(tc.AllowedSPIFFEIDs) == 0 {
 		fail("%s: \"allowed_spiffe_ids\" is required (exact IDs, \"spiffe://td/prefix/*\" or \"spiffe://td\")", where)

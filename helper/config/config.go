@@ -19,6 +19,9 @@ const (
 
 // Defaults of edgeid's own settings.
 const (
+	// DefaultBindAddress keeps health and metrics on loopback (spiffe-helper
+	// binds every interface).
+	DefaultBindAddress        = "127.0.0.1"
 	DefaultStopTimeout        = 10 * time.Second
 	DefaultRestartBackoffMin  = time.Second
 	DefaultRestartBackoffMax  = 30 * time.Second
@@ -115,10 +118,11 @@ type JWTSVID struct {
 // bind_address. The same listener serves /healthz, /readyz and /metrics.
 type HealthChecks struct {
 	ListenerEnabled bool
-	BindAddress     string
-	BindPort        int
-	LivenessPath    string
-	ReadinessPath   string
+	// BindAddress defaults to 127.0.0.1 (DefaultBindAddress).
+	BindAddress   string
+	BindPort      int
+	LivenessPath  string
+	ReadinessPath string
 }
 
 // PKCS12 is the pkcs12 block.
@@ -172,8 +176,10 @@ type Tunnel struct {
 	Listen           string
 	Target           string
 	AllowedSPIFFEIDs []string
-	MaxConnLifetime  time.Duration
-	DialTimeout      time.Duration
+	// AllowRemoteClients lets a client tunnel listen beyond loopback.
+	AllowRemoteClients bool
+	MaxConnLifetime    time.Duration
+	DialTimeout        time.Duration
 }
 
 // X509Enabled reports whether the three X.509 file names are set.

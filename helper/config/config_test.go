@@ -51,7 +51,7 @@ func TestSpiffeHelperV011File(t *testing.T) {
 		JWTBundleFileName: "jwt_bundle.json",
 		JWTBundleFileMode: 0o640,
 		JWTSVIDFileMode:   0o600,
-		HealthChecks:      HealthChecks{ListenerEnabled: true, BindPort: 8082, LivenessPath: "/alive", ReadinessPath: "/isready"},
+		HealthChecks:      HealthChecks{ListenerEnabled: true, BindAddress: "127.0.0.1" /* edgeid binds loopback by default; spiffe-helper binds every interface */, BindPort: 8082, LivenessPath: "/alive", ReadinessPath: "/isready"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -125,6 +125,10 @@ func TestErrors(t *testing.T) {
 		{"tunnel without ids", minimal + "tunnel \"t\" {\n mode=\"server\"\n listen=\"127.0.0.1:1\"\n target=\"127.0.0.1:2\"\n}", `"allowed_spiffe_ids" is required`},
 		{"tunnel bad id", minimal + "tunnel \"t\" {\n mode=\"server\"\n listen=\"127.0.0.1:1\"\n target=\"127.0.0.1:2\"\n allowed_spiffe_ids=[\"http://x\"]\n}", `is not a SPIFFE ID`},
 		{"tunnel bad mode", minimal + "tunnel \"t\" {\n mode=\"both\"\n listen=\"127.0.0.1:1\"\n target=\"127.0.0.1:2\"\n allowed_spiffe_ids=[\"spiffe://td\"]\n}", `"mode" must be "client" or "server"`},
+		{"client tunnel on every interface", minimal + "tunnel \"t\" {\n mode=\"client\"\n listen=\"0.0.0.0:1883\"\n target=\"127.0.0.1:2\"\n allowed_spiffe_ids=[\"spiffe://td\"]\n}", `listen "0.0.0.0:1883": a client tunnel listens on loopback only`},
+		{"client tunnel on an empty host", minimal + "tunnel \"t\" {\n mode=\"client\"\n listen=\":1883\"\n target=\"127.0.0.1:2\"\n allowed_spiffe_ids=[\"spiffe://td\"]\n}", `set allow_remote_clients = true to listen elsewhere`},
+		{"client tunnel on a name", minimal + "tunnel \"t\" {\n mode=\"client\"\n listen=\"edge-a-1:1883\"\n target=\"127.0.0.1:2\"\n allowed_spiffe_ids=[\"spiffe://td\"]\n}", `a client tunnel listens on loopback only`},
+		{"allow_remote_clients on a server tunnel", minimal + "tunnel \"t\" {\n mode=\"server\"\n listen=\"0.0.0.0:1\"\n target=\"127.0.0.1:2\"\n allowed_spiffe_ids=[\"spiffe://td\"]\n allow_remote_clients = true\n}", `applies to client tunnels only`},
 		{"file escapes", minimal + `combined_pem_file_name = "../x.pem"`, `must be a plain file name`},
 		{"file collides", minimal + `combined_pem_file_name = "svid.pem"`, `both name the file "svid.pem"`},
 		{"kafka bad algo", minimal + "kafka {\n endpoint_identification_algorithm = \"ssl\"\n}", `is not "https" or "none"`},
@@ -138,6 +142,28 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestListenerDefaults: a client tunnel may listen beyond loopback only when
+// told to, and health and metrics bind loopback unless told otherwise.
+func TestListenerDefaults(t *testing.T) {
+	for _, listen := range []string{"127.0.0.1:1883", "127.9.9.9:1883", "[::1]:1883", "localhost:1883"} {
+		src := minimal + "tunnel \"t\" {\n mode=\"client\"\n listen=\"" + listen + "\"\n target=\"10.0.0.1:8883\"\n allowed_spiffe_ids=[\"spiffe://td\"]\n}\nhealth_checks { listener_enabled = true }\n"
+		c, _, err := parse(t, src)
+		if err != nil {
+			t.Fatalf("listen %s: %v", listen, err)
+		}
+		if c.HealthChecks.BindAddress != "127.0.0.1" {
+			t.Errorf("health bind address %q, want 127.0.0.1 by default", c.HealthChecks.BindAddress)
+		}
+	}
+	c, _, err := parse(t, minimal+"tunnel \"t\" {\n mode=\"client\"\n listen=\"0.0.0.0:1883\"\n target=\"10.0.0.1:8883\"\n allowed_spiffe_ids=[\"spiffe://td\"]\n allow_remote_clients = true\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Tunnels[0].AllowRemoteClients {
+		t.Error("allow_remote_clients not set")
 	}
 }
 

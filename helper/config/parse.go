@@ -196,12 +196,13 @@ var kafkaMapKeys = map[string]bool{
 }
 
 var tunnelKeys = map[string]kind{
-	"mode":               kString,
-	"listen":             kString,
-	"target":             kString,
-	"allowed_spiffe_ids": kStringList,
-	"max_conn_lifetime":  kDuration,
-	"dial_timeout":       kDuration,
+	"mode":                 kString,
+	"listen":               kString,
+	"target":               kString,
+	"allowed_spiffe_ids":   kStringList,
+	"allow_remote_clients": kBool,
+	"max_conn_lifetime":    kDuration,
+	"dial_timeout":         kDuration,
 }
 
 // rawTunnel is one tunnel block before validation.

@@ -149,7 +149,7 @@ func New(cfg Config) (*Daemon, error) {
 	for _, t := range c.Tunnels {
 		tun, err := tunnel.New(tunnel.Config{
 			Name: t.Name, Mode: t.Mode, Listen: t.Listen, Target: t.Target,
-			AllowedSPIFFEIDs: t.AllowedSPIFFEIDs, MaxConnLifetime: t.MaxConnLifetime,
+			AllowedSPIFFEIDs: t.AllowedSPIFFEIDs, AllowRemoteClients: t.AllowRemoteClients, MaxConnLifetime: t.MaxConnLifetime,
 			DialTimeout: t.DialTimeout, Logger: d.log, Metrics: d.metrics.tunnelMetrics(),
 		}, d.src, d.src)
 		if err != nil {
@@ -679,10 +679,14 @@ func props(in []config.Property) []kafkaconf.Property {
 }
 
 func (r *kafkaRenderer) files(spiffeID string) ([]atomicdir.File, error) {
-	javaMode := r.certMode
-	if r.javaHoldsPassword || r.java != nil {
-		// The file may hold the store password.
-		javaMode = r.keyMode
+	// A file is written at the key's mode when it may hold the store
+	// password: the built-in Java file for PKCS#12 stores, and any file
+	// whose template names the password (or passes all its data on).
+	modeFor := func(tmpl *template.Template, builtinHoldsPassword bool) os.FileMode {
+		if (tmpl == nil && builtinHoldsPassword) || (tmpl != nil && kafkaconf.ReferencesPassword(tmpl)) {
+			return r.keyMode
+		}
+		return r.certMode
 	}
 	librdkafkaProps := func(s kafkaconf.Settings) ([]kafkaconf.Property, error) {
 		return kafkaconf.LibrdkafkaProperties(r.paths, s), nil
@@ -697,13 +701,13 @@ func (r *kafkaRenderer) files(spiffeID string) ([]atomicdir.File, error) {
 		props   func(kafkaconf.Settings) ([]kafkaconf.Property, error)
 		builtin func(kafkaconf.Settings) ([]byte, error)
 	}{
-		{r.cfg.LibrdkafkaFileName, r.certMode, r.librdkafkaExtra, r.librdkafka, librdkafkaProps,
+		{r.cfg.LibrdkafkaFileName, modeFor(r.librdkafka, false), r.librdkafkaExtra, r.librdkafka, librdkafkaProps,
 			func(s kafkaconf.Settings) ([]byte, error) { return kafkaconf.Librdkafka(r.paths, s) }},
-		{r.cfg.DeepStreamFileName, r.certMode, r.deepstreamExtra, r.ds, librdkafkaProps,
+		{r.cfg.DeepStreamFileName, modeFor(r.ds, false), r.deepstreamExtra, r.ds, librdkafkaProps,
 			func(s kafkaconf.Settings) ([]byte, error) {
 				return kafkaconf.DeepStream(r.paths, s, r.cfg.DeepStreamPartitionKey)
 			}},
-		{r.cfg.JavaFileName, javaMode, r.javaExtra, r.java,
+		{r.cfg.JavaFileName, modeFor(r.java, r.javaHoldsPassword), r.javaExtra, r.java,
 			func(s kafkaconf.Settings) ([]kafkaconf.Property, error) {
 				return kafkaconf.JavaProperties(r.paths, s, r.cfg.JavaKeystoreType, r.password)
 			},

@@ -451,8 +451,14 @@ func TestDaemonRendersKafkaTemplates(t *testing.T) {
 	tmpl := `# {{.SPIFFEID}} key={{.Key}}
 {{range .Properties}}{{.Key}}={{.Value}}
 {{end}}`
-	for _, name := range []string{"librdkafka.tmpl", "deepstream.tmpl", "java.tmpl"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(tmpl), 0o644); err != nil {
+	// Only the librdkafka template names the store password: only its file
+	// is a secret.
+	for name, text := range map[string]string{
+		"librdkafka.tmpl": tmpl + "# store password: {{.Password}}\n",
+		"deepstream.tmpl": tmpl,
+		"java.tmpl":       tmpl,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -487,9 +493,9 @@ kafka {
 		mode     os.FileMode
 		has, not []string
 	}{
-		{"kafka.properties", 0o644, []string{"ssl.key.location=" + key, "client.id=cam-1", "ssl.cipher.suites="}, nil},
+		{"kafka.properties", 0o600, []string{"ssl.key.location=" + key, "client.id=cam-1", "ssl.cipher.suites="}, nil},
 		{"cfg_kafka.txt", 0o644, []string{"ssl.key.location=" + key}, []string{"client.id", "ssl.cipher.suites"}},
-		{"client.properties", 0o600, []string{"ssl.keystore.type=PEM", "ssl.keystore.location=" + filepath.Join(certDir, "svid_combined.pem")}, []string{"client.id"}},
+		{"client.properties", 0o644, []string{"ssl.keystore.type=PEM", "ssl.keystore.location=" + filepath.Join(certDir, "svid_combined.pem")}, []string{"client.id"}},
 	} {
 		path := filepath.Join(certDir, c.file)
 		b, err := os.ReadFile(path)

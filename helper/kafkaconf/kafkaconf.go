@@ -3,8 +3,11 @@ package kafkaconf
 import (
 	"bytes"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"text/template"
+	"text/template/parse"
 )
 
 // MaxProtoCfg is DeepStream's limit on the length of proto-cfg.
@@ -214,6 +217,67 @@ func Parse(name, text string) (*template.Template, error) {
 		return nil, fmt.Errorf("kafkaconf: template %s: %w", name, err)
 	}
 	return tmpl, nil
+}
+
+// ReferencesPassword reports whether tmpl (or a template it defines) may
+// write TemplateData.Password: it names a Password field, or it passes the
+// whole data value on (a bare "." or "$", which could print every field).
+// A file rendered from such a template is a secret and gets the key's file
+// mode.
+func ReferencesPassword(tmpl *template.Template) bool {
+	for _, t := range tmpl.Templates() {
+		if t.Tree != nil && nodeReferencesPassword(t.Tree.Root) {
+			return true
+		}
+	}
+	return false
+}
+
+func nodeReferencesPassword(n parse.Node) bool {
+	if n == nil || reflect.ValueOf(n).IsNil() {
+		return false
+	}
+	names := func(idents []string) bool { return slices.Contains(idents, "Password") }
+	switch n := n.(type) {
+	case *parse.ListNode:
+		for _, c := range n.Nodes {
+			if nodeReferencesPassword(c) {
+				return true
+			}
+		}
+	case *parse.ActionNode:
+		return nodeReferencesPassword(n.Pipe)
+	case *parse.PipeNode:
+		for _, c := range n.Cmds {
+			if nodeReferencesPassword(c) {
+				return true
+			}
+		}
+	case *parse.CommandNode:
+		for _, a := range n.Args {
+			if nodeReferencesPassword(a) {
+				return true
+			}
+		}
+	case *parse.FieldNode:
+		return names(n.Ident)
+	case *parse.ChainNode:
+		return names(n.Field) || nodeReferencesPassword(n.Node)
+	case *parse.VariableNode:
+		// "$" alone is the whole data value; "$.Password" names the field.
+		return len(n.Ident) == 1 && n.Ident[0] == "$" || names(n.Ident)
+	case *parse.DotNode:
+		return true
+	case *parse.IfNode:
+		return nodeReferencesPassword(n.Pipe) || nodeReferencesPassword(n.List) || nodeReferencesPassword(n.ElseList)
+	case *parse.RangeNode:
+		return nodeReferencesPassword(n.Pipe) || nodeReferencesPassword(n.List) || nodeReferencesPassword(n.ElseList)
+	case *parse.WithNode:
+		return nodeReferencesPassword(n.Pipe) || nodeReferencesPassword(n.List) || nodeReferencesPassword(n.ElseList)
+	case *parse.TemplateNode:
+		return nodeReferencesPassword(n.Pipe)
+	}
+	return false
 }
 
 // Execute renders a parsed template.

@@ -157,3 +157,30 @@ func TestTemplate(t *testing.T) {
 		t.Fatal("unknown field must fail")
 	}
 }
+
+func TestReferencesPassword(t *testing.T) {
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{"{{range .Properties}}{{.Key}}={{.Value}}\n{{end}}", false},
+		{"bootstrap={{.BootstrapServers}} ca={{.CA}} id={{.SPIFFEID}}", false},
+		{"pw={{.Password}}", true},
+		{"{{if .Keystore}}pw={{$.Password}}{{end}}", true},
+		{"{{with .Settings}}{{.BootstrapServers}}{{end}}{{range .Properties}}{{end}}{{.Password | printf \"%q\"}}", true},
+		{"{{printf \"%v\" .}}", true},
+		{"{{$}}", true},
+		{"{{define \"x\"}}{{.Password}}{{end}}plain", true},
+		{"{{template \"y\" .}}{{define \"y\"}}{{.CA}}{{end}}", true},
+		{"{{range $p := .Properties}}{{$p.Key}}{{end}}", false},
+		{"{{ (index .Properties 0).Key }}", false},
+	} {
+		tmpl, err := Parse("t", tc.text)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.text, err)
+		}
+		if got := ReferencesPassword(tmpl); got != tc.want {
+			t.Errorf("ReferencesPassword(%q) = %v, want %v", tc.text, got, tc.want)
+		}
+	}
+}

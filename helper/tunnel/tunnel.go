@@ -43,6 +43,11 @@ type Config struct {
 	Target string
 	// AllowedSPIFFEIDs authorise the peer (see NewMatcher).
 	AllowedSPIFFEIDs []string
+	// AllowRemoteClients lets a client-mode tunnel listen on an address
+	// other than loopback. A client tunnel hands its SVID to whoever
+	// connects to Listen, so by default New refuses any Listen host that
+	// is not a loopback address or "localhost".
+	AllowRemoteClients bool
 	// MaxConnLifetime closes connections older than this; 0 never does.
 	MaxConnLifetime time.Duration
 	DialTimeout     time.Duration
@@ -82,6 +87,11 @@ func New(cfg Config, svids x509svid.Source, bundles x509bundle.Source) (*Tunnel,
 	if cfg.Mode != ModeClient && cfg.Mode != ModeServer {
 		return nil, fmt.Errorf("tunnel %s: mode %q is not client or server", cfg.Name, cfg.Mode)
 	}
+	if cfg.Mode == ModeClient && !cfg.AllowRemoteClients {
+		if err := RequireLoopback(cfg.Listen); err != nil {
+			return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
+		}
+	}
 	m, err := NewMatcher(cfg.AllowedSPIFFEIDs)
 	if err != nil {
 		return nil, err
@@ -108,6 +118,27 @@ func New(cfg Config, svids x509svid.Source, bundles x509bundle.Source) (*Tunnel,
 		matcher: m,
 		conns:   map[net.Conn]struct{}{},
 	}, nil
+}
+
+// ErrNotLoopback is returned for a client tunnel whose listen address is not
+// a loopback address.
+var ErrNotLoopback = errors.New("a client tunnel listens on loopback only (127.0.0.0/8, [::1] or localhost); it gives its identity to anyone who connects, so set allow_remote_clients = true to listen elsewhere")
+
+// RequireLoopback checks that the host of addr ("host:port") is a loopback
+// IP address or "localhost". An empty host or 0.0.0.0 means every
+// interface, and other names may resolve anywhere: both are refused.
+func RequireLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("listen %q: %w", addr, ErrNotLoopback)
 }
 
 // Listen binds the listen address. Serve may be called afterwards.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -132,6 +133,40 @@ func (c *counters) metrics() Metrics {
 		Rejected: func(_, r string) { c.mu.Lock(); c.rejected = append(c.rejected, r); c.mu.Unlock() },
 		Active:   func(_ string, d int) { c.mu.Lock(); c.active += d; c.mu.Unlock() },
 		Bytes:    func(_, dir string, n int64) { c.mu.Lock(); c.bytes[dir] += n; c.mu.Unlock() },
+	}
+}
+
+// TestClientTunnelListensOnLoopbackOnly: a client tunnel gives its SVID to
+// whoever connects, so New refuses any other listen address unless
+// AllowRemoteClients is set. Server tunnels authenticate every client and
+// may listen anywhere.
+func TestClientTunnelListensOnLoopbackOnly(t *testing.T) {
+	e := newEnv(t)
+	svid := e.ca.SVID(t, "spiffe://example.org/edge/site-a/app", time.Hour)
+	for _, tc := range []struct {
+		mode, listen string
+		allow        bool
+		wantErr      bool
+	}{
+		{ModeClient, "127.0.0.1:0", false, false},
+		{ModeClient, "[::1]:0", false, false},
+		{ModeClient, "localhost:0", false, false},
+		{ModeClient, "0.0.0.0:0", false, true},
+		{ModeClient, ":0", false, true},
+		{ModeClient, "[::]:0", false, true},
+		{ModeClient, "10.1.2.3:0", false, true},
+		{ModeClient, "edge-a-1:0", false, true},
+		{ModeClient, "0.0.0.0:0", true, false},
+		{ModeServer, "0.0.0.0:0", false, false},
+	} {
+		_, err := New(Config{Name: "t", Mode: tc.mode, Listen: tc.listen, Target: "127.0.0.1:1",
+			AllowRemoteClients: tc.allow, AllowedSPIFFEIDs: []string{"spiffe://example.org"}}, svid, e.bundles)
+		if gotErr := err != nil; gotErr != tc.wantErr {
+			t.Errorf("%s listen %q allow %v: error %v, want error %v", tc.mode, tc.listen, tc.allow, err, tc.wantErr)
+		}
+		if err != nil && !errors.Is(err, ErrNotLoopback) {
+			t.Errorf("%s listen %q: error %v is not ErrNotLoopback", tc.mode, tc.listen, err)
+		}
 	}
 }
 
