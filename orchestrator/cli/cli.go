@@ -77,11 +77,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 type common struct {
-	topology string
-	runDir   string
-	binDir   string
-	host     string
-	hc       runner.HostConfig
+	topology  string
+	runDir    string
+	binDir    string
+	host      string
+	hc        runner.HostConfig
+	singleUID bool
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -94,6 +95,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.hc.KubeEdgeCA, "kubeedge-ca", "", "with --host: cloudcore's CA certificate (default: the topology's, or /etc/kubeedge/ca/rootCA.crt)")
 	fs.StringVar(&c.hc.NodeCert, "node-cert", "", "with --host: this node's edgecore certificate (default: the topology's node_cert_path)")
 	fs.StringVar(&c.hc.NodeKey, "node-key", "", "with --host: this node's edgecore key (default: the topology's node_key_path)")
+	fs.BoolVar(&c.singleUID, "single-uid", false, "development only: run every service as the invoking user, without privilege separation (edgeid otherwise needs root)")
 }
 
 // defaultBinDir is the directory of the running edgeid binary, where
@@ -144,7 +146,7 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func newRunner(c common, out io.Writer, timeout time.Duration) (*runner.Runner, error) {
 	return runner.New(runner.Config{TopologyPath: c.topology, RunDir: c.runDir, BinDir: c.binDir, Out: out, StepTimeout: timeout,
-		Host: c.host, HostConfig: c.hc})
+		Host: c.host, HostConfig: c.hc, SingleUID: c.singleUID})
 }
 
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -49,9 +49,12 @@ type Env struct {
 	Port func(host, key string, def int) int
 	// Bins are the programs on the hosts.
 	Bins Binaries
-	// UID is the user the workloads and SPIRE servers run as, for
-	// unix:uid selectors.
-	UID int
+	// LookupUser resolves a user name of the topology's users on this
+	// host (os/user in the runner); numeric users need none.
+	LookupUser func(name string) (uid, gid int, err error)
+	// HashFile returns a file's hex SHA-256 (FileSHA256 when nil): the
+	// DeepStream app binaries, for deepstream:exe_sha256.
+	HashFile func(path string) (string, error)
 	// VaultAddr, VaultCACert, RoleIDFile and SecretIDFile locate the Vault
 	// and the AppRole login of the cloud servers, as paths on the cloud
 	// hosts.
@@ -88,7 +91,9 @@ type Host struct {
 	Root string
 	Addr string
 	// Roles says what the host is: "cloud", "vault", "edge-server", "edge-node".
-	Roles    []string
+	Roles []string
+	// Dirs are made before Files are written, in order.
+	Dirs     []Dir
 	Files    []File
 	Services []Service
 }
@@ -98,6 +103,13 @@ type File struct {
 	Path    string
 	Content []byte
 	Mode    os.FileMode
+	// Owner owns the file; root (the zero Account) unless a service must
+	// read or write it as its own.
+	Owner Account
+	// Group, when not root, is the file's group instead of Owner's: a
+	// workload reads its root-owned configs (0640) through it and cannot
+	// change them.
+	Group Account
 }
 
 // Service is a long-running process of a host.
@@ -109,6 +121,11 @@ type Service struct {
 	// kafka, helper.
 	Kind string
 	Argv []string
+	// Account is the Unix account the service runs as.
+	Account Account
+	// Caps are the capabilities the service keeps (ambient), e.g.
+	// CapSysPtrace for agents that attest other accounts' processes.
+	Caps []string
 	// Socket is the admin (server) or Workload API (agent) socket.
 	Socket string
 	// Addr is the host:port the service listens on, when it does.
@@ -214,6 +231,18 @@ func workloadDir(name string) string { return strings.ReplaceAll(name, "/", "_")
 // Build computes the plan of top in env.
 func Build(top *topology.Topology, env Env) (*Plan, error) {
 	b := &builder{top: top, env: env, plan: &Plan{TrustDomain: top.TrustDomain}, hosts: map[string]*Host{}, topics: map[string]bool{}}
+	if b.env.HashFile == nil {
+		b.env.HashFile = FileSHA256
+	}
+	var err error
+	if b.control, err = b.account(top.Users.Control); err != nil {
+		return nil, fmt.Errorf("render: users.control: %w", err)
+	}
+	if top.Kafka.Demo {
+		if b.kafka, err = b.account(top.Users.KafkaDemo); err != nil {
+			return nil, fmt.Errorf("render: users.kafka_demo: %w", err)
+		}
+	}
 	if err := b.build(); err != nil {
 		return nil, err
 	}
@@ -242,6 +271,8 @@ type builder struct {
 	// topics collects what the DeepStream pipelines publish to, as
 	// buildWorkload reads it from their configs.
 	topics map[string]bool
+	// control runs Vault and SPIRE; kafka the demo broker.
+	control, kafka Account
 }
 
 func (b *builder) host(name string) *Host {
@@ -251,7 +282,31 @@ func (b *builder) host(name string) *Host {
 	h := &Host{Name: name, Root: b.env.HostRoot(name), Addr: b.env.HostAddr(name)}
 	b.hosts[name] = h
 	b.plan.Hosts = append(b.plan.Hosts, h)
+	b.layout(h)
 	return h
+}
+
+// layout gives a host its directories. Root owns what only edgeid changes;
+// the control account owns SPIRE's and Vault's state, keys and admin
+// sockets (0700), which no workload reaches; a workload reaches only
+// run/public (the agents' Workload API) and its own directory.
+func (b *builder) layout(h *Host) {
+	root := Account{}
+	for _, d := range []Dir{
+		{h.Root, 0o755, root},
+		{h.path("run"), 0o755, root},
+		{h.path(PublicSocketDir), 0o755, b.control},
+		{h.path(PrivateSocketDir), 0o700, b.control},
+		{h.path("pids"), 0o755, root},
+		{h.path("logs"), 0o700, root},
+		{h.path("spire"), 0o700, b.control},
+		{h.path("kubeedge"), 0o700, b.control},
+		{h.path("kubeedge", "ca"), 0o700, b.control},
+		{h.path("kubeedge", "certs"), 0o700, b.control},
+		{h.path("workloads"), 0o755, root},
+	} {
+		h.addDir(d.Path, d.Mode, d.Owner)
+	}
 }
 
 func (h *Host) addRole(role string) {
@@ -280,8 +335,29 @@ const (
 func (h *Host) publicSocket(name string) string  { return h.path(PublicSocketDir, name) }
 func (h *Host) privateSocket(name string) string { return h.path(PrivateSocketDir, name) }
 
+// addFile adds a root-owned file.
 func (h *Host) addFile(path string, content []byte, mode os.FileMode) {
 	h.Files = append(h.Files, File{Path: path, Content: content, Mode: mode})
+}
+
+// addOwnedFile adds a file that owner reads (and may change).
+func (h *Host) addOwnedFile(path string, content []byte, mode os.FileMode, owner Account) {
+	h.Files = append(h.Files, File{Path: path, Content: content, Mode: mode, Owner: owner})
+}
+
+// addGroupFile adds a root-owned file that group reads (0640) and cannot
+// change.
+func (h *Host) addGroupFile(path string, content []byte, group Account) {
+	h.Files = append(h.Files, File{Path: path, Content: content, Mode: 0o640, Group: group})
+}
+
+// addService adds a service and its data directory (0700, owned by the
+// service's account).
+func (h *Host) addService(s Service) {
+	if s.DataDir != "" {
+		h.addDir(s.DataDir, 0o700, s.Account)
+	}
+	h.Services = append(h.Services, s)
 }
 
 func (b *builder) build() error {
@@ -301,10 +377,13 @@ func (b *builder) build() error {
 			url = "http://" + addr
 		}
 		cfg := b.renderVaultConfig(h, addr, url)
-		h.addFile(h.path("vault", "vault.hcl"), cfg, 0o600)
+		h.addDir(h.path("vault"), 0o700, b.control)
+		h.addDir(h.path("vault", "bootstrap"), 0o700, b.control)
+		h.addOwnedFile(h.path("vault", "vault.hcl"), cfg, 0o600, b.control)
+		// The bootstrap runs in edgeid's own process, as root.
 		h.addFile(h.path("vault", "bootstrap.hcl"), b.renderBootstrap(h, url), 0o600)
-		h.Services = append(h.Services, Service{
-			Name: "vault", Kind: "vault", Addr: addr, URL: url,
+		h.addService(Service{
+			Name: "vault", Kind: "vault", Addr: addr, URL: url, Account: b.control,
 			Argv:    []string{b.env.Bins.Vault, "server", "-config", h.path("vault", "vault.hcl")},
 			DataDir: h.path("vault", "data"),
 		})
@@ -316,20 +395,20 @@ func (b *builder) build() error {
 		h.addRole("cloud")
 		port := b.env.Port(h.Name, "spire-server", top.Cloud.Port)
 		svc := Service{
-			Name: "spire-server", Kind: "spire-server",
+			Name: "spire-server", Kind: "spire-server", Account: b.control,
 			Addr:    fmt.Sprintf("%s:%d", h.Addr, port),
 			Socket:  h.privateSocket("server.sock"),
 			DataDir: h.path("spire", "server-data"),
 			Argv:    []string{b.env.Bins.SpireServer, "run", "-config", h.path("spire", "server.conf")},
 		}
-		h.addFile(h.path("spire", "server.conf"), b.renderCloudServer(h, svc, i), 0o600)
+		h.addOwnedFile(h.path("spire", "server.conf"), b.renderCloudServer(h, svc, i), 0o600, b.control)
 		if top.Vault.Managed && !b.env.Embedded && hostName != top.Vault.Host {
 			vh := b.host(top.Vault.Host)
 			cert, _ := VaultTLSFiles(vh)
 			svc.Needs = []string{cert, b.roleIDFile(vh), b.secretIDFile(vh)}
 			svc.NeedsFrom = vh.Name
 		}
-		h.Services = append(h.Services, svc)
+		h.addService(svc)
 		cloudServers = append(cloudServers, Ref(h.Name, svc.Name))
 	}
 	cloudRef := cloudServers[0]
@@ -342,7 +421,7 @@ func (b *builder) build() error {
 	// The cloud host's own agent, for cloud workloads (the Kafka broker).
 	cloudHost := b.host(top.Cloud.Hosts[0])
 	cloudAgent := Service{
-		Name: "spire-agent", Kind: "spire-agent",
+		Name: "spire-agent", Kind: "spire-agent", Account: b.control, Caps: workloadAgentCaps(),
 		Socket:     cloudHost.publicSocket("agent.sock"),
 		DataDir:    cloudHost.path("spire", "agent-data"),
 		BundlePath: cloudHost.path("spire", "bootstrap-cloud.pem"),
@@ -350,8 +429,8 @@ func (b *builder) build() error {
 		Server:     cloudRef,
 		Argv:       []string{b.env.Bins.SpireAgent, "run", "-config", cloudHost.path("spire", "agent.conf")},
 	}
-	cloudHost.addFile(cloudHost.path("spire", "agent.conf"), b.renderJoinTokenAgent(cloudHost, cloudAgent, cloudAddr), 0o600)
-	cloudHost.Services = append(cloudHost.Services, cloudAgent)
+	cloudHost.addOwnedFile(cloudHost.path("spire", "agent.conf"), b.renderJoinTokenAgent(cloudHost, cloudAgent, cloudAddr), 0o600, b.control)
+	cloudHost.addService(cloudAgent)
 
 	// Kafka demo broker on the cloud host, with its own SVID. The topics it
 	// consumes are filled in once the sites' pipelines have been read.
@@ -361,8 +440,8 @@ func (b *builder) build() error {
 		port := b.env.Port(cloudHost.Name, "kafka", top.Kafka.Port)
 		kafkaAddr = fmt.Sprintf("%s:%d", cloudHost.Addr, port)
 		brokerID := CloudID(top.TrustDomain, "kafka")
-		cloudHost.Services = append(cloudHost.Services, Service{
-			Name: "kafka", Kind: "kafka", Addr: kafkaAddr,
+		cloudHost.addService(Service{
+			Name: "kafka", Kind: "kafka", Addr: kafkaAddr, Account: b.kafka,
 			Argv: []string{b.env.Bins.Edgeid, "kafka-demo",
 				"-listen", kafkaAddr,
 				"-workload-api", "unix://" + cloudAgent.Socket,
@@ -376,7 +455,7 @@ func (b *builder) build() error {
 		kafkaIndex = len(cloudHost.Services) - 1
 		b.plan.Entries = append(b.plan.Entries, Entry{
 			Server: cloudRef, ParentID: cloudAgent.AgentID, SPIFFEID: brokerID,
-			Selectors: []string{fmt.Sprintf("unix:uid:%d", b.env.UID), "unix:path:" + b.env.Bins.Edgeid},
+			Selectors: []string{b.kafka.Selector(), "unix:path:" + b.env.Bins.Edgeid},
 			X509TTL:   top.Cloud.X509SVIDTTL, DNSNames: []string{"localhost"}, Workload: "kafka",
 		})
 	} else {
@@ -407,7 +486,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 	// downstream identity.
 	nodeCert, nodeKey := b.nodeCredPaths(sh)
 	upstream := Service{
-		Name: "upstream-agent", Kind: "spire-agent", Site: site.Name,
+		Name: "upstream-agent", Kind: "spire-agent", Site: site.Name, Account: b.control,
 		Socket:     sh.privateSocket("upstream.sock"),
 		DataDir:    sh.path("spire", "upstream-agent-data"),
 		BundlePath: sh.path("spire", "bootstrap-cloud.pem"),
@@ -416,24 +495,24 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 		NodeCert:   nodeCert, NodeKey: nodeKey,
 		Argv: []string{b.env.Bins.SpireAgent, "run", "-config", sh.path("spire", "upstream-agent.conf")},
 	}
-	sh.addFile(sh.path("spire", "upstream-agent.conf"), b.renderKubeEdgeAgent(sh, upstream, cloudAddr, false), 0o600)
-	sh.Services = append(sh.Services, upstream)
+	sh.addOwnedFile(sh.path("spire", "upstream-agent.conf"), b.renderKubeEdgeAgent(sh, upstream, cloudAddr, false), 0o600, b.control)
+	sh.addService(upstream)
 
 	port := b.env.Port(sh.Name, "spire-server", site.Port)
 	edge := Service{
-		Name: "spire-server", Kind: "spire-server", Site: site.Name,
+		Name: "spire-server", Kind: "spire-server", Site: site.Name, Account: b.control,
 		Addr:    fmt.Sprintf("%s:%d", sh.Addr, port),
 		Socket:  sh.privateSocket("server.sock"),
 		DataDir: sh.path("spire", "server-data"),
 		Server:  Ref(sh.Name, upstream.Name),
 		Argv:    []string{b.env.Bins.SpireServer, "run", "-config", sh.path("spire", "server.conf")},
 	}
-	sh.addFile(sh.path("spire", "server.conf"), b.renderEdgeServer(sh, edge, upstream, cloudAddr, site), 0o600)
-	sh.Services = append(sh.Services, edge)
+	sh.addOwnedFile(sh.path("spire", "server.conf"), b.renderEdgeServer(sh, edge, upstream, cloudAddr, site), 0o600, b.control)
+	sh.addService(edge)
 	edgeRef := Ref(sh.Name, edge.Name)
 	b.plan.Entries = append(b.plan.Entries, Entry{
 		Server: cloudRef, ParentID: upstream.AgentID, SPIFFEID: EdgeServerID(td, site.Name),
-		Selectors: []string{fmt.Sprintf("unix:uid:%d", b.env.UID), "unix:path:" + b.env.Bins.SpireServer},
+		Selectors: []string{b.control.Selector(), "unix:path:" + b.env.Bins.SpireServer},
 		X509TTL:   site.X509SVIDTTL, Downstream: true, Site: site.Name, Workload: "spire-server",
 	})
 
@@ -444,7 +523,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 		h.addRole("edge-node")
 		cert, key := b.nodeCredPaths(h)
 		agent := Service{
-			Name: "spire-agent", Kind: "spire-agent", Site: site.Name,
+			Name: "spire-agent", Kind: "spire-agent", Site: site.Name, Account: b.control, Caps: workloadAgentCaps(),
 			Socket:     h.publicSocket("agent.sock"),
 			DataDir:    h.path("spire", "agent-data"),
 			BundlePath: h.path("spire", "bootstrap-site.pem"),
@@ -453,8 +532,8 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 			NodeCert:   cert, NodeKey: key,
 			Argv: []string{b.env.Bins.SpireAgent, "run", "-config", h.path("spire", "agent.conf")},
 		}
-		h.addFile(h.path("spire", "agent.conf"), b.renderKubeEdgeAgent(h, agent, edge.Addr, true), 0o600)
-		h.Services = append(h.Services, agent)
+		h.addOwnedFile(h.path("spire", "agent.conf"), b.renderKubeEdgeAgent(h, agent, edge.Addr, true), 0o600, b.control)
+		h.addService(agent)
 		agents[node.Name] = agent
 	}
 
@@ -485,12 +564,23 @@ func (b *builder) nodeCredPaths(h *Host) (string, string) {
 	return cert, key
 }
 
+// workloadAgentCaps are the capabilities of an agent that attests other
+// accounts' processes.
+func workloadAgentCaps() []string { return []string{CapSysPtrace, CapDacReadSearch} }
+
 func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w topology.Workload, kafkaAddr, edgeRef string) error {
 	td := b.top.TrustDomain
 	dir := h.path("workloads", workloadDir(w.Name))
 	certDir := filepath.Join(dir, "svid")
 	id := WorkloadID(td, site.Name, w.Name)
-	selectors := append([]string{}, w.Selectors...)
+	acct, err := b.account(w.User)
+	if err != nil {
+		return fmt.Errorf("render: workload %q user: %w", w.Name, err)
+	}
+	// Every workload's entry pins what its helper cannot lie about: the
+	// account it runs as and the helper binary (SPIRE's unix attestor,
+	// discover_workload_path).
+	selectors := append([]string{acct.Selector(), "unix:path:" + b.env.Bins.Helper}, w.Selectors...)
 	cmd := w.Command
 	args := w.Args
 
@@ -504,17 +594,11 @@ func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w to
 			return fmt.Errorf("render: workload %q config %s: %w", w.Name, w.Config, err)
 		}
 		configPath := filepath.Join(dir, filepath.Base(w.Config))
-		h.addFile(configPath, pipeline, 0o644)
+		// Root's file, readable by the workload's group only: the
+		// pipeline cannot change the config its identity is bound to.
+		h.addGroupFile(configPath, pipeline, acct)
 		if len(w.Topics) > 0 {
 			topics = w.Topics
-		}
-		selectors = append(selectors,
-			"deepstream:app:"+w.App,
-			"deepstream:config_sha256:"+sha256Hex(pipeline),
-		)
-		for _, t := range topics {
-			selectors = append(selectors, "deepstream:publish_topic:"+t)
-			b.topics[t] = true
 		}
 		if len(args) == 0 {
 			args = []string{"-c", ConfigPlaceholder}
@@ -532,12 +616,30 @@ func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w to
 				args = append(args, "-publish-interval", "2s", "-sent-log", filepath.Join(dir, "sent.log"))
 			}
 		}
+		exeSum, err := b.appSHA256(w, cmd)
+		if err != nil {
+			return err
+		}
+		// The argv-derived selectors (config, topics) count only for an
+		// app its helper held at exec (deepstream:launch:held); the
+		// binary's hash is a kernel fact.
+		selectors = append(selectors,
+			"deepstream:app:"+w.App,
+			"deepstream:exe_sha256:"+exeSum,
+			"deepstream:config_sha256:"+sha256Hex(pipeline),
+			"deepstream:launch:held",
+		)
+		for _, t := range topics {
+			selectors = append(selectors, "deepstream:publish_topic:"+t)
+			b.topics[t] = true
+		}
 	}
 	sort.Strings(selectors)
 	helperConf := b.renderHelper(h, agent, w, certDir, cmd, args, kafkaAddr, id)
-	h.addFile(filepath.Join(dir, "helper.conf"), helperConf, 0o600)
-	h.Services = append(h.Services, Service{
+	h.addGroupFile(filepath.Join(dir, "helper.conf"), helperConf, acct)
+	h.addService(Service{
 		Name: "helper-" + workloadDir(w.Name), Kind: "helper", Site: site.Name, Workload: w.Name,
+		Account:   acct,
 		Socket:    agent.Socket,
 		DataDir:   dir,
 		ReadyFile: filepath.Join(certDir, "svid.pem"),
@@ -548,4 +650,20 @@ func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w to
 		X509TTL: w.X509SVIDTTL, Site: site.Name, Workload: w.Name,
 	})
 	return nil
+}
+
+// appSHA256 is the SHA-256 of a DeepStream workload's app binary: from the
+// topology's exe_sha256, else from the binary at cmd on this host.
+func (b *builder) appSHA256(w topology.Workload, cmd string) (string, error) {
+	if w.ExeSHA256 != "" {
+		return w.ExeSHA256, nil
+	}
+	if !filepath.IsAbs(cmd) {
+		return "", fmt.Errorf("render: workload %q: command %q is not an absolute path, so its binary cannot be hashed for deepstream:exe_sha256; give an absolute command or exe_sha256", w.Name, cmd)
+	}
+	sum, err := b.env.HashFile(cmd)
+	if err != nil {
+		return "", fmt.Errorf("render: workload %q: hash the app binary for deepstream:exe_sha256: %w (set exe_sha256 in the topology when the binary is not on this host)", w.Name, err)
+	}
+	return sum, nil
 }

@@ -29,6 +29,14 @@ func fixedBinaries() Binaries {
 	}
 }
 
+// testEnv is HostsEnv with fixedBinaries and a fixed hash for app binaries
+// (the test hosts' binaries do not exist here).
+func testEnv(top *topology.Topology) Env {
+	env := HostsEnv(top, fixedBinaries(), "")
+	env.HashFile = func(string) (string, error) { return strings.Repeat("e", 64), nil }
+	return env
+}
+
 // samplePlan builds conf/topology.hcl for real hosts with fixedBinaries.
 func samplePlan(t *testing.T) *Plan {
 	t.Helper()
@@ -36,7 +44,7 @@ func samplePlan(t *testing.T) *Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
+	plan, err := Build(top, testEnv(top))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +58,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := HostsEnv(top, fixedBinaries(), "")
-	env.UID = 0
+	env := testEnv(top)
 	env.UnsealRecipient = "age1examplerecipient"
 	plan, err := Build(top, env)
 	if err != nil {
@@ -194,7 +201,7 @@ tunnel "mqtt" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := Build(top, HostsEnv(top, fixedBinaries(), ""))
+	plan, err := Build(top, testEnv(top))
 	if err != nil {
 		t.Fatal(err)
 	}

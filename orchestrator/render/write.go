@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/orchestrator/topology"
 )
 
@@ -85,8 +86,10 @@ func FileSHA256(path string) (string, error) {
 
 // WriteBundle writes the files of one host (or every host when host is "")
 // under out/<host>/, mirroring their paths on the host, plus a
-// services.txt listing the host's services in start order. Each file is
-// written atomically. It returns the hosts written.
+// services.txt listing the host's services in start order with the account
+// each runs as, and an ownership.txt with the mode and owner every
+// directory and file needs on the host. Each file is written atomically.
+// It returns the hosts written.
 func WriteBundle(plan *Plan, out, host string) ([]string, error) {
 	var written []string
 	for _, h := range plan.Hosts {
@@ -100,6 +103,9 @@ func WriteBundle(plan *Plan, out, host string) ([]string, error) {
 			}
 		}
 		if err := WriteFileAtomic(filepath.Join(root, "services.txt"), servicesManifest(h), 0o644); err != nil {
+			return written, err
+		}
+		if err := WriteFileAtomic(filepath.Join(root, "ownership.txt"), ownershipManifest(h), 0o644); err != nil {
 			return written, err
 		}
 		written = append(written, h.Name)
@@ -116,64 +122,101 @@ func WriteBundle(plan *Plan, out, host string) ([]string, error) {
 }
 
 // servicesManifest lists a host's services in start order, one per line:
-// name, then the command line.
+// name, the account (uid:gid) and the command line.
 func servicesManifest(h *Host) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Services of host %s in start order: name<TAB>command.\n", h.Name)
+	fmt.Fprintf(&b, "# Services of host %s in start order: name<TAB>uid:gid<TAB>command.\n", h.Name)
 	for _, s := range h.Services {
-		fmt.Fprintf(&b, "%s\t%s\n", s.Name, strings.Join(s.Argv, " "))
+		fmt.Fprintf(&b, "%s\t%d:%d\t%s\n", s.Name, s.Account.UID, s.Account.GID, strings.Join(s.Argv, " "))
 	}
 	return []byte(b.String())
 }
 
-// Install writes a host's files at their paths, atomically, and returns
-// the paths whose content changed (or that did not exist).
-func Install(h *Host) ([]string, error) {
+// ownershipManifest lists what a host's directories and files need, one
+// per line: mode, uid:gid and path (directories first, parents first).
+func ownershipManifest(h *Host) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Ownership on host %s: mode<TAB>uid:gid<TAB>path (apply with chown/chmod as root).\n", h.Name)
+	for _, d := range h.Dirs {
+		fmt.Fprintf(&b, "%04o\t%d:%d\t%s/\n", d.Mode, d.Owner.UID, d.Owner.GID, d.Path)
+	}
+	for _, f := range h.Files {
+		gid := f.Owner.GID
+		if !f.Group.IsRoot() {
+			gid = f.Group.GID
+		}
+		fmt.Fprintf(&b, "%04o\t%d:%d\t%s\n", f.Mode, f.Owner.UID, gid, f.Path)
+	}
+	return []byte(b.String())
+}
+
+// Install makes a host's directories and writes its files at their paths,
+// atomically, each with its mode and owner (when chown is set; a run
+// without root privileges leaves everything owned by its own user). It
+// returns the paths whose content changed (or that did not exist).
+func Install(h *Host, chown bool) ([]string, error) {
+	owner := func(a Account) fsutil.Owner {
+		if !chown {
+			return fsutil.Keep
+		}
+		return a.Owner()
+	}
+	for _, d := range h.Dirs {
+		if err := os.MkdirAll(filepath.Dir(d.Path), 0o755); err != nil {
+			return nil, fmt.Errorf("render: %w", err)
+		}
+		if err := fsutil.MkdirOwned(d.Path, d.Mode, owner(d.Owner)); err != nil {
+			return nil, fmt.Errorf("render: %w", err)
+		}
+	}
 	var changed []string
 	for _, f := range h.Files {
+		o := owner(f.Owner)
+		if chown && !f.Group.IsRoot() {
+			o.GID = f.Group.GID
+		}
 		if old, err := os.ReadFile(f.Path); err == nil && string(old) == string(f.Content) {
-			if err := os.Chmod(f.Path, f.Mode); err != nil {
-				return changed, fmt.Errorf("render: %w", err)
+			if err := setModeOwner(f.Path, f.Mode, o); err != nil {
+				return changed, err
 			}
 			continue
 		}
-		if err := WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
-			return changed, err
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return changed, fmt.Errorf("render: %w", err)
+		}
+		if err := fsutil.WriteFileAtomicOwned(f.Path, f.Content, f.Mode, o); err != nil {
+			return changed, fmt.Errorf("render: %w", err)
 		}
 		changed = append(changed, f.Path)
 	}
 	return changed, nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed into place, so a reader (or a crash) never
-// sees a partial file. The mode is applied even when path exists.
+// setModeOwner converges an unchanged file's owner and mode.
+func setModeOwner(path string, mode os.FileMode, o fsutil.Owner) error {
+	if o != fsutil.Keep {
+		if err := os.Lchown(path, o.UID, o.GID); err != nil {
+			return fmt.Errorf("render: %w", err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes a file that edgeid itself (root) owns, making its
+// directory first if needed; see fsutil.WriteFileAtomic.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return WriteFileAtomicOwned(path, data, mode, fsutil.Keep)
+}
+
+// WriteFileAtomicOwned is WriteFileAtomic for a file owned by owner.
+func WriteFileAtomicOwned(path string, data []byte, mode os.FileMode, owner fsutil.Owner) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("render: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("render: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("render: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WriteFileAtomicOwned(path, data, mode, owner); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
 	return nil

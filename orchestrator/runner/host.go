@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
@@ -76,10 +77,10 @@ const vaultTLSLifetime = 365 * 24 * time.Hour
 // self-signed (clients pin it as their CA), with the host's name and
 // address as SANs, the key 0600. A certificate with more than 30% of its
 // life left is kept, so re-runs change nothing.
-func ensureVaultTLS(h *render.Host) error {
+func ensureVaultTLS(h *render.Host, vault fsutil.Owner) error {
 	certPath, keyPath := render.VaultTLSFiles(h)
 	if _, err := os.Stat(keyPath); err == nil && certFresh(certPath) {
-		return nil
+		return chownFiles(vault, keyPath)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -116,7 +117,8 @@ func ensureVaultTLS(h *render.Host) error {
 	if err != nil {
 		return err
 	}
-	if err := render.WriteFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	// Vault reads its key as the control account.
+	if err := render.WriteFileAtomicOwned(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600, vault); err != nil {
 		return err
 	}
 	return render.WriteFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/edgeid/edgeid/orchestrator/render"
 )
 
@@ -24,6 +26,11 @@ type proc struct {
 	env     []string
 	pidFile string
 	logFile string
+	// account is who the process runs as, with caps as its ambient
+	// capabilities, when the run separates privileges (as root).
+	account render.Account
+	caps    []string
+	privsep bool
 }
 
 // pid returns the PID of the running process, or 0 when it is not running
@@ -93,7 +100,11 @@ func (p *proc) start() (bool, error) {
 	cmd.Dir = p.dir
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	attr, err := p.sysProcAttr()
+	if err != nil {
+		return false, err
+	}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Errorf("start %s: %w", p.name, err)
 	}
@@ -108,6 +119,34 @@ func (p *proc) start() (bool, error) {
 	// Reap it if it exits while we still run; afterwards init does.
 	go func() { _ = cmd.Wait() }()
 	return true, nil
+}
+
+// sysProcAttr puts the process in a session of its own and, when the run
+// separates privileges, under its account (no supplementary groups) with
+// only its ambient capabilities.
+func (p *proc) sysProcAttr() (*syscall.SysProcAttr, error) {
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if !p.privsep {
+		return attr, nil
+	}
+	if p.account.IsRoot() {
+		return nil, fmt.Errorf("start %s: refusing to run a service as root", p.name)
+	}
+	attr.Credential = &syscall.Credential{Uid: uint32(p.account.UID), Gid: uint32(p.account.GID), Groups: []uint32{}}
+	for _, c := range p.caps {
+		n, ok := capabilities[c]
+		if !ok {
+			return nil, fmt.Errorf("start %s: unknown capability %q", p.name, c)
+		}
+		attr.AmbientCaps = append(attr.AmbientCaps, n)
+	}
+	return attr, nil
+}
+
+// capabilities maps the capability names a plan uses to their numbers.
+var capabilities = map[string]uintptr{
+	render.CapSysPtrace:     unix.CAP_SYS_PTRACE,
+	render.CapDacReadSearch: unix.CAP_DAC_READ_SEARCH,
 }
 
 // argvChanged reports whether the running process was started with a

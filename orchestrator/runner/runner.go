@@ -19,6 +19,7 @@ import (
 	"github.com/edgeid/edgeid/plugins/common/pemutil"
 
 	bootstrapcli "github.com/edgeid/edgeid/bootstrap/cli"
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
 	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
@@ -56,6 +57,11 @@ type Config struct {
 	// local processes on loopback.
 	Host string
 	HostConfig
+
+	// SingleUID runs every service as the invoking user, without
+	// privilege separation: for development machines where edgeid cannot
+	// run as root. Without it, a run that is not root is refused.
+	SingleUID bool
 }
 
 // HostConfig configures a real host (Config.Host set).
@@ -92,6 +98,10 @@ type Runner struct {
 	top  *topology.Topology
 	plan *render.Plan
 	env  render.Env
+
+	// privsep is true when services run under their own accounts (the
+	// runner is root and SingleUID is off).
+	privsep bool
 
 	mu     sync.Mutex
 	phases []Phase
@@ -154,7 +164,10 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, top: top}
+	r := &Runner{cfg: cfg, top: top, privsep: !cfg.SingleUID}
+	if r.privsep && os.Geteuid() != 0 {
+		return nil, errors.New("runner: edgeid runs the control plane and every workload under accounts of their own, which needs root; run as root, or pass --single-uid on a development machine (no privilege separation: every workload can then reach the SPIRE admin sockets and keys)")
+	}
 	if cfg.Host != "" {
 		if err := r.checkHost(); err != nil {
 			return nil, err
@@ -182,7 +195,10 @@ func New(cfg Config) (*Runner, error) {
 		r.env.KubeEdgeCA = cfg.KubeEdgeCA
 		r.env.NodeCert, r.env.NodeKey = cfg.NodeCert, cfg.NodeKey
 	}
-	r.env.UID = os.Getuid()
+	r.env.LookupUser = lookupUser
+	if !r.privsep {
+		top.Users = singleUIDUsers(top)
+	}
 	if top.Vault.Managed && r.isLocal(top.Vault.Host) {
 		rec, err := r.unsealRecipient(r.env.HostRoot(top.Vault.Host))
 		if err != nil {
@@ -310,7 +326,30 @@ func (r *Runner) proc(h *render.Host, s *render.Service) *proc {
 		env:     append(cleanEnv(), "HOME="+h.Root),
 		pidFile: filepath.Join(h.Root, "pids", s.Name+".pid"),
 		logFile: filepath.Join(h.Root, "logs", s.Name+".log"),
+		account: s.Account,
+		caps:    s.Caps,
+		privsep: r.privsep,
 	}
+}
+
+// owner is who owns a file the runner writes for a service: the service's
+// account when the run separates privileges, else the runner itself.
+func (r *Runner) owner(a render.Account) fsutil.Owner {
+	if !r.privsep {
+		return fsutil.Keep
+	}
+	return a.Owner()
+}
+
+// control is the control plane's account (the SPIRE servers' and agents').
+func (r *Runner) control() render.Account {
+	for _, ref := range r.services("spire-server", "") {
+		return ref.s.Account
+	}
+	for _, ref := range r.services("spire-agent", "") {
+		return ref.s.Account
+	}
+	return render.Account{}
 }
 
 // cleanEnv is the environment of every process the runner starts: PATH
@@ -472,24 +511,19 @@ func (r *Runner) install(context.Context) error {
 		if !r.isLocal(h.Name) {
 			continue
 		}
-		changed, err := render.Install(h)
+		if err := os.MkdirAll(filepath.Dir(h.Root), 0o755); err != nil {
+			return err
+		}
+		changed, err := render.Install(h, r.privsep)
 		if err != nil {
 			return err
 		}
 		for _, c := range changed {
 			r.changed[c] = true
 		}
-		if err := makeHostDirs(h.Root); err != nil {
-			return err
-		}
 		for _, s := range h.Services {
-			if s.DataDir != "" {
-				if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
-					return err
-				}
-			}
 			if s.Kind == "vault" && !r.env.Embedded {
-				if err := ensureVaultTLS(h); err != nil {
+				if err := ensureVaultTLS(h, r.owner(s.Account)); err != nil {
 					return err
 				}
 			}
@@ -500,35 +534,6 @@ func (r *Runner) install(context.Context) error {
 		return nil
 	}
 	return r.kubeedgeCredentials()
-}
-
-// makeHostDirs makes the run-time directories under a host's root: the
-// socket directories (public for workloads, private 0700), PIDs and logs.
-// In order: a parent made by MkdirAll for the private directory would be
-// 0700 too, and hide the public one from workloads.
-func makeHostDirs(root string) error {
-	for _, d := range []struct {
-		dir  string
-		mode os.FileMode
-	}{
-		{filepath.Dir(render.PublicSocketDir), 0o755}, {render.PublicSocketDir, 0o755},
-		{render.PrivateSocketDir, 0o700}, {"pids", 0o755}, {"logs", 0o755},
-	} {
-		if err := mkdirMode(filepath.Join(root, d.dir), d.mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// mkdirMode creates dir (and its parents) and sets its mode, also when it
-// was there already: the private socket directory must not stay open to
-// others because an earlier version made it so.
-func mkdirMode(dir string, mode os.FileMode) error {
-	if err := os.MkdirAll(dir, mode); err != nil {
-		return err
-	}
-	return os.Chmod(dir, mode)
 }
 
 // kubeedgeCredentials plays cloudcore's CA in the embedded mode: one CA
@@ -578,6 +583,10 @@ func (r *Runner) kubeedgeCredentials() error {
 			return fmt.Errorf("issue node certificate for %s: %w", ref.h.Name, err)
 		}
 		if err := creds.WriteFiles(s.NodeCert, s.NodeKey); err != nil {
+			return err
+		}
+		// The agent reads them as the control account.
+		if err := chownFiles(r.owner(s.Account), s.NodeCert, s.NodeKey); err != nil {
 			return err
 		}
 	}
@@ -646,6 +655,12 @@ func (r *Runner) upVault(ctx context.Context) error {
 			return fmt.Errorf("bootstrap of %s: %w\n%s", addr, err, lastLines(stderr.String(), 15))
 		}
 		if err := render.WriteFileAtomic(filepath.Join(ref.h.Root, "logs", "bootstrap.log"), stderr.Bytes(), 0o600); err != nil {
+			return err
+		}
+		// The bootstrap ran here, as root; the cloud servers read its
+		// AppRole login files as the control account. The unseal identity
+		// is not in this tree and stays root's.
+		if err := chownTree(r.owner(ref.s.Account), filepath.Join(ref.h.Root, "vault", "bootstrap")); err != nil {
 			return err
 		}
 		r.logf("      Vault %s bootstrapped (PKI root %s, intermediate %s; root token revoked)", addr, r.top.Vault.PKIMount, r.top.Vault.PKIIntMount)
@@ -766,7 +781,7 @@ func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
 	if err != nil {
 		return err
 	}
-	return render.WriteFileAtomic(filepath.Join(ref.h.Root, "spire", "join-token"), []byte(token+"\n"), 0o600)
+	return render.WriteFileAtomicOwned(filepath.Join(ref.h.Root, "spire", "join-token"), []byte(token+"\n"), 0o600, r.owner(ref.s.Account))
 }
 
 func (r *Runner) upEdgeServers(ctx context.Context) error {

@@ -24,6 +24,20 @@ type Status struct {
 	Cloud       []ServerStatus `json:"cloud"`
 	Sites       []SiteStatus   `json:"sites"`
 	Kafka       *KafkaStatus   `json:"kafka,omitempty"`
+	// Processes lists every service of the run on this machine with the
+	// account it runs as.
+	Processes []ProcessStatus `json:"processes"`
+}
+
+// ProcessStatus is one service process and its account.
+type ProcessStatus struct {
+	Name    string `json:"name"`
+	PID     int    `json:"pid,omitempty"`
+	Running bool   `json:"running"`
+	// UID is the process's effective uid as the kernel reports it;
+	// WantUID the account the plan gives the service.
+	UID     *int `json:"uid,omitempty"`
+	WantUID int  `json:"want_uid"`
 }
 
 // VaultStatus is a managed Vault's state.
@@ -111,7 +125,44 @@ func (r *Runner) Status(ctx context.Context) *Status {
 		msgs, _ := ConsumedFrom(ref.s.DataDir + "/messages.log")
 		st.Kafka = &KafkaStatus{Addr: ref.s.Addr, Running: r.proc(ref.h, ref.s).pid() != 0, Messages: msgs}
 	}
+	for _, h := range r.plan.Hosts {
+		if !r.isLocal(h.Name) {
+			continue
+		}
+		for i := range h.Services {
+			p := r.proc(h, &h.Services[i])
+			ps := ProcessStatus{Name: p.name, WantUID: p.account.UID, PID: p.pid()}
+			if !r.privsep {
+				ps.WantUID = os.Getuid()
+			}
+			if ps.PID != 0 {
+				ps.Running = true
+				if uid, err := processUID(ps.PID); err == nil {
+					ps.UID = &uid
+				}
+			}
+			st.Processes = append(st.Processes, ps)
+		}
+	}
 	return st
+}
+
+// processUID reads a process's effective uid from /proc/<pid>/status.
+func processUID(pid int) (int, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) < 2 {
+				break
+			}
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no Uid line", pid)
 }
 
 func (r *Runner) serverStatus(ctx context.Context, ref svcRef) ServerStatus {
@@ -244,6 +295,23 @@ func (st *Status) WriteTree(w io.Writer) {
 	}
 	for i, n := range top {
 		n.write(w, "", i == len(top)-1)
+	}
+	if len(st.Processes) > 0 {
+		fmt.Fprintf(w, "processes (uid: the kernel's, want: the plan's account)\n")
+		for i, p := range st.Processes {
+			label := fmt.Sprintf("%s stopped (runs as uid %d)", p.Name, p.WantUID)
+			if p.Running {
+				uid := "unknown"
+				if p.UID != nil {
+					uid = strconv.Itoa(*p.UID)
+				}
+				label = fmt.Sprintf("%s pid %d uid %s", p.Name, p.PID, uid)
+				if p.UID == nil || *p.UID != p.WantUID {
+					label += fmt.Sprintf(" — WRONG ACCOUNT, want uid %d", p.WantUID)
+				}
+			}
+			(&treeNode{label: label}).write(w, "", i == len(st.Processes)-1)
+		}
 	}
 }
 

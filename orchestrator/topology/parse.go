@@ -99,7 +99,7 @@ func Parse(src []byte, filename string) (*Topology, error) {
 	if diags := gohcl.DecodeBody(file.Body, nil, &f); diags.HasErrors() {
 		return nil, diagErrors(diags)
 	}
-	v := &validator{file: &f}
+	v := &validator{file: &f, filename: filename, workloadRanges: map[string]hcl.Range{}}
 	top := v.validate(filename)
 	if len(v.errs) > 0 {
 		slices.SortStableFunc(v.errs, func(a, b Error) int {
@@ -134,6 +134,14 @@ type validator struct {
 	errs Errors
 	// ports maps "host:port" to where it was first claimed.
 	ports map[string]portUse
+	// filename is the file being validated.
+	filename string
+	// workloadUIDBase and workloadCount number the workloads' default
+	// accounts; workloadRanges locate each workload ("site/name") for
+	// account errors.
+	workloadUIDBase int
+	workloadCount   int
+	workloadRanges  map[string]hcl.Range
 }
 
 type portUse struct {
@@ -202,6 +210,14 @@ func (v *validator) validate(filename string) *Topology {
 	top.Vault = v.vault(f.Vault, top.Cloud)
 	top.KubeEdge = v.kubeedge(f.KubeEdge, top.Dir)
 	top.Kafka = v.kafka(f.Kafka, top.Cloud)
+	top.Users = v.users(f.Users)
+	v.workloadUIDBase = DefaultWorkloadUIDBase
+	if f.Users != nil && f.Users.WorkloadUIDBase != nil {
+		v.workloadUIDBase = *f.Users.WorkloadUIDBase
+		if v.workloadUIDBase < MinAccountUID || v.workloadUIDBase > MaxAccountUID {
+			v.errorf(f.Users.WorkloadUIDBaseRange, "users.workload_uid_base %d is out of range (%d..%d)", v.workloadUIDBase, MinAccountUID, MaxAccountUID)
+		}
+	}
 
 	sites := map[string]hcl.Range{}
 	nodes := map[string]hcl.Range{}
@@ -216,6 +232,7 @@ func (v *validator) validate(filename string) *Topology {
 	if len(f.Sites) == 0 {
 		v.errorf(hcl.Range{Filename: filename, Start: hcl.InitialPos, End: hcl.InitialPos}, "no site blocks: a topology needs at least one edge site")
 	}
+	v.distinctUsers(top)
 	for _, tb := range f.Tunnels {
 		top.Tunnels = append(top.Tunnels, v.tunnel(tb, top))
 	}
@@ -227,6 +244,82 @@ func (v *validator) validate(filename string) *Topology {
 		seenTunnel[tb.Name] = tb.NameRange
 	}
 	return top
+}
+
+// Default accounts (see UsersBlock). Numeric uids need no passwd entry.
+const (
+	DefaultControlUID      = 61000
+	DefaultKafkaDemoUID    = 61001
+	DefaultWorkloadUIDBase = 61100
+	// MinAccountUID keeps edgeid's processes off root and the system
+	// accounts; MaxAccountUID below the 32-bit "nobody" values.
+	MinAccountUID = 1000
+	MaxAccountUID = 1 << 30
+)
+
+func (v *validator) users(ub *UsersBlock) Users {
+	if ub == nil {
+		ub = &UsersBlock{}
+	}
+	return Users{
+		Control:   v.user(ub.Control, DefaultControlUID, ub.ControlRange, "users.control"),
+		KafkaDemo: v.user(ub.KafkaDemo, DefaultKafkaDemoUID, ub.KafkaDemoRange, "users.kafka_demo"),
+	}
+}
+
+// user parses an account: a user name or a decimal uid.
+func (v *validator) user(s string, def int, r hcl.Range, key string) User {
+	if s == "" {
+		return User{UID: def}
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < MinAccountUID || n > MaxAccountUID {
+			v.errorf(r, "%s: uid %d is out of range (%d..%d): edgeid never runs a process as root or a system account", key, n, MinAccountUID, MaxAccountUID)
+		}
+		return User{UID: n}
+	}
+	if !validUserName(s) || s == "root" {
+		v.errorf(r, "%s: %q is not a user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32) or a decimal uid", key, s)
+	}
+	return User{Name: s}
+}
+
+// distinctUsers checks that no two of the control plane, the demo broker
+// and the workloads share an account: an account is what separates them.
+func (v *validator) distinctUsers(top *Topology) {
+	type owner struct {
+		what string
+		r    hcl.Range
+	}
+	seen := map[string]owner{}
+	claim := func(u User, what string, r hcl.Range) {
+		key := u.String()
+		if prev, ok := seen[key]; ok {
+			v.errorf(r, "%s runs as %s, like %s: every workload needs an account of its own", what, key, prev.what)
+			return
+		}
+		seen[key] = owner{what, r}
+	}
+	claim(top.Users.Control, "the control plane (users.control)", rangeOr(v.usersRange(), v.fileRange()))
+	if top.Kafka.Demo {
+		claim(top.Users.KafkaDemo, "the demo Kafka broker (users.kafka_demo)", rangeOr(v.usersRange(), v.fileRange()))
+	}
+	for _, s := range top.Sites {
+		for _, w := range s.Workloads {
+			claim(w.User, fmt.Sprintf("workload %q of site %q", w.Name, s.Name), v.workloadRanges[s.Name+"/"+w.Name])
+		}
+	}
+}
+
+func (v *validator) usersRange() hcl.Range {
+	if v.file.Users != nil {
+		return v.file.Users.DefRange
+	}
+	return hcl.Range{}
+}
+
+func (v *validator) fileRange() hcl.Range {
+	return hcl.Range{Filename: v.filename, Start: hcl.InitialPos, End: hcl.InitialPos}
 }
 
 func (v *validator) cloud(cb *CloudBlock) Cloud {
@@ -488,7 +581,51 @@ func (v *validator) workload(wb *WorkloadBlock, s Site, siteNodes map[string]boo
 		}
 	}
 	v.nested(s.CATTL, w.X509SVIDTTL, fmt.Sprintf("site %q ca_ttl", s.Name), fmt.Sprintf("workload %q x509_svid_ttl", w.Name), rangeOr(wb.X509SVIDTTLRange, wb.DefRange))
+	if wb.User != "" {
+		w.User = v.user(wb.User, 0, wb.UserRange, fmt.Sprintf("workload %q user", w.Name))
+	} else {
+		w.User = User{UID: v.workloadUIDBase + v.workloadCount}
+	}
+	v.workloadCount++
+	v.workloadRanges[s.Name+"/"+w.Name] = rangeOr(wb.UserRange, wb.DefRange)
+	if wb.ExeSHA256 != "" {
+		if w.Kind != KindDeepStream {
+			v.errorf(wb.ExeSHA256Range, "workload %q: exe_sha256 applies to deepstream workloads only", w.Name)
+		} else if !validSHA256(wb.ExeSHA256) {
+			v.errorf(wb.ExeSHA256Range, "workload %q: exe_sha256 %q is not 64 lowercase hex digits", w.Name, wb.ExeSHA256)
+		}
+		w.ExeSHA256 = wb.ExeSHA256
+	}
 	return w
+}
+
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// validUserName is the portable shape of a Unix user name (useradd's
+// default NAME_REGEX, at most 32 characters).
+func validUserName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case (c >= '0' && c <= '9' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (v *validator) tunnel(tb *TunnelBlock, top *Topology) Tunnel {

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -16,6 +17,7 @@ type File struct {
 	Sites       []*SiteBlock   `hcl:"site,block"`
 	Kafka       *KafkaBlock    `hcl:"kafka,block"`
 	Tunnels     []*TunnelBlock `hcl:"tunnel,block"`
+	Users       *UsersBlock    `hcl:"users,block"`
 
 	TrustDomainRange hcl.Range `hcl:"trust_domain,attr_range"`
 }
@@ -84,6 +86,26 @@ type KubeEdgeBlock struct {
 	DefRange hcl.Range `hcl:",def_range"`
 }
 
+// UsersBlock is the `users { }` block: the Unix accounts edgeid's processes
+// run as. A value is a user name (resolved on each host) or a decimal uid
+// (needs no passwd entry; its gid is the same number).
+type UsersBlock struct {
+	// Control runs Vault, the SPIRE servers and agents, and owns their
+	// keys and admin sockets. Default "61000".
+	Control string `hcl:"control,optional"`
+	// KafkaDemo runs the demo Kafka broker. Default "61001".
+	KafkaDemo string `hcl:"kafka_demo,optional"`
+	// WorkloadUIDBase numbers the workloads that name no user: the i-th
+	// workload of the file (0-based, across sites) runs as base+i.
+	// Default 61100.
+	WorkloadUIDBase *int `hcl:"workload_uid_base,optional"`
+
+	DefRange             hcl.Range `hcl:",def_range"`
+	ControlRange         hcl.Range `hcl:"control,attr_range"`
+	KafkaDemoRange       hcl.Range `hcl:"kafka_demo,attr_range"`
+	WorkloadUIDBaseRange hcl.Range `hcl:"workload_uid_base,attr_range"`
+}
+
 // SiteBlock is a `site "<name>" { }` block: one edge site.
 type SiteBlock struct {
 	Name        string           `hcl:"name,label"`
@@ -134,6 +156,14 @@ type WorkloadBlock struct {
 	Selectors []string `hcl:"selectors,optional"`
 	// X509SVIDTTL overrides the site's SVID TTL for this workload.
 	X509SVIDTTL string `hcl:"x509_svid_ttl,optional"`
+	// User is the account the workload (its helper and its app) runs as:
+	// a user name or a decimal uid. Default: users.workload_uid_base plus
+	// the workload's position in the file.
+	User string `hcl:"user,optional"`
+	// ExeSHA256 is the SHA-256 of the DeepStream app binary, for hosts
+	// that register the workload's entry without the binary at hand;
+	// otherwise it is computed from the binary.
+	ExeSHA256 string `hcl:"exe_sha256,optional"`
 
 	DefRange         hcl.Range `hcl:",def_range"`
 	NameRange        hcl.Range `hcl:"name,label_range"`
@@ -142,6 +172,8 @@ type WorkloadBlock struct {
 	ConfigRange      hcl.Range `hcl:"config,attr_range"`
 	X509SVIDTTLRange hcl.Range `hcl:"x509_svid_ttl,attr_range"`
 	SelectorsRange   hcl.Range `hcl:"selectors,attr_range"`
+	UserRange        hcl.Range `hcl:"user,attr_range"`
+	ExeSHA256Range   hcl.Range `hcl:"exe_sha256,attr_range"`
 }
 
 // KafkaBlock is the `kafka { }` block.
@@ -197,6 +229,27 @@ type Topology struct {
 	Sites       []Site
 	Kafka       Kafka
 	Tunnels     []Tunnel
+	Users       Users
+}
+
+// Users is the validated users block.
+type Users struct {
+	Control   User
+	KafkaDemo User
+}
+
+// User names a Unix account: by name, or by number when Name is empty.
+type User struct {
+	Name string
+	UID  int
+}
+
+// String is the name, or the decimal uid.
+func (u User) String() string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return strconv.Itoa(u.UID)
 }
 
 // Vault is the validated vault block.
@@ -263,6 +316,10 @@ type Workload struct {
 	Args        []string
 	Selectors   []string
 	X509SVIDTTL time.Duration
+	// User is the account the workload runs as.
+	User User
+	// ExeSHA256 is the app binary's SHA-256 when the file gives it.
+	ExeSHA256 string
 }
 
 // Kafka is the validated kafka block.

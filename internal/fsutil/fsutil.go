@@ -1,0 +1,112 @@
+// Package fsutil holds edgeid's file-system primitives that several parts
+// share: the atomic file write every component uses, in the manner of
+// SPIRE's pkg/common/diskutil.
+//
+//	path.tmpXXXX  ── write, chmod, chown, fsync ──▶ rename to path ──▶ fsync dir
+//
+// A reader, or a crash at any point, sees either the old file or the whole
+// new one, with its final mode and owner: the temporary file gets both
+// before it is renamed into place, so no moment exists in which the new
+// content is readable by someone it was not meant for.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Owner is a file's uid and gid. The zero value is root's.
+type Owner struct {
+	UID, GID int
+}
+
+// Keep leaves a new file owned by the writing process.
+var Keep = Owner{UID: -1, GID: -1}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory: written, given mode, synced and renamed into place, then the
+// directory is synced so that the rename survives a crash. The mode is
+// applied even when path exists. The parent directory must exist.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return WriteFileAtomicOwned(path, data, mode, Keep)
+}
+
+// WriteFileAtomicOwned is WriteFileAtomic for a file owned by owner (a uid
+// or gid of -1 keeps the writer's). Changing the owner needs privilege.
+func WriteFileAtomicOwned(path string, data []byte, mode os.FileMode, owner Owner) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(mode); err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	if owner != Keep {
+		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
+			return fmt.Errorf("fsutil: chown %s: %w", path, err)
+		}
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("fsutil: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("fsutil: sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	committed = true
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a directory, making renames and creations in it durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("fsutil: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// MkdirOwned makes dir if needed and gives it mode and owner, also when it
+// exists: a directory that an older version made too open is closed again.
+// Its parent must exist.
+func MkdirOwned(dir string, mode os.FileMode, owner Owner) error {
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("fsutil: %s exists and is not a directory", dir)
+	}
+	if owner != Keep {
+		if err := os.Lchown(dir, owner.UID, owner.GID); err != nil {
+			return fmt.Errorf("fsutil: chown %s: %w", dir, err)
+		}
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	return nil
+}

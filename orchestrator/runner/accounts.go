@@ -1,0 +1,68 @@
+package runner
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+
+	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/orchestrator/topology"
+)
+
+// lookupUser resolves a user name on this host to its uid and primary gid.
+func lookupUser(name string) (int, int, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("uid %q: %w", u.Uid, err)
+	}
+	gid, err := strconv.Atoi(u.Gid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("gid %q: %w", u.Gid, err)
+	}
+	return uid, gid, nil
+}
+
+// singleUIDUsers makes every account of a single-uid run the invoking
+// user's uid, so that the plan's unix selectors match what SPIRE sees.
+func singleUIDUsers(top *topology.Topology) topology.Users {
+	me := topology.User{UID: os.Getuid()}
+	for i := range top.Sites {
+		for j := range top.Sites[i].Workloads {
+			top.Sites[i].Workloads[j].User = me
+		}
+	}
+	return topology.Users{Control: me, KafkaDemo: me}
+}
+
+// chownFiles gives files to owner (fsutil.Keep leaves them as they are).
+func chownFiles(owner fsutil.Owner, paths ...string) error {
+	if owner == fsutil.Keep {
+		return nil
+	}
+	for _, p := range paths {
+		if err := os.Lchown(p, owner.UID, owner.GID); err != nil {
+			return fmt.Errorf("runner: %w", err)
+		}
+	}
+	return nil
+}
+
+// chownTree gives dir and everything below it to owner.
+func chownTree(owner fsutil.Owner, dir string) error {
+	if owner == fsutil.Keep {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, owner.UID, owner.GID)
+	})
+}
