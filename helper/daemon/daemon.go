@@ -30,6 +30,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Config is what the daemon runs.
@@ -319,6 +321,13 @@ func (w *x509Watcher) OnX509ContextUpdate(c *workloadapi.X509Context) { w.d.upda
 func (w *x509Watcher) OnX509ContextWatchError(err error) {
 	if !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "context canceled") {
 		w.d.log.Warn("Workload API watch error; retrying", "error", err)
+	}
+	// The agent attested this helper but issued nothing: after an agent
+	// restart a new stream is attested anew, and an app the helper
+	// launched held at exec no longer proves its launch once it runs.
+	// Launch it held again, so the retry can be attested.
+	if status.Code(err) == codes.PermissionDenied && w.d.proc != nil {
+		w.d.proc.Rehold()
 	}
 }
 

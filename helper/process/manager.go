@@ -48,7 +48,8 @@ type Config struct {
 
 	// Hold starts the program as soon as Run starts, held at exec (see
 	// package holdexec), and lets it run at the first rotation, once the
-	// first SVID is on disk. Later starts are not held.
+	// first SVID is on disk. Later starts are not held, except after
+	// Rehold.
 	Hold bool
 
 	Logger *slog.Logger
@@ -78,6 +79,7 @@ type Manager struct {
 	running atomic.Pointer[child]
 	exited  chan *child
 	quit    chan struct{}
+	rehold  chan struct{}
 }
 
 type child struct {
@@ -108,6 +110,20 @@ func New(cfg Config) *Manager {
 		rotate: make(chan bool, 1),
 		exited: make(chan *child),
 		quit:   make(chan struct{}),
+		rehold: make(chan struct{}, 1),
+	}
+}
+
+// Rehold tells the manager that the workload lost its identity: the agent
+// no longer attests the running program as the launch it held (after an
+// agent restart, say: only a program still held at exec proves what it was
+// started with). With Hold set, the manager stops the program and starts
+// it again held at exec, to be released at the next rotation; otherwise,
+// or while a held program waits, it does nothing. It never blocks.
+func (m *Manager) Rehold() {
+	select {
+	case m.rehold <- struct{}{}:
+	default:
 	}
 }
 
@@ -221,6 +237,28 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			if m.cfg.Hooks.Rotated != nil {
 				m.cfg.Hooks.Rotated()
+			}
+
+		case <-m.rehold:
+			if !m.cfg.Hold || m.cfg.Path == "" || held != nil {
+				continue
+			}
+			if cur != nil {
+				m.log.Warn("Identity lost: restarting the program held at exec so that the agent can attest its launch again", "pid", cur.cmd.Process.Pid)
+				m.stop(cur)
+				cur = nil
+			}
+			restartC = nil
+			c, err := m.launch(true)
+			if err != nil {
+				m.log.Error("Unable to start program held at exec", "cmd", m.cfg.Path, "error", err)
+				start()
+				continue
+			}
+			held = c
+			m.log.Info("Started program held at exec until the next SVID", "cmd", m.cfg.Path, "pid", c.cmd.Process.Pid)
+			if m.cfg.Hooks.Held != nil {
+				m.cfg.Hooks.Held(c.cmd.Process.Pid)
 			}
 
 		case c := <-m.exited:

@@ -256,3 +256,45 @@ func TestHoldKilledWhenStoppedBeforeSVID(t *testing.T) {
 		t.Fatal("held program still exists after Run returned")
 	}
 }
+
+// TestReholdAfterIdentityLoss: a released program whose identity was lost
+// is stopped and started again held at exec (it must not run until the
+// next SVID), then released at the next rotation. Rehold while a program
+// is held changes nothing.
+func TestReholdAfterIdentityLoss(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "events")
+	var heldPIDs []int
+	var mu sync.Mutex
+	heldCount := func() int { mu.Lock(); defer mu.Unlock(); return len(heldPIDs) }
+	rec := &recorder{}
+	hooks := rec.hooks()
+	hooks.Held = func(pid int) { mu.Lock(); heldPIDs = append(heldPIDs, pid); mu.Unlock() }
+	m, stop := run(t, Config{
+		Path: "/bin/sh", Args: []string{"-c", `echo ran >> ` + out + `; trap 'exit 0' TERM; while :; do sleep 0.05; done`},
+		Hold: true, StopTimeout: 5 * time.Second, Hooks: hooks,
+	})
+	defer stop()
+	waitFor(t, "held start", func() bool { return heldCount() == 1 })
+	m.Rotated()
+	waitFor(t, "first run", func() bool { return len(fileLines(out)) == 1 })
+
+	m.Rehold()
+	waitFor(t, "held again", func() bool { return heldCount() == 2 })
+	mu.Lock()
+	first, second := heldPIDs[0], heldPIDs[1]
+	mu.Unlock()
+	if first == second {
+		t.Fatalf("rehold kept pid %d", first)
+	}
+	waitFor(t, "old program gone", func() bool { return syscall.Kill(first, 0) != nil })
+	m.Rehold() // while held: nothing
+	time.Sleep(300 * time.Millisecond)
+	if n := len(fileLines(out)); n != 1 || heldCount() != 2 {
+		t.Fatalf("held again program ran (%d runs) or was replaced (%d holds) before the next SVID", n, heldCount())
+	}
+	m.Rotated()
+	waitFor(t, "second run", func() bool { return len(fileLines(out)) == 2 })
+	if started, _, _, _ := rec.snapshot(); len(started) != 2 || started[1] != second {
+		t.Fatalf("started %v, want the re-held pid %d last", started, second)
+	}
+}
