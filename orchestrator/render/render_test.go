@@ -111,6 +111,49 @@ func compareTrees(t *testing.T, want, got string) {
 	}
 }
 
+// TestWorkloadFilesAndAccounts: a workload's configs are root's and only
+// its group reads them; its directory is its own (0700); the control plane
+// owns SPIRE's state and the private sockets; no service runs as root.
+func TestWorkloadFilesAndAccounts(t *testing.T) {
+	plan := samplePlan(t)
+	h := plan.Host("edge-a-1")
+	var helper *Service
+	for i := range h.Services {
+		s := &h.Services[i]
+		if s.Account.IsRoot() {
+			t.Errorf("service %s runs as root", s.Name)
+		}
+		if s.Kind == "helper" {
+			helper = s
+		}
+	}
+	if helper == nil || helper.Account.UID != 61100 {
+		t.Fatalf("helper account: %+v", helper)
+	}
+	for _, f := range h.Files {
+		if strings.HasPrefix(f.Path, helper.DataDir+"/") {
+			if !f.Owner.IsRoot() || f.Group != helper.Account || f.Mode != 0o640 {
+				t.Errorf("%s: owner %v group %v mode %o; want root, the workload's group, 0640", f.Path, f.Owner, f.Group, f.Mode)
+			}
+		}
+	}
+	dirs := map[string]Dir{}
+	for _, d := range h.Dirs {
+		dirs[d.Path] = d
+	}
+	for path, want := range map[string]Dir{
+		helper.DataDir:                        {Mode: 0o700, Owner: helper.Account},
+		"/var/lib/edgeid/" + PrivateSocketDir: {Mode: 0o700, Owner: Account{UID: 61000, GID: 61000}},
+		"/var/lib/edgeid/" + PublicSocketDir:  {Mode: 0o755, Owner: Account{UID: 61000, GID: 61000}},
+		"/var/lib/edgeid/spire":               {Mode: 0o700, Owner: Account{UID: 61000, GID: 61000}},
+	} {
+		got, ok := dirs[path]
+		if !ok || got.Mode != want.Mode || got.Owner != want.Owner {
+			t.Errorf("dir %s = %+v, want mode %o owner %v", path, got, want.Mode, want.Owner)
+		}
+	}
+}
+
 func TestRenderOneHost(t *testing.T) {
 	plan := samplePlan(t)
 	out := t.TempDir()
@@ -138,7 +181,11 @@ func TestPlanEntries(t *testing.T) {
 		}
 		if strings.HasPrefix(e.Workload, "deepstream/") {
 			workloads++
-			want := []string{"deepstream:app:deepstream-test5-app", "deepstream:publish_topic:detections"}
+			// The argv-derived selectors count only for a held launch, by
+			// the helper binary, under the workload's own account.
+			want := []string{"deepstream:app:deepstream-test5-app", "deepstream:publish_topic:detections",
+				"deepstream:launch:held", "deepstream:exe_sha256:" + strings.Repeat("e", 64),
+				"unix:path:/opt/edgeid/bin/edgeid-helper", "unix:uid:611"}
 			for _, w := range want {
 				if !strings.Contains(strings.Join(e.Selectors, " "), w) {
 					t.Errorf("entry %s lacks selector %s: %v", e.SPIFFEID, w, e.Selectors)

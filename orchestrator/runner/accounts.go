@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/orchestrator/topology"
@@ -65,4 +66,13 @@ func chownTree(owner fsutil.Owner, dir string) error {
 		}
 		return os.Lchown(p, owner.UID, owner.GID)
 	})
+}
+
+// fileUID is a file's owner.
+func fileUID(st os.FileInfo) (int, bool) {
+	s, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return int(s.Uid), true
 }

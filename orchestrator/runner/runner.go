@@ -177,6 +177,16 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.privsep {
+		if err := checkTraversable(cfg.RunDir); err != nil {
+			return nil, err
+		}
+		if cfg.Host == "" {
+			if bins, err = r.stage(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	var ports *portBook
 	if cfg.Host == "" {
 		ports, err = loadPorts(filepath.Join(cfg.RunDir, "ports.json"))
@@ -241,6 +251,40 @@ func (r *Runner) checkHost() error {
 	}
 	slices.Sort(hosts)
 	return fmt.Errorf("runner: no host %q in %s (hosts: %s)", r.cfg.Host, r.top.Path, strings.Join(slices.Compact(hosts), ", "))
+}
+
+// stage copies every program of an embedded run into the run directory
+// (see stagePrograms) and resolves the programs there.
+func (r *Runner) stage() (render.Binaries, error) {
+	progs := []*string{&r.cfg.SpireServer, &r.cfg.SpireAgent}
+	if r.top.Vault.Managed {
+		progs = append(progs, &r.cfg.Vault)
+	}
+	srcs := make([]string, 0, len(progs)+8)
+	for _, p := range progs {
+		srcs = append(srcs, *p)
+	}
+	own := []string{"edgeid", "edgeid-helper", "edgeid-upstreamauthority-vaultpki", "edgeid-nodeattestor-kubeedge-server",
+		"edgeid-nodeattestor-kubeedge-agent", "edgeid-workloadattestor-deepstream"}
+	for _, s := range r.top.Sites {
+		for _, w := range s.Workloads {
+			if w.Kind == topology.KindDeepStream && w.Command == "" && !slices.Contains(own, w.App) {
+				own = append(own, w.App)
+			}
+		}
+	}
+	for _, name := range own {
+		srcs = append(srcs, filepath.Join(r.cfg.BinDir, name))
+	}
+	staged, err := stagePrograms(stageDir(r.cfg.RunDir), srcs)
+	if err != nil {
+		return render.Binaries{}, err
+	}
+	for i, p := range progs {
+		*p = staged[i]
+	}
+	r.cfg.BinDir = stageDir(r.cfg.RunDir)
+	return r.binaries()
 }
 
 // binaries resolves every program and reports all missing ones at once.

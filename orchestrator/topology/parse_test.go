@@ -29,6 +29,30 @@ func TestSampleTopologyParses(t *testing.T) {
 	}
 }
 
+// TestAccounts: the control plane, the demo broker and each workload run
+// under accounts of their own; workloads without a user are numbered from
+// users.workload_uid_base in file order.
+func TestAccounts(t *testing.T) {
+	src := strings.Replace(base, "  workload \"app1\" {", "  workload \"app0\" {\n    selectors = [\"unix:uid:1\"]\n  }\n  workload \"named\" {\n    user = \"cam1\"\n    selectors = [\"unix:uid:1\"]\n  }\n  workload \"app1\" {", 1) +
+		"users {\n  control = \"edgeid\"\n  workload_uid_base = 70000\n}\nkafka {}\n"
+	top, err := Parse([]byte(src), "top.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := top.Users.Control; got != (User{Name: "edgeid"}) {
+		t.Errorf("control = %+v", got)
+	}
+	if got := top.Users.KafkaDemo; got != (User{UID: DefaultKafkaDemoUID}) {
+		t.Errorf("kafka demo = %+v", got)
+	}
+	want := []User{{UID: 70000}, {Name: "cam1"}, {UID: 70002}}
+	for i, w := range top.Sites[0].Workloads {
+		if w.User != want[i] {
+			t.Errorf("workload %s user = %+v, want %+v", w.Name, w.User, want[i])
+		}
+	}
+}
+
 // base is a minimal valid topology that the bad cases below break one
 // piece at a time.
 const base = `trust_domain = "example.org"
@@ -80,6 +104,13 @@ func TestBadTopologies(t *testing.T) {
 		{"external vault without address", base + "vault {\n  mode = \"external\"\n}\n", []string{"topology.hcl:14,1", `mode "external" needs address`}},
 		{"tunnel to unknown site", base + "tunnel \"t\" {\n  site = \"zz\"\n  workload = \"app1\"\n  mode = \"client\"\n  listen = \"127.0.0.1:1883\"\n  target = \"127.0.0.1:8883\"\n  allowed_spiffe_ids = [\"spiffe://example.org/x\"]\n}\n", []string{"topology.hcl:15,3", `site "zz" is not defined`}},
 		{"bad selector", strings.Replace(base, "unix:uid:1000", "uid1000", 1), []string{`selector "uid1000" is not type:value`}},
+		{"workload as root", strings.Replace(base, "selectors = [", "user = \"0\"\n    selectors = [", 1), []string{"topology.hcl:11,5", `workload "app1" user: uid 0 is out of range (1000..1073741824): edgeid never runs a process as root`}},
+		{"control as root by name", base + "users {\n  control = \"root\"\n}\n", []string{"topology.hcl:15,3", `users.control: "root" is not a user name`}},
+		{"bad user name", strings.Replace(base, "selectors = [", "user = \"Cam One\"\n    selectors = [", 1), []string{`workload "app1" user: "Cam One" is not a user name`}},
+		{"workload shares the control account", base + "users {\n  control = \"61100\"\n}\n", []string{`workload "app1" of site "a" runs as 61100, like the control plane (users.control): every workload needs an account of its own`}},
+		{"two workloads share a user", strings.Replace(base, "  workload \"app1\" {", "  workload \"app0\" {\n    user = \"cam\"\n    selectors = [\"unix:uid:1\"]\n  }\n  workload \"app1\" {\n    user = \"cam\"", 1), []string{`workload "app1" of site "a" runs as cam, like workload "app0" of site "a"`}},
+		{"uid base too low", base + "users {\n  workload_uid_base = 10\n}\n", []string{"topology.hcl:15,3", "users.workload_uid_base 10 is out of range"}},
+		{"exe_sha256 on an app", strings.Replace(base, "selectors = [", "exe_sha256 = \"abc\"\n    selectors = [", 1), []string{"exe_sha256 applies to deepstream workloads only"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

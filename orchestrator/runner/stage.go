@@ -1,0 +1,141 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/edgeid/edgeid/internal/fsutil"
+)
+
+// Programs of an embedded run live where the operator built them: the
+// build cache under $HOME and the repository's bin/. Neither is meant to be
+// reached by the service accounts (a home directory is often 0700), so a
+// run that separates privileges stages every program into <run>/bin:
+// root-owned, 0755, unchangeable by any service. A program is staged again
+// when its size or modification time changed.
+
+// stageDir is where an embedded run's programs are staged.
+func stageDir(runDir string) string { return filepath.Join(runDir, "bin") }
+
+// stagePrograms stages the files named by paths into dir and returns their
+// staged paths, in order. A hard link is used where the file system allows
+// it, else a copy.
+func stagePrograms(dir string, paths []string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := fsutil.MkdirOwned(dir, 0o755, fsutil.Owner{}); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(paths))
+	for i, src := range paths {
+		dst := filepath.Join(dir, filepath.Base(src))
+		if err := stageOne(src, dst); err != nil {
+			return nil, fmt.Errorf("runner: stage %s: %w", src, err)
+		}
+		out[i] = dst
+	}
+	return out, nil
+}
+
+func stageOne(src, dst string) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file")
+	}
+	if cur, err := os.Stat(dst); err == nil && cur.Size() == st.Size() && cur.ModTime().Equal(st.ModTime()) && safeProgram(cur) == nil {
+		return nil
+	}
+	tmp := dst + ".staging"
+	os.Remove(tmp)
+	if err := os.Link(src, tmp); err != nil || safeProgramPath(tmp) != nil {
+		os.Remove(tmp)
+		if err := copyProgram(src, tmp, st); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(dst))
+}
+
+func copyProgram(src, dst string, st os.FileInfo) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Chmod(0o755); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, st.ModTime(), st.ModTime())
+}
+
+// safeProgram checks that a staged program is root's and writable by no
+// one else, and executable by all.
+func safeProgram(st os.FileInfo) error {
+	if st.Mode().Perm()&0o022 != 0 || st.Mode().Perm()&0o005 != 0o005 {
+		return fmt.Errorf("mode %v", st.Mode().Perm())
+	}
+	if uid, ok := fileUID(st); ok && uid != 0 {
+		return fmt.Errorf("owned by uid %d", uid)
+	}
+	return nil
+}
+
+func safeProgramPath(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	return safeProgram(st)
+}
+
+// checkTraversable makes sure every directory from / down to dir can be
+// searched by other users: the service accounts reach their configs and
+// sockets below it.
+func checkTraversable(dir string) error {
+	var blocked []string
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err == nil && st.Mode().Perm()&0o001 == 0 {
+			blocked = append(blocked, fmt.Sprintf("%s (%v)", d, st.Mode().Perm()))
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	if len(blocked) > 0 {
+		return fmt.Errorf("runner: the run directory %s is below %s, which the service accounts cannot enter; choose a run directory whose parents others may search (for example --run-dir /var/lib/edgeid-demo)", dir, strings.Join(blocked, ", "))
+	}
+	return nil
+}
