@@ -20,6 +20,8 @@ set -eu
 TOPOLOGY="${EDGEID_TOPOLOGY:-/etc/edgeid/conf/compose/topology.hcl}"
 STATE=/var/lib/edgeid
 BIN=/opt/edgeid/bin
+# The control plane's account (users.control of the topology).
+CONTROL=61000:61000
 
 log() { echo "edgeid-compose: $*" >&2; }
 
@@ -124,6 +126,36 @@ render() {
 		chmod 0600 "$id"
 		log "created Vault's unseal identity"
 	fi
+
+	# Owners and modes, as `edgeid up` sets them: what ownership.txt lists
+	# for every directory and file render wrote, then the files this step
+	# made. The control plane (61000) reads its node key and Vault's TLS
+	# key; the unseal identity stays root's.
+	for host in /render/*/ownership.txt; do
+		[ -f "$host" ] || continue
+		apply_ownership "${host%/ownership.txt}" "$host"
+	done
+	for dir in /render/*/etc/kubeedge/certs; do
+		[ -d "$dir" ] || continue
+		chown -R "$CONTROL" "$dir"
+	done
+	chown -R "$CONTROL" "/render/$VAULT_HOST$STATE/vault/tls" "/render/$VAULT_HOST$STATE/vault/data"
+	chown 0:0 "$id"
+}
+
+# apply_ownership ROOT FILE applies ownership.txt lines (mode, uid:gid,
+# path; directories end in /) to the paths under ROOT.
+apply_ownership() {
+	root=$1
+	grep -v '^#' "$2" | while IFS="$(printf '\t')" read -r mode owner path; do
+		[ -n "$path" ] || continue
+		case "$path" in
+		*/) mkdir -p "$root$path" ;;
+		esac
+		[ -e "$root$path" ] || continue
+		chown "$owner" "$root$path"
+		chmod "$mode" "$root$path"
+	done
 }
 
 vault_bootstrap() {
@@ -135,7 +167,9 @@ vault_bootstrap() {
 		sed "s|^\([[:space:]]*\)age_recipients = \[\]|\1age_recipients = [\"$recipient\"]|" "$conf" >"$STATE/vault/bootstrap-compose.hcl"
 		conf=$STATE/vault/bootstrap-compose.hcl
 	fi
-	exec "$BIN/edgeid" bootstrap vault --config "$conf"
+	"$BIN/edgeid" bootstrap vault --config "$conf"
+	# The cloud server reads its AppRole login as the control plane.
+	chown -R "$CONTROL" "$STATE/vault/bootstrap"
 }
 
 enroll_cloud() {
@@ -156,6 +190,7 @@ enroll_cloud() {
 		"$BIN/spire-server" token generate -socketPath "$server" -ttl 3600 \
 			-spiffeID "spiffe://$td/cloud/agent/$EDGEID_HOST" | sed -n 's/^Token: //p' >"$STATE/spire/join-token"
 		chmod 0600 "$STATE/spire/join-token"
+		chown "$CONTROL" "$STATE/spire/join-token"
 	fi
 
 	# The entries `edgeid render` planned for this server (each site's edge

@@ -265,7 +265,7 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 	path := fs.String("f", "conf/topology.hcl", "topology file")
 	out := fs.String("out", "", "output directory: one sub-directory per host")
 	host := fs.String("host", "", "render only this host")
-	pluginDir := fs.String("plugin-dir", defaultBinDir(), "directory of the built plugins, for plugin_checksum")
+	pluginDir := fs.String("plugin-dir", defaultBinDir(), "directory of the built plugins and DeepStream apps shipped to the hosts' --host-bin-dir, for plugin_checksum and deepstream:exe_sha256")
 	root := fs.String("root", render.DefaultHostRoot, "state directory on the hosts")
 	binDir := fs.String("host-bin-dir", render.DefaultBinDir, "directory of every program on the hosts")
 	if err := parse(fs, args, stderr); err != nil {
@@ -282,7 +282,16 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	plan, err := render.Build(top, render.HostsEnv(top, bins, *root))
+	env := render.HostsEnv(top, bins, *root)
+	// Programs shipped to the hosts' bin directory are hashed from the
+	// builds here, as the plugins are for plugin_checksum.
+	env.HashFile = func(p string) (string, error) {
+		if rel, err := filepath.Rel(*binDir, p); err == nil && !strings.HasPrefix(rel, "..") {
+			return render.FileSHA256(filepath.Join(*pluginDir, rel))
+		}
+		return render.FileSHA256(p)
+	}
+	plan, err := render.Build(top, env)
 	if err != nil {
 		return err
 	}

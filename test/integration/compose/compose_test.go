@@ -43,7 +43,9 @@ const (
 // service is one line of a rendered services.txt.
 type service struct {
 	host, name string
-	argv       []string
+	// user is the account the service runs as, "uid:gid".
+	user string
+	argv []string
 }
 
 // where is what a path in a container resolves to: a named volume and the
@@ -99,10 +101,10 @@ func load(t *testing.T, root string) *types.Project {
 func render(t *testing.T, root string) ([]string, []service, map[string]map[string]string) {
 	t.Helper()
 	plugins := t.TempDir()
-	// render only hashes the plugins; the compose render service hashes the
-	// image's own builds the same way.
+	// render only hashes the plugins and the DeepStream app; the compose
+	// render service hashes the image's own builds the same way.
 	for _, p := range []string{"edgeid-upstreamauthority-vaultpki", "edgeid-nodeattestor-kubeedge-server",
-		"edgeid-nodeattestor-kubeedge-agent", "edgeid-workloadattestor-deepstream"} {
+		"edgeid-nodeattestor-kubeedge-agent", "edgeid-workloadattestor-deepstream", "deepstream-test5-app"} {
 		if err := os.WriteFile(filepath.Join(plugins, p), []byte(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +140,14 @@ func render(t *testing.T, root string) ([]string, []service, map[string]map[stri
 				services = append(services, parseServices(t, host, data)...)
 				return nil
 			}
+			if rel == "ownership.txt" {
+				// Read by the render step itself, which applies it.
+				script := readFile(t, root, "conf/compose/edgeid-compose.sh")
+				if !strings.Contains(script, "ownership.txt") || !strings.Contains(script, "apply_ownership") {
+					t.Errorf("the compose render step does not apply %s/ownership.txt", host)
+				}
+				return nil
+			}
 			files[host]["/"+filepath.ToSlash(rel)] = string(data)
 			return nil
 		})
@@ -159,11 +169,11 @@ func parseServices(t *testing.T, host string, data []byte) []service {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, cmd, ok := strings.Cut(line, "\t")
-		if !ok {
+		fields := strings.SplitN(line, "\t", 3)
+		if len(fields) != 3 {
 			t.Fatalf("%s/services.txt: malformed line %q", host, line)
 		}
-		out = append(out, service{host: host, name: name, argv: strings.Fields(cmd)})
+		out = append(out, service{host: host, name: fields[0], user: fields[1], argv: strings.Fields(fields[2])})
 	}
 	return out
 }
@@ -270,6 +280,18 @@ func checkServices(t *testing.T, p *types.Project, hosts []string, services []se
 		}
 		if !reflect.DeepEqual(got, argv) {
 			t.Errorf("%s runs %q\nservices.txt of %s says %q", name, got, rs.host, argv)
+		}
+		// The account edgeid gives the service, never root.
+		if s.User != rs.user {
+			t.Errorf("%s runs as user %q; services.txt of %s says %q", name, s.User, rs.host, rs.user)
+		}
+		// An agent that serves workloads attests other uids' processes.
+		if rs.name == "spire-agent" {
+			for _, c := range []string{"SYS_PTRACE", "DAC_READ_SEARCH"} {
+				if !slices.Contains(s.CapAdd, c) {
+					t.Errorf("%s: cap_add lacks %s (it attests other uids' processes)", name, c)
+				}
+			}
 		}
 	}
 	// Every long-running service of a host comes from services.txt, except
