@@ -11,7 +11,7 @@ die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
 usage() {
 	cat >&2 <<USAGE
-usage: $(basename "$0") [--stop|--status] ENV_FILE
+usage: $(basename "$0") [--stop|--status|--unit] ENV_FILE   (--unit prints the systemd unit)
 
 ENV_FILE sets (see conf/deploy/$1.env):
   EDGEID_TOPOLOGY      the topology file (the same on every host)
@@ -34,6 +34,7 @@ deploy_main() {
 	case "${1:-}" in
 	--stop) action=stop; shift ;;
 	--status) action=status; shift ;;
+	--unit) action=unit; shift ;;
 	-h | --help) usage "$role" ;;
 	esac
 	[ $# -eq 1 ] || usage "$role"
@@ -42,6 +43,7 @@ deploy_main() {
 	up) deploy_up ;;
 	stop) deploy_stop ;;
 	status) deploy_status ;;
+	unit) render_unit ;;
 	esac
 }
 
@@ -78,15 +80,14 @@ have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2
 # quote_args prints its arguments shell-quoted on one line.
 quote_args() { printf '%q ' "$@"; }
 
-deploy_up() {
-	mkdir -p "$EDGEID_ROOT/logs"
-	if have_systemd; then
-		# The unit runs `up` before the supervisor, and again on reload,
-		# so every service lives in the unit's cgroup.
-		local tmp
-		tmp=$(mktemp "/etc/systemd/system/.$unit.service.XXXXXX")
-		cat >"$tmp" <<UNIT
-# Written by $(basename "$0") from $EDGEID_TOPOLOGY; run the script again to change it.
+# render_unit prints the systemd unit of this host. edgeid runs as root:
+# it starts Vault and SPIRE as the control account and every workload as
+# its own, which needs setuid/setgid and the capabilities the agents keep.
+# Everything else is locked down: the file system is read-only but for the
+# state directory, no privilege can be regained through exec, and the
+# capability bounding set holds only what edgeid and its services use.
+render_unit() {
+	cat <<UNIT
 [Unit]
 Description=edgeid host $EDGEID_HOST (SPIRE, Vault, edgeid-helper)
 After=network-online.target
@@ -100,10 +101,39 @@ ExecReload=$(quote_args "$EDGEID" up "${host_flags[@]}" --step-timeout "$EDGEID_
 TimeoutStartSec=15min
 Restart=always
 RestartSec=5
+KillMode=mixed
+
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=$EDGEID_ROOT
+PrivateTmp=yes
+ProtectHome=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_SYS_PTRACE CAP_KILL
+UMask=0077
 
 [Install]
 WantedBy=multi-user.target
 UNIT
+}
+
+deploy_up() {
+	mkdir -p "$EDGEID_ROOT/logs"
+	if have_systemd; then
+		# The unit runs `up` before the supervisor, and again on reload,
+		# so every service lives in the unit's cgroup.
+		local tmp
+		tmp=$(mktemp "/etc/systemd/system/.$unit.service.XXXXXX")
+		render_unit >"$tmp"
 		chmod 0644 "$tmp"
 		mv -f "$tmp" "/etc/systemd/system/$unit.service"
 		systemctl daemon-reload
