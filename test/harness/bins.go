@@ -245,10 +245,11 @@ var EdgeidPackages = []string{
 }
 
 // BuildEdgeidBinDir builds every edgeid program into one new directory, as
-// `edgeid up --bin-dir` expects, and returns it.
+// `edgeid up --bin-dir` expects, and returns it. Others may search it: on a
+// real host the services run its programs under their own accounts.
 func BuildEdgeidBinDir(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := ShortTempDir(t)
 	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, EdgeidPackages...)...)
 	cmd.Dir = RepoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {

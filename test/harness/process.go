@@ -290,6 +290,8 @@ func Poll(timeout time.Duration, fn func() error) error {
 
 // ShortTempDir returns a new temporary directory with a short path, for
 // Unix sockets (whose paths are limited to 107 bytes), removed at cleanup.
+// Others may search it (0755): edgeid runs its services under accounts of
+// their own, which must reach the run directory below it.
 func ShortTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "eid")
@@ -297,6 +299,9 @@ func ShortTempDir(t testing.TB) string {
 		t.Fatalf("harness: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
 	return dir
 }
 
