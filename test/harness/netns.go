@@ -146,6 +146,34 @@ func (n *Network) Dial(host, addr string) (net.Conn, error) {
 	return r.conn, r.err
 }
 
+// Listen opens a TCP listener on addr inside host's namespace: the socket
+// is made on an OS thread moved into it, and stays in it whichever
+// goroutine accepts on it.
+func (n *Network) Listen(host, addr string) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		f, err := os.Open(filepath.Join("/run/netns", n.Hosts[host].NS))
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: fmt.Errorf("setns %s: %w", n.Hosts[host].NS, err)}
+			return
+		}
+		ln, err := net.Listen("tcp", addr)
+		ch <- result{ln, err}
+	}()
+	r := <-ch
+	return r.ln, r.err
+}
+
 // removeStaleNetworks deletes the namespaces of earlier test processes
 // that died before their cleanup ran (killed by a timeout, say): a name
 // eid<pid>-... whose pid no longer runs.
