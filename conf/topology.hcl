@@ -87,3 +87,14 @@ kafka {
   # whose broker SVIDs carry DNS SANs.
   endpoint_identification = "none"
 }
+
+# Accounts (orchestrator/README.md, "Accounts"): edgeid runs as root and
+# starts nothing as root. Vault and SPIRE run as the control account, the
+# demo broker and each workload as accounts of their own. A value is a user
+# name or a decimal uid (>= 1000; numbers need no passwd entry). A workload
+# picks its own with `user = "..."` in its block.
+users {
+  control           = "61000"
+  kafka_demo        = "61001"
+  workload_uid_base = 61100
+}
