@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # install-deps.sh installs the Debian packages edgeid's tests and demo run
 # against, when they are missing: kcat (librdkafka, the Kafka client library
-# DeepStream uses), mosquitto and its clients, openssl, PostgreSQL, and
-# iproute2 for the multi-host tests. It needs root (apt-get).
+# DeepStream uses), mosquitto and its clients, openssl, PostgreSQL,
+# iproute2 for the multi-host tests, a Java runtime (keytool), util-linux
+# (setpriv) and systemd's tools (systemd-analyze). It needs root (apt-get).
 set -euo pipefail
 
 need=()
@@ -16,6 +17,12 @@ if ! have initdb && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 	need+=(postgresql)
 fi
 have ip || need+=(iproute2)
+# keytool opens the helper's PKCS#12 stores as a Java Kafka client would;
+# setpriv runs attack-suite processes as other uids; systemd-analyze checks
+# the deploy scripts' unit.
+have keytool || need+=(default-jre-headless)
+have setpriv || need+=(util-linux)
+have systemd-analyze || need+=(systemd)
 
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "install-deps: all Debian packages present"
