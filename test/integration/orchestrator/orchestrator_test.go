@@ -183,16 +183,15 @@ func TestThreeEdgeSites(t *testing.T) {
 	}
 	t.Logf("edge CAs seen per site: %v; SVIDs seen per site: %v", count(edgeCAs), count(leaves))
 
-	// Zero lost messages: everything a pipeline logged as sent by now
-	// must reach the cloud consumer.
+	// Zero lost messages. Each pipeline's ledger holds every attempt,
+	// written before the send, and its outcome: a failed send fails the
+	// test, sequence numbers must run without gap or repeat across the
+	// pipeline's restarts, and every acknowledged message must reach the
+	// cloud consumer.
 	messages := filepath.Join(runDir, "cloud", "kafka", "messages.log")
 	var sent []string
 	for _, f := range files {
-		lines := readLines(t, f.sent)
-		if len(lines) == 0 {
-			t.Fatalf("%s sent no message", f.name)
-		}
-		sent = append(sent, lines...)
+		sent = append(sent, accountLedger(t, f.name, readLines(t, f.sent))...)
 	}
 	harness.Eventually(t, time.Minute, func() error {
 		consumed := map[string]bool{}
@@ -216,6 +215,78 @@ func TestThreeEdgeSites(t *testing.T) {
 		return nil
 	})
 	t.Logf("all %d messages sent by 3 sites across the rotations were consumed in the cloud", len(sent))
+}
+
+// accountLedger checks one pipeline's ledger (see the stand-in's
+// -sent-log) and returns the messages the broker acknowledged. Only the
+// last attempt may still be in flight.
+func accountLedger(t *testing.T, site string, lines []string) []string {
+	t.Helper()
+	type entry struct {
+		Seq   int    `json:"seq"`
+		Event string `json:"event"`
+		Msg   string `json:"msg"`
+		Error string `json:"error"`
+	}
+	attempts := map[int]string{}
+	outcomes := map[int]entry{}
+	maxSeq := 0
+	pids := map[float64]bool{}
+	for _, line := range lines {
+		var e entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("%s ledger: %q: %v", site, line, err)
+		}
+		switch e.Event {
+		case "attempt":
+			if _, dup := attempts[e.Seq]; dup {
+				t.Errorf("%s: sequence %d attempted twice (the sequence restarted)", site, e.Seq)
+			}
+			attempts[e.Seq] = e.Msg
+			var m map[string]any
+			if json.Unmarshal([]byte(e.Msg), &m) == nil {
+				pid, _ := m["pid"].(float64)
+				pids[pid] = true
+			}
+		case "acked", "failed":
+			if _, dup := outcomes[e.Seq]; dup {
+				t.Errorf("%s: sequence %d has two outcomes", site, e.Seq)
+			}
+			outcomes[e.Seq] = e
+		default:
+			t.Fatalf("%s ledger: unknown event in %q", site, line)
+		}
+		maxSeq = max(maxSeq, e.Seq)
+	}
+	if len(attempts) == 0 {
+		t.Fatalf("%s sent no message", site)
+	}
+	var acked []string
+	failed := 0
+	for seq := 1; seq <= maxSeq; seq++ {
+		msg, ok := attempts[seq]
+		if !ok {
+			t.Errorf("%s: sequence %d was never attempted (a gap)", site, seq)
+			continue
+		}
+		o, ok := outcomes[seq]
+		switch {
+		case !ok && seq == maxSeq:
+			// In flight as the ledger was read.
+		case !ok:
+			t.Errorf("%s: attempt %d has no outcome: the send was cut off", site, seq)
+		case o.Event == "failed":
+			failed++
+			t.Errorf("%s: send %d failed: %s", site, seq, o.Error)
+		default:
+			acked = append(acked, strings.TrimSpace(msg))
+		}
+	}
+	t.Logf("%s: %d attempts by %d pipeline processes, %d acknowledged, %d failed", site, len(attempts), len(pids), len(acked), failed)
+	if len(pids) < 2 {
+		t.Errorf("%s: every message came from one process; the rotations should have restarted the pipeline (on_rotate = \"restart\")", site)
+	}
+	return acked
 }
 
 func count(m map[string]map[string]bool) map[string]int {

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string) error {
 	exit := fs.Bool("exit", false, "exit after startup (and -fetch-svid) instead of running until killed")
 	publish := fs.Duration("publish-interval", 0, "publish a detection to every Kafka sink at this interval through kcat (0: do not publish)")
 	kcat := fs.String("kcat", "kcat", "kcat program used to publish")
-	sentLog := fs.String("sent-log", "", "append every published message to this file")
+	sentLog := fs.String("sent-log", "", "ledger of every publish: each attempt before it is sent, then its outcome (JSON lines); sequence numbers continue across restarts")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

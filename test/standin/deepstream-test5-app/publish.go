@@ -99,16 +99,99 @@ func producerID(path string) string {
 	return c.URIs[0].String()
 }
 
+// The ledger (-sent-log) records every publish so that a test can account
+// for each message: one JSON line {"seq":N,"event":"attempt","msg":...}
+// written and synced before kcat starts, then {"seq":N,"event":"acked"} or
+// {"seq":N,"event":"failed","error":...} once kcat has finished. Sequence
+// numbers continue across restarts (they resume after the ledger's last),
+// so a lost restart shows as a gap or a repeat, never as silence.
+type ledgerEntry struct {
+	Seq   int    `json:"seq"`
+	Event string `json:"event"`
+	Msg   string `json:"msg,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Ledger events.
+const (
+	eventAttempt = "attempt"
+	eventAcked   = "acked"
+	eventFailed  = "failed"
+)
+
+// ledger appends entries to the -sent-log file.
+type ledger struct{ path string }
+
+// lastSeq returns the highest sequence number in the ledger (0 if none).
+func (l ledger) lastSeq() (int, error) {
+	if l.path == "" {
+		return 0, nil
+	}
+	data, err := os.ReadFile(l.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	last := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		var e ledgerEntry
+		if json.Unmarshal([]byte(line), &e) == nil && e.Seq > last {
+			last = e.Seq
+		}
+	}
+	return last, nil
+}
+
+// append writes one entry and syncs it.
+func (l ledger) append(e ledgerEntry) error {
+	if l.path == "" {
+		return nil
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// sendTimeout bounds one kcat run; librdkafka's own message timeout is
+// shorter, so a send that cannot be delivered fails instead of hanging, and
+// finishes within edgeid-helper's default stop timeout (10 s) when the
+// pipeline is asked to stop mid-send.
+const (
+	sendTimeout      = 9 * time.Second
+	messageTimeoutMS = "8000"
+)
+
 // publishLoop publishes one detection message per interval to every sink
 // through kcat (librdkafka, DeepStream's Kafka client), until ctx ends.
-// Each successful publish increments sent and appends a line to sentLog
-// when set, so tests can compare what was produced with what arrived.
+// Every attempt is in the ledger before it is sent, with its outcome
+// after; a send in flight when ctx ends is finished, not cut off, so that
+// no message is left in doubt by a restart.
 func publishLoop(ctx context.Context, configPath, kcat string, interval time.Duration, sentLog string, sent *atomic.Int64) error {
 	sinks, err := loadSinks(configPath)
 	if err != nil {
 		return err
 	}
-	seq := 0
+	l := ledger{path: sentLog}
+	seq, err := l.lastSeq()
+	if err != nil {
+		return fmt.Errorf("sent log: %w", err)
+	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -121,28 +204,31 @@ func publishLoop(ctx context.Context, configPath, kcat string, interval time.Dur
 				"seq":      seq,
 				"time":     time.Now().UTC().Format(time.RFC3339Nano),
 			})
-			args := []string{"-P", "-b", s.broker, "-t", s.topic, "-q"}
+			if err := l.append(ledgerEntry{Seq: seq, Event: eventAttempt, Msg: string(msg)}); err != nil {
+				return fmt.Errorf("sent log: %w", err)
+			}
+			args := []string{"-P", "-b", s.broker, "-t", s.topic, "-q", "-X", "message.timeout.ms=" + messageTimeoutMS}
 			for _, p := range s.props {
 				args = append(args, "-X", p)
 			}
-			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			// Not ctx: a stop must not cut a send in half.
+			cctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 			cmd := exec.CommandContext(cctx, kcat, args...)
 			cmd.Stdin = bytes.NewReader(append(msg, '\n'))
 			out, err := cmd.CombinedOutput()
 			cancel()
+			outcome := ledgerEntry{Seq: seq, Event: eventAcked}
+			if err != nil {
+				outcome = ledgerEntry{Seq: seq, Event: eventFailed, Error: fmt.Sprintf("%v: %s", err, strings.TrimSpace(string(out)))}
+				slog.Warn("Publish failed", "seq", seq, "broker", s.broker, "topic", s.topic, "error", err, "kcat", strings.TrimSpace(string(out)))
+			} else {
+				sent.Add(1)
+			}
+			if err := l.append(outcome); err != nil {
+				return fmt.Errorf("sent log: %w", err)
+			}
 			if ctx.Err() != nil {
 				return nil
-			}
-			if err != nil {
-				slog.Warn("Publish failed", "broker", s.broker, "topic", s.topic, "error", err, "kcat", strings.TrimSpace(string(out)))
-				continue
-			}
-			sent.Add(1)
-			if sentLog != "" {
-				if f, err := os.OpenFile(sentLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
-					f.Write(append(msg, '\n'))
-					f.Close()
-				}
 			}
 		}
 		select {
