@@ -11,6 +11,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sys/unix"
 
+	"github.com/edgeid/edgeid/helper/kafkaconf"
 	"github.com/edgeid/edgeid/helper/tunnel"
 )
 
@@ -254,15 +255,15 @@ func buildKafka(v map[string]any, c *Config, fail func(string, ...any)) *Kafka {
 	k.BootstrapServers, _ = v["bootstrap_servers"].(string)
 	k.EndpointIdentificationAlgorithm, _ = v["endpoint_identification_algorithm"].(string)
 	k.CipherSuites, _ = v["cipher_suites"].(string)
-	k.LibrdkafkaFileName, _ = v["librdkafka_file_name"].(string)
-	k.LibrdkafkaTemplate, _ = v["librdkafka_template"].(string)
-	k.LibrdkafkaProperties, _ = v["librdkafka_properties"].([]Property)
-	k.DeepStreamFileName, _ = v["deepstream_file_name"].(string)
-	k.DeepStreamTemplate, _ = v["deepstream_template"].(string)
+	output := func(prefix string) kafkaconf.Output {
+		var o kafkaconf.Output
+		o.FileName, _ = v[prefix+"_file_name"].(string)
+		o.Template, _ = v[prefix+"_template"].(string)
+		o.Extra, _ = v[prefix+"_properties"].([]kafkaconf.Property)
+		return o
+	}
+	k.Librdkafka, k.DeepStream, k.Java = output("librdkafka"), output("deepstream"), output("java")
 	k.DeepStreamPartitionKey, _ = v["deepstream_partition_key"].(string)
-	k.DeepStreamProperties, _ = v["deepstream_properties"].([]Property)
-	k.JavaFileName, _ = v["java_file_name"].(string)
-	k.JavaTemplate, _ = v["java_template"].(string)
 	k.JavaKeystoreType, _ = v["java_keystore_type"].(string)
 	switch k.EndpointIdentificationAlgorithm {
 	case "":
@@ -271,18 +272,19 @@ func buildKafka(v map[string]any, c *Config, fail func(string, ...any)) *Kafka {
 	default:
 		fail("kafka: \"endpoint_identification_algorithm\" %q is not \"https\" or \"none\"", k.EndpointIdentificationAlgorithm)
 	}
-	if k.LibrdkafkaFileName == "" && k.LibrdkafkaTemplate != "" {
-		k.LibrdkafkaFileName = DefaultLibrdkafkaFileName
+	// A template, extra properties or a setting of its own asks for a file.
+	if k.Librdkafka.FileName == "" && k.Librdkafka.Template != "" {
+		k.Librdkafka.FileName = DefaultLibrdkafkaFileName
 	}
-	if k.DeepStreamFileName == "" && (k.DeepStreamTemplate != "" || k.DeepStreamPartitionKey != "" || len(k.DeepStreamProperties) > 0) {
-		k.DeepStreamFileName = DefaultDeepStreamFileName
+	if k.DeepStream.FileName == "" && (k.DeepStream.Template != "" || k.DeepStreamPartitionKey != "" || len(k.DeepStream.Extra) > 0) {
+		k.DeepStream.FileName = DefaultDeepStreamFileName
 	}
-	if k.JavaFileName == "" && (k.JavaTemplate != "" || k.JavaKeystoreType != "" || len(k.JavaProperties) > 0) {
-		k.JavaFileName = DefaultJavaFileName
+	if k.Java.FileName == "" && (k.Java.Template != "" || k.JavaKeystoreType != "" || len(k.Java.Extra) > 0) {
+		k.Java.FileName = DefaultJavaFileName
 	}
-	if k.LibrdkafkaFileName == "" && k.DeepStreamFileName == "" && k.JavaFileName == "" {
+	if k.Librdkafka.FileName == "" && k.DeepStream.FileName == "" && k.Java.FileName == "" {
 		// An empty kafka block renders the librdkafka file.
-		k.LibrdkafkaFileName = DefaultLibrdkafkaFileName
+		k.Librdkafka.FileName = DefaultLibrdkafkaFileName
 	}
 	switch strings.ToUpper(k.JavaKeystoreType) {
 	case "":
@@ -297,15 +299,15 @@ func buildKafka(v map[string]any, c *Config, fail func(string, ...any)) *Kafka {
 	default:
 		fail("kafka: \"java_keystore_type\" %q is not \"PEM\" or \"PKCS12\"", k.JavaKeystoreType)
 	}
-	if k.JavaFileName != "" && k.JavaKeystoreType == "PEM" && c.CombinedPEMFileName == "" {
+	if k.Java.FileName != "" && k.JavaKeystoreType == "PEM" && c.CombinedPEMFileName == "" {
 		fail("kafka: a Java client.properties with \"java_keystore_type\" = \"PEM\" needs \"combined_pem_file_name\" (Java reads key and chain from one file)")
 	}
 	return k
 }
 
-func buildTunnel(t rawTunnel, fail func(string, ...any)) Tunnel {
+func buildTunnel(t rawTunnel, fail func(string, ...any)) tunnel.Config {
 	v := t.values
-	tc := Tunnel{Name: t.name, DialTimeout: DefaultDialTimeout}
+	tc := tunnel.Config{Name: t.name, DialTimeout: DefaultDialTimeout}
 	tc.Mode, _ = v["mode"].(string)
 	tc.Listen, _ = v["listen"].(string)
 	tc.Target, _ = v["target"].(string)
@@ -318,7 +320,7 @@ func buildTunnel(t rawTunnel, fail func(string, ...any)) Tunnel {
 		tc.DialTimeout = d
 	}
 	where := fmt.Sprintf("tunnel %q (%s)", t.name, t.rng.String())
-	if tc.Mode != TunnelClient && tc.Mode != TunnelServer {
+	if tc.Mode != tunnel.ModeClient && tc.Mode != tunnel.ModeServer {
 		fail("%s: \"mode\" must be \"client\" or \"server\", got %q", where, tc.Mode)
 	}
 	for _, kv := range []struct{ key, val string }{{"listen", tc.Listen}, {"target", tc.Target}} {
@@ -326,14 +328,14 @@ func buildTunnel(t rawTunnel, fail func(string, ...any)) Tunnel {
 			fail("%s: %q must be host:port: %v", where, kv.key, err)
 		}
 	}
-	if tc.Mode == TunnelClient && !tc.AllowRemoteClients {
+	if tc.Mode == tunnel.ModeClient && !tc.AllowRemoteClients {
 		if _, _, err := net.SplitHostPort(tc.Listen); err == nil {
 			if err := tunnel.RequireLoopback(tc.Listen); err != nil {
 				fail("%s: %v", where, err)
 			}
 		}
 	}
-	if tc.Mode == TunnelServer && tc.AllowRemoteClients {
+	if tc.Mode == tunnel.ModeServer && tc.AllowRemoteClients {
 		fail("%s: \"allow_remote_clients\" applies to client tunnels only (a server tunnel authenticates every client)", where)
 	}
 	if len(tc.AllowedSPIFFEIDs) == 0 {
@@ -390,9 +392,9 @@ func checkFileNames(c *Config, fail func(string, ...any)) {
 		add("pkcs12.truststore_file_name", c.PKCS12.TruststoreFileName)
 	}
 	if c.Kafka != nil {
-		add("kafka.librdkafka_file_name", c.Kafka.LibrdkafkaFileName)
-		add("kafka.deepstream_file_name", c.Kafka.DeepStreamFileName)
-		add("kafka.java_file_name", c.Kafka.JavaFileName)
+		add("kafka.librdkafka_file_name", c.Kafka.Librdkafka.FileName)
+		add("kafka.deepstream_file_name", c.Kafka.DeepStream.FileName)
+		add("kafka.java_file_name", c.Kafka.Java.FileName)
 	}
 }
 

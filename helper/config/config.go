@@ -3,6 +3,9 @@ package config
 import (
 	"io/fs"
 	"time"
+
+	"github.com/edgeid/edgeid/helper/kafkaconf"
+	"github.com/edgeid/edgeid/helper/tunnel"
 )
 
 // Defaults shared with spiffe-helper v0.11.
@@ -36,12 +39,6 @@ const (
 const (
 	OnRotateSignal  = "signal"
 	OnRotateRestart = "restart"
-)
-
-// Tunnel modes.
-const (
-	TunnelClient = "client"
-	TunnelServer = "server"
 )
 
 // Config is a validated helper configuration with defaults applied.
@@ -100,7 +97,9 @@ type Config struct {
 	PKCS12 *PKCS12
 	Kafka  *Kafka
 
-	Tunnels []Tunnel
+	// Tunnels are tunnel's own configs; the daemon adds the logger and
+	// metrics.
+	Tunnels []tunnel.Config
 
 	HealthChecks HealthChecks
 
@@ -138,7 +137,9 @@ type PKCS12 struct {
 	Legacy bool
 }
 
-// Kafka is the kafka block: which client configs to render and how.
+// Kafka is the kafka block: which client configs to render and how. The
+// three outputs are kafkaconf's own type: the file name (empty: not
+// rendered), a user template and the extra properties.
 type Kafka struct {
 	BootstrapServers string
 	// EndpointIdentificationAlgorithm is "https" (verify the broker's
@@ -148,38 +149,12 @@ type Kafka struct {
 	// DeepStream.
 	CipherSuites string
 
-	LibrdkafkaFileName   string
-	LibrdkafkaTemplate   string
-	LibrdkafkaProperties []Property
+	Librdkafka kafkaconf.Output
+	DeepStream kafkaconf.Output
+	Java       kafkaconf.Output
 
-	DeepStreamFileName     string
-	DeepStreamTemplate     string
 	DeepStreamPartitionKey string
-	DeepStreamProperties   []Property
-
-	JavaFileName     string
-	JavaTemplate     string
-	JavaKeystoreType string
-	JavaProperties   []Property
-}
-
-// Property is one extra client property; an empty Value removes a rendered
-// property of that key.
-type Property struct {
-	Key, Value string
-}
-
-// Tunnel is one tunnel block.
-type Tunnel struct {
-	Name             string
-	Mode             string
-	Listen           string
-	Target           string
-	AllowedSPIFFEIDs []string
-	// AllowRemoteClients lets a client tunnel listen beyond loopback.
-	AllowRemoteClients bool
-	MaxConnLifetime    time.Duration
-	DialTimeout        time.Duration
+	JavaKeystoreType       string
 }
 
 // X509Enabled reports whether the three X.509 file names are set.

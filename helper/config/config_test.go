@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeid/edgeid/helper/kafkaconf"
 )
 
 func noEnv(string) string { return "" }
@@ -257,12 +259,12 @@ health_checks = { listener_enabled = true, bind_address = "127.0.0.1", bind_port
 		t.Errorf("pkcs12: %+v", c.PKCS12)
 	}
 	k := c.Kafka
-	if k == nil || k.EndpointIdentificationAlgorithm != "none" || k.LibrdkafkaFileName != "" ||
-		k.DeepStreamFileName != DefaultDeepStreamFileName || k.JavaFileName != DefaultJavaFileName || k.JavaKeystoreType != "PKCS12" {
+	if k == nil || k.EndpointIdentificationAlgorithm != "none" || k.Librdkafka.FileName != "" ||
+		k.DeepStream.FileName != DefaultDeepStreamFileName || k.Java.FileName != DefaultJavaFileName || k.JavaKeystoreType != "PKCS12" {
 		t.Errorf("kafka: %+v", k)
 	}
-	if !reflect.DeepEqual(k.LibrdkafkaProperties, []Property{{"client.id", "cam-1"}, {"ssl.cipher.suites", ""}}) {
-		t.Errorf("librdkafka_properties: %+v", k.LibrdkafkaProperties)
+	if !reflect.DeepEqual(k.Librdkafka.Extra, []kafkaconf.Property{{Key: "client.id", Value: "cam-1"}, {Key: "ssl.cipher.suites", Value: ""}}) {
+		t.Errorf("librdkafka_properties: %+v", k.Librdkafka.Extra)
 	}
 	if len(c.Tunnels) != 1 || c.Tunnels[0].MaxConnLifetime != time.Hour || c.Tunnels[0].DialTimeout != DefaultDialTimeout {
 		t.Errorf("tunnels: %+v", c.Tunnels)

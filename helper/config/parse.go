@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeid/edgeid/helper/kafkaconf"
 	"github.com/edgeid/edgeid/plugins/common/hcldiag"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -387,18 +388,18 @@ func (p *parser) jwtSVIDs(f field) {
 	p.raw["jwt_svids"] = out
 }
 
-func (p *parser) stringMap(f field) ([]Property, bool) {
+func (p *parser) stringMap(f field) ([]kafkaconf.Property, bool) {
 	fields, ok := p.objectFields(f)
 	if !ok {
 		return nil, false
 	}
-	out := make([]Property, 0, len(fields))
+	out := make([]kafkaconf.Property, 0, len(fields))
 	for _, sub := range fields {
 		v, ok := p.value(sub, kString)
 		if !ok {
 			continue
 		}
-		out = append(out, Property{Key: sub.name, Value: v.(string)})
+		out = append(out, kafkaconf.Property{Key: sub.name, Value: v.(string)})
 	}
 	return out, true
 }

@@ -16,15 +16,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeid/edgeid/helper/config"
-	"github.com/edgeid/edgeid/helper/internal/fakewlapi"
-	"github.com/edgeid/edgeid/helper/internal/testpki"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
+
+	"github.com/edgeid/edgeid/helper/config"
+	"github.com/edgeid/edgeid/helper/internal/fakewlapi"
+	"github.com/edgeid/edgeid/helper/internal/testpki"
+	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 func freePort(t *testing.T) int {
@@ -480,6 +481,7 @@ kafka {
   deepstream_properties = { "ssl.cipher.suites" = "" }
   java_file_name = "client.properties"
   java_template = "` + filepath.Join(dir, "java.tmpl") + `"
+  java_properties = { "client.id" = "java-1" }
 }
 `
 	svid := ca.SVID(t, "spiffe://example.org/app", time.Hour)
@@ -493,9 +495,9 @@ kafka {
 		mode     os.FileMode
 		has, not []string
 	}{
-		{"kafka.properties", 0o600, []string{"ssl.key.location=" + key, "client.id=cam-1", "ssl.cipher.suites="}, nil},
+		{"kafka.properties", 0o600, []string{"ssl.key.location=" + key, "client.id=cam-1", "ssl.cipher.suites="}, []string{"java-1"}},
 		{"cfg_kafka.txt", 0o644, []string{"ssl.key.location=" + key}, []string{"client.id", "ssl.cipher.suites"}},
-		{"client.properties", 0o644, []string{"ssl.keystore.type=PEM", "ssl.keystore.location=" + filepath.Join(certDir, "svid_combined.pem")}, []string{"client.id"}},
+		{"client.properties", 0o644, []string{"ssl.keystore.type=PEM", "ssl.keystore.location=" + filepath.Join(certDir, "svid_combined.pem"), "client.id=java-1"}, []string{"cam-1"}},
 	} {
 		path := filepath.Join(certDir, c.file)
 		b, err := os.ReadFile(path)

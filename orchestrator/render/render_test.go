@@ -291,7 +291,7 @@ func TestRenderedHelperConfigsLoad(t *testing.T) {
 			if err != nil || len(warns) > 0 {
 				t.Fatalf("%s: %v %v", f.Path, err, warns)
 			}
-			if !cfg.HoldUntilSVID || cfg.OnRotate != "restart" || cfg.Kafka == nil || cfg.Kafka.DeepStreamFileName != "cfg_kafka.txt" {
+			if !cfg.HoldUntilSVID || cfg.OnRotate != "restart" || cfg.Kafka == nil || cfg.Kafka.DeepStream.FileName != "cfg_kafka.txt" {
 				t.Fatalf("%s parsed as %+v", f.Path, cfg)
 			}
 		}
