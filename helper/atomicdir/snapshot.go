@@ -12,8 +12,35 @@ import (
 // relative to it, so the files always come from the same version even when
 // a Write swaps "..data" meanwhile. This is how a consumer that reads
 // several files (a certificate and its key) should read them.
+//
+// The writer keeps the previous version for readers in flight; a reader
+// descheduled across more rotations than that can find its version
+// retired. Snapshot then starts again from the new "..data" (a bounded
+// number of times), so it still returns one whole version, never a mix and
+// never a spurious error.
 func Snapshot(dir string, names ...string) (map[string][]byte, error) {
-	root, err := os.OpenRoot(filepath.Join(dir, DataLink))
+	const attempts = 8
+	var err error
+	for range attempts {
+		var target string
+		if target, err = os.Readlink(filepath.Join(dir, DataLink)); err != nil {
+			return nil, fmt.Errorf("atomicdir: resolve current version: %w", err)
+		}
+		var out map[string][]byte
+		if out, err = snapshotVersion(filepath.Join(dir, target), names); err == nil {
+			return out, nil
+		}
+		if now, lerr := os.Readlink(filepath.Join(dir, DataLink)); lerr != nil || now == target {
+			// The version is still current: the error is real.
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// snapshotVersion reads names from one version directory.
+func snapshotVersion(version string, names []string) (map[string][]byte, error) {
+	root, err := os.OpenRoot(version)
 	if err != nil {
 		return nil, fmt.Errorf("atomicdir: open current version: %w", err)
 	}
