@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./plugins/common/deepstream/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAttestationPayload$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChallengeResponse$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDenyList$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 
 integration:
 	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)
