@@ -178,6 +178,17 @@ func TestDenyListFile(t *testing.T) {
 			}
 		})
 	}
+	// Each refusal is in the plugin's log with the node it refused (the
+	// deny lists refuse before the challenge, where no key was proven).
+	found := false
+	for _, r := range logs.find(t, "warn", "Node attestation failed") {
+		if r["node_name"] == "edge-node-1" && r["reason"] == `node "edge-node-1" is on the deny list (deny_list_file line 2)` && r["cert_serial"] == node1.Certificate.SerialNumber.Text(16) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no 'Node attestation failed' record for the denied edge-node-1; log: %v", logs.find(t, "warn", "Node attestation failed"))
+	}
 }
 
 // TestDenyListFileWatcher: with no attestation at all, the background

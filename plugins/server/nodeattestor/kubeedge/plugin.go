@@ -234,6 +234,7 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	}
 	ex, challenge, err := st.begin(payload, &p.hooks)
 	if err != nil {
+		logRefusal(logger, ex, err)
 		return err
 	}
 	if err := stream.Send(&nodeattestorv1.AttestResponse{Response: &nodeattestorv1.AttestResponse_Challenge{Challenge: challenge}}); err != nil {
@@ -249,8 +250,7 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	}
 	res, err := ex.finish(stream.Context(), respBytes)
 	if err != nil {
-		// Every refusal is logged here, once, with what SPIRE cannot know.
-		logger.Warn("Node attestation failed", "node_name", ex.v.nodeName, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint, "reason", status.Convert(err).Message())
+		logRefusal(logger, ex, err)
 		return err
 	}
 	if logger.IsDebug() {
@@ -266,6 +266,18 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 			},
 		},
 	})
+}
+
+// logRefusal logs a refused attestation, with the node's name, serial and
+// CA when its certificate verified that far (ex.v set): SPIRE logs the
+// error too, but not which certificate was refused.
+func logRefusal(logger hclog.Logger, ex *exchange, err error) {
+	reason := status.Convert(err).Message()
+	if ex == nil || ex.v == nil {
+		logger.Warn("Node attestation failed", "reason", reason)
+		return
+	}
+	logger.Warn("Node attestation failed", "node_name", ex.v.nodeName, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint, "reason", reason)
 }
 
 // exchange is one attestation between its challenge and the response.
@@ -286,6 +298,8 @@ type Result struct {
 }
 
 // begin parses and verifies the payload and returns the challenge to send.
+// When the certificate verified but a deny list refuses it, the error
+// comes with an exchange that holds only what was verified, for the log.
 func (st *state) begin(payload []byte, h *hooks) (*exchange, []byte, error) {
 	data, err := wire.DecodeAttestationData(payload)
 	if err != nil {
@@ -293,6 +307,9 @@ func (st *state) begin(payload []byte, h *hooks) (*exchange, []byte, error) {
 	}
 	v, err := st.verifyCached(data.Certificates, h.now())
 	if err != nil {
+		if v != nil {
+			return &exchange{v: v}, nil, err
+		}
 		return nil, nil, err
 	}
 	// Proof of possession: a fresh nonce the agent signs with the node key.
