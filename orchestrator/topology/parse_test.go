@@ -80,6 +80,9 @@ func TestBadTopologies(t *testing.T) {
 		{"external vault without address", base + "vault {\n  mode = \"external\"\n}\n", []string{"topology.hcl:14,1", `mode "external" needs address`}},
 		{"tunnel to unknown site", base + "tunnel \"t\" {\n  site = \"zz\"\n  workload = \"app1\"\n  mode = \"client\"\n  listen = \"127.0.0.1:1883\"\n  target = \"127.0.0.1:8883\"\n  allowed_spiffe_ids = [\"spiffe://example.org/x\"]\n}\n", []string{"topology.hcl:15,3", `site "zz" is not defined`}},
 		{"bad selector", strings.Replace(base, "unix:uid:1000", "uid1000", 1), []string{`selector "uid1000" is not type:value`}},
+		{"relative kubeconfig", base + "kubeedge {\n  kubeconfig = \"kubeconfig\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "kubeconfig" must be an absolute path: it is read by the SPIRE servers on their hosts`}},
+		{"kubeconfig with a newline", base + "kubeedge {\n  kubeconfig = \"/etc/k\\nubeconfig\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "/etc/k\nubeconfig" contains a control character`}},
+		{"kubeconfig directory", base + "kubeedge {\n  kubeconfig = \"/etc/kubernetes/\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "/etc/kubernetes/" names a directory, not a file`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +100,16 @@ func TestBadTopologies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestKubeconfigKept(t *testing.T) {
+	top, err := Parse([]byte(base+"kubeedge {\n  kubeconfig = \"/etc/edgeid/kubeconfig\"\n}\n"), filepath.Join(t.TempDir(), "top.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.KubeEdge.Kubeconfig != "/etc/edgeid/kubeconfig" {
+		t.Fatalf("kubeconfig = %q", top.KubeEdge.Kubeconfig)
 	}
 }
 
