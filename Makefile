@@ -1,7 +1,8 @@
 # edgeid — the two commands are `make demo` and `make test`. Both install
 # what they need first: Debian packages (scripts/install-deps.sh) and the
-# pinned SPIRE, Vault and spiffe-helper binaries (scripts/build-tools.sh),
-# built once into ${EDGEID_CACHE:-$HOME/.cache/edgeid} and reused after.
+# pinned SPIRE, Vault, spiffe-helper, kube-apiserver and etcd binaries
+# (scripts/build-tools.sh), built once into ${EDGEID_CACHE:-$HOME/.cache/edgeid}
+# and reused after.
 
 GO        ?= go
 GOFLAGS_T ?= -race -count=1
@@ -20,7 +21,7 @@ deps:
 	scripts/install-deps.sh
 
 tools:
-	scripts/build-tools.sh spire vault spiffe-helper
+	scripts/build-tools.sh spire vault spiffe-helper kube
 
 build:
 	$(GO) build ./...
@@ -51,6 +52,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAttestationPayload$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChallengeResponse$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStrict$$' -fuzztime $(FUZZTIME) ./plugins/common/kubeedge/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDenyList$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 
 integration:
 	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)

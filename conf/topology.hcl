@@ -39,6 +39,10 @@ kubeedge {
   # cloudcore's CA (rootCA.crt). Leave it out and edgeid plays cloudcore's
   # CA, issuing KubeEdge-style node certificates (the embedded default).
   # ca_cert = "/etc/kubeedge/ca/rootCA.crt"
+  # A kubeconfig on every SPIRE server host (absolute path) makes
+  # `edgeid render` turn the Kubernetes Node check on: a deleted Node's
+  # agent is cut off at its next SVID renewal. `edgeid up` ignores it.
+  # kubeconfig = "/etc/edgeid/kubeedge-kubeconfig"
 }
 
 # An edge site: its own nested SPIRE server (on server_node) signs its

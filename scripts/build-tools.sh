@@ -8,7 +8,7 @@
 # A binary already in the cache is reused, so a warm run costs seconds.
 # Builds run one after the other to stay inside memory on small machines.
 #
-# Usage: scripts/build-tools.sh [spire|vault|spiffe-helper ...]   (default: spire vault)
+# Usage: scripts/build-tools.sh [spire|vault|spiffe-helper|kube ...]   (default: spire vault)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,8 +52,15 @@ for t in "${tools[@]}"; do
 	spiffe-helper)
 		build_one spiffe-helper spiffe-helper "$SPIFFE_HELPER_VERSION" github.com/spiffe/spiffe-helper/cmd/spiffe-helper
 		;;
+	kube)
+		# A real API server for the kubeedge Node check's tests: Kubernetes
+		# with its staging modules replaced by their published versions
+		# (scripts/tools/kube/go.mod), and the etcd it stores Nodes in.
+		build_one kube kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver
+		build_one kube etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+		;;
 	*)
-		echo "build-tools: unknown tool $t (want spire, vault or spiffe-helper)" >&2
+		echo "build-tools: unknown tool $t (want spire, vault, spiffe-helper or kube)" >&2
 		exit 2
 		;;
 	esac

@@ -4,5 +4,8 @@
 SPIRE_VERSION=v1.13.3
 VAULT_VERSION=v1.21.0
 SPIFFE_HELPER_VERSION=v0.11.0
+# kube-apiserver and etcd, for the kubeedge Node check's integration tests.
+KUBE_VERSION=v1.34.2
+ETCD_VERSION=v3.6.4
 EDGEID_CACHE="${EDGEID_CACHE:-$HOME/.cache/edgeid}"
 EDGEID_BIN="$EDGEID_CACHE/bin"

@@ -154,6 +154,57 @@ func TestWorkloadFilesAndAccounts(t *testing.T) {
 	}
 }
 
+// TestRenderKubernetesCheck: for real hosts a topology kubeconfig makes the
+// Node check required on every server; without one nothing is rendered (the
+// plugin then warns); the embedded run turns the check off explicitly.
+func TestRenderKubernetesCheck(t *testing.T) {
+	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverConfs := func(env Env) map[string]string {
+		plan, err := Build(top, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, h := range plan.Hosts {
+			for _, f := range h.Files {
+				if strings.HasSuffix(f.Path, "server.conf") {
+					out[h.Name+":"+f.Path] = string(f.Content)
+				}
+			}
+		}
+		if len(out) != 3 {
+			t.Fatalf("%d server.conf files, want 3 (cloud and two edge sites): %v", len(out), out)
+		}
+		return out
+	}
+	const (
+		kubeconfigLine = `            kubeconfig = "/etc/edgeid/kubeconfig"` + "\n"
+		requiredLine   = `            kubernetes_check = "required"` + "\n"
+		disabledLine   = `            kubernetes_check = "disabled"` + "\n"
+	)
+	for name, conf := range serverConfs(testEnv(top)) {
+		if strings.Contains(conf, "kubeconfig") || strings.Contains(conf, "kubernetes_check") {
+			t.Errorf("%s: no kubeconfig in the topology, yet:\n%s", name, conf)
+		}
+	}
+	top.KubeEdge.Kubeconfig = "/etc/edgeid/kubeconfig"
+	for name, conf := range serverConfs(testEnv(top)) {
+		if !strings.Contains(conf, kubeconfigLine+requiredLine) {
+			t.Errorf("%s: want the kubeconfig and kubernetes_check = \"required\":\n%s", name, conf)
+		}
+	}
+	embedded := testEnv(top)
+	embedded.Embedded = true
+	for name, conf := range serverConfs(embedded) {
+		if !strings.Contains(conf, disabledLine) || strings.Contains(conf, "kubeconfig =") {
+			t.Errorf("%s: the embedded run must render kubernetes_check = \"disabled\" and no kubeconfig:\n%s", name, conf)
+		}
+	}
+}
+
 func TestRenderOneHost(t *testing.T) {
 	plan := samplePlan(t)
 	out := t.TempDir()

@@ -94,14 +94,24 @@ plugins {
     }
 
     # Edge nodes prove they are KubeEdge nodes with edgecore's certificate.
+{{- if .Embedded}}
+    # edgeid up plays cloudcore's CA and runs no Kubernetes API server, so
+    # there is no Node to check.
+{{- else if .Kubeconfig}}
+    # Every attestation and SVID renewal requires the node's Kubernetes Node:
+    # a deleted Node is cut off at its agent's next renewal.
+{{- end}}
     NodeAttestor "kubeedge" {
         plugin_cmd = {{q .KubeEdge.Path}}
         plugin_checksum = {{q .KubeEdge.Checksum}}
         plugin_data {
             cluster = {{q .Cluster}}
             ca_bundle_path = {{q .KubeEdgeCA}}
-{{- if .Kubeconfig}}
+{{- if .Embedded}}
+            kubernetes_check = "disabled"
+{{- else if .Kubeconfig}}
             kubeconfig = {{q .Kubeconfig}}
+            kubernetes_check = "required"
 {{- end}}
         }
     }

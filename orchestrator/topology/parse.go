@@ -429,6 +429,18 @@ func (v *validator) kubeedge(kb *KubeEdgeBlock, dir string) KubeEdge {
 			v.errorf(kb.DefRange, "kubeedge.ca_cert: %v", err)
 		}
 	}
+	// The kubeconfig is read by the SPIRE servers on their hosts, not by
+	// edgeid here, so it is neither resolved against the topology's
+	// directory nor looked for on this machine.
+	switch kc := k.Kubeconfig; {
+	case kc == "":
+	case strings.ContainsFunc(kc, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		v.errorf(rangeOr(kb.KubeconfigRange, kb.DefRange), "kubeedge.kubeconfig: %q contains a control character", kc)
+	case !filepath.IsAbs(kc):
+		v.errorf(rangeOr(kb.KubeconfigRange, kb.DefRange), "kubeedge.kubeconfig: %q must be an absolute path: it is read by the SPIRE servers on their hosts", kc)
+	case strings.HasSuffix(kc, "/"):
+		v.errorf(rangeOr(kb.KubeconfigRange, kb.DefRange), "kubeedge.kubeconfig: %q names a directory, not a file", kc)
+	}
 	return k
 }
 

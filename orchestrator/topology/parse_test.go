@@ -111,6 +111,9 @@ func TestBadTopologies(t *testing.T) {
 		{"two workloads share a user", strings.Replace(base, "  workload \"app1\" {", "  workload \"app0\" {\n    user = \"cam\"\n    selectors = [\"unix:uid:1\"]\n  }\n  workload \"app1\" {\n    user = \"cam\"", 1), []string{`workload "app1" of site "a" runs as cam, like workload "app0" of site "a"`}},
 		{"uid base too low", base + "users {\n  workload_uid_base = 10\n}\n", []string{"topology.hcl:15,3", "users.workload_uid_base 10 is out of range"}},
 		{"exe_sha256 on an app", strings.Replace(base, "selectors = [", "exe_sha256 = \"abc\"\n    selectors = [", 1), []string{"exe_sha256 applies to deepstream workloads only"}},
+		{"relative kubeconfig", base + "kubeedge {\n  kubeconfig = \"kubeconfig\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "kubeconfig" must be an absolute path: it is read by the SPIRE servers on their hosts`}},
+		{"kubeconfig with a newline", base + "kubeedge {\n  kubeconfig = \"/etc/k\\nubeconfig\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "/etc/k\nubeconfig" contains a control character`}},
+		{"kubeconfig directory", base + "kubeedge {\n  kubeconfig = \"/etc/kubernetes/\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "/etc/kubernetes/" names a directory, not a file`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,6 +131,16 @@ func TestBadTopologies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestKubeconfigKept(t *testing.T) {
+	top, err := Parse([]byte(base+"kubeedge {\n  kubeconfig = \"/etc/edgeid/kubeconfig\"\n}\n"), filepath.Join(t.TempDir(), "top.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.KubeEdge.Kubeconfig != "/etc/edgeid/kubeconfig" {
+		t.Fatalf("kubeconfig = %q", top.KubeEdge.Kubeconfig)
 	}
 }
 

@@ -80,10 +80,14 @@ type KubeEdgeBlock struct {
 	// certificate and key on real hosts.
 	NodeCertPath string `hcl:"node_cert_path,optional"`
 	NodeKeyPath  string `hcl:"node_key_path,optional"`
-	// Kubeconfig turns on the Kubernetes Node check (recommended).
+	// Kubeconfig is the absolute path, on every SPIRE server host, of a
+	// kubeconfig for the Kubernetes Node check. `edgeid render` then makes
+	// the check required; the embedded `edgeid up` has no API server and
+	// ignores it.
 	Kubeconfig string `hcl:"kubeconfig,optional"`
 
-	DefRange hcl.Range `hcl:",def_range"`
+	DefRange        hcl.Range `hcl:",def_range"`
+	KubeconfigRange hcl.Range `hcl:"kubeconfig,attr_range"`
 }
 
 // UsersBlock is the `users { }` block: the Unix accounts edgeid's processes

@@ -56,7 +56,7 @@ func RepoRoot(t testing.TB) string {
 
 // Versions returns the pinned versions and the cache location from
 // scripts/versions.sh, keyed by variable name (SPIRE_VERSION, VAULT_VERSION,
-// SPIFFE_HELPER_VERSION, EDGEID_BIN).
+// SPIFFE_HELPER_VERSION, KUBE_VERSION, ETCD_VERSION, EDGEID_BIN).
 func Versions(t testing.TB) map[string]string {
 	t.Helper()
 	root := RepoRoot(t)
@@ -139,6 +139,17 @@ func SpireAgentBin(t testing.TB) string {
 // VaultBin returns the path of the pinned vault binary.
 func VaultBin(t testing.TB) string {
 	return pinnedBin(t, "vault", "VAULT_VERSION", "vault")
+}
+
+// KubeAPIServerBin returns the path of the pinned kube-apiserver binary.
+func KubeAPIServerBin(t testing.TB) string {
+	return pinnedBin(t, "kube-apiserver", "KUBE_VERSION", "kube")
+}
+
+// EtcdBin returns the path of the pinned etcd binary (kube-apiserver's
+// storage).
+func EtcdBin(t testing.TB) string {
+	return pinnedBin(t, "etcd", "ETCD_VERSION", "kube")
 }
 
 // SpiffeHelperBin returns the path of the pinned spiffe-helper binary, built

@@ -1,5 +1,6 @@
 // Package harness starts the real programs edgeid integrates with — SPIRE
-// server and agent, Vault (dev and non-dev), PostgreSQL — for integration
+// server and agent, Vault (dev and non-dev), PostgreSQL, kube-apiserver
+// with etcd — for integration
 // tests, on loopback ports chosen at runtime and in per-test temporary
 // directories.
 //

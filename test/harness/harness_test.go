@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,11 +26,50 @@ func TestMissingBinaryNamesIt(t *testing.T) {
 
 func TestVersionsArePinned(t *testing.T) {
 	v := Versions(t)
-	want := map[string]string{"SPIRE_VERSION": "v1.13.3", "VAULT_VERSION": "v1.21.0", "SPIFFE_HELPER_VERSION": "v0.11.0"}
+	want := map[string]string{"SPIRE_VERSION": "v1.13.3", "VAULT_VERSION": "v1.21.0", "SPIFFE_HELPER_VERSION": "v0.11.0", "KUBE_VERSION": "v1.34.2", "ETCD_VERSION": "v3.6.4"}
 	for k, val := range want {
 		if v[k] != val {
 			t.Errorf("%s = %q, want %q", k, v[k], val)
 		}
+	}
+}
+
+// TestKubeAPIServerServesNodes starts the real kube-apiserver and checks
+// what the kubeedge tests rely on: Nodes can be created, read and deleted,
+// an outage and a restart work, and the reader's kubeconfig can get a
+// Node and do nothing else.
+func TestKubeAPIServerServesNodes(t *testing.T) {
+	k := StartKubeAPIServer(t)
+	uid := k.CreateNode(t, "edge-harness-1", map[string]string{"node-role.kubernetes.io/edge": ""})
+	code, body, err := k.ReaderRequest(http.MethodGet, "/api/v1/nodes/edge-harness-1", nil)
+	if err != nil || code != http.StatusOK || !strings.Contains(string(body), uid) {
+		t.Fatalf("reader GET node: %d %s %v", code, body, err)
+	}
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/api/v1/nodes"},
+		{http.MethodDelete, "/api/v1/nodes/edge-harness-1"},
+		{http.MethodGet, "/api/v1/namespaces/kube-system/secrets"},
+	} {
+		if code, body, err := k.ReaderRequest(req.method, req.path, nil); err != nil || code != http.StatusForbidden {
+			t.Errorf("reader %s %s: %d %s %v, want 403", req.method, req.path, code, body, err)
+		}
+	}
+	kc, err := os.Stat(k.Kubeconfig)
+	if err != nil || kc.Mode().Perm() != 0o600 {
+		t.Errorf("kubeconfig mode %v %v, want 0600", kc.Mode(), err)
+	}
+
+	k.Stop(t)
+	if _, _, err := k.ReaderRequest(http.MethodGet, "/api/v1/nodes/edge-harness-1", nil); err == nil {
+		t.Fatal("the API server still answers after Stop")
+	}
+	k.Start(t)
+	if code, _, err := k.ReaderRequest(http.MethodGet, "/api/v1/nodes/edge-harness-1", nil); err != nil || code != http.StatusOK {
+		t.Fatalf("after restart: %d %v", code, err)
+	}
+	k.DeleteNode(t, "edge-harness-1")
+	if code, _, _ := k.ReaderRequest(http.MethodGet, "/api/v1/nodes/edge-harness-1", nil); code != http.StatusNotFound {
+		t.Fatalf("deleted node answers %d, want 404", code)
 	}
 }
 

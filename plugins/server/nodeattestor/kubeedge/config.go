@@ -31,6 +31,13 @@ const (
 	DefaultChallengeTimeout = time.Minute
 	// DefaultKubernetesTimeout bounds one request to the Kubernetes API.
 	DefaultKubernetesTimeout = 5 * time.Second
+	// DefaultNodeCheckMaxStaleness is how long the last successful Node
+	// check of a node stands in for a new one while the API server cannot
+	// be reached.
+	DefaultNodeCheckMaxStaleness = time.Hour
+	// DefaultDenyListCheckInterval is how often deny_list_file is checked
+	// for changes when no agent attests (every attestation checks it too).
+	DefaultDenyListCheckInterval = 5 * time.Second
 	// legacyCommonName is the CN of pre-1.18 KubeEdge edge certificates.
 	legacyCommonName = "kubeedge.io"
 	nodeNameGroup    = "node_name"
@@ -58,10 +65,17 @@ type Config struct {
 	// Organizations lists subject O values; the certificate must carry one
 	// of them. Default ["system:nodes"]; an empty list disables the check.
 	Organizations *[]string `hcl:"organizations,optional"`
-	// DenyNodeNames bans node names.
+	// DenyNodeNames bans node names (Kubernetes Node names, compared
+	// lowercase).
 	DenyNodeNames []string `hcl:"deny_node_names,optional"`
 	// DenyCertSerials bans certificate serial numbers (hex, colons allowed).
 	DenyCertSerials []string `hcl:"deny_cert_serials,optional"`
+	// DenyListFile is a file of more deny entries ("node <name>",
+	// "serial <hex>"), re-read when it changes, without a restart.
+	DenyListFile string `hcl:"deny_list_file,optional"`
+	// DenyListCheckInterval is how often DenyListFile is checked for
+	// changes in the background, e.g. "5s"; attestations check it too.
+	DenyListCheckInterval string `hcl:"deny_list_check_interval,optional"`
 	// MaxClockSkew bounds the agent's clock skew, e.g. "5m".
 	MaxClockSkew string `hcl:"max_clock_skew,optional"`
 	// ChallengeTimeout bounds the challenge round trip, e.g. "1m".
@@ -72,8 +86,9 @@ type Config struct {
 	// Default 16384.
 	ChainCacheSize *int `hcl:"chain_cache_size,optional"`
 
-	// KubernetesCheck is "auto" (default: on when kubeconfig is set or the
-	// server runs in a pod), "required" or "disabled".
+	// KubernetesCheck is "auto" (the default: "required" when kubeconfig
+	// is set or in-cluster credentials exist, off with a warning
+	// otherwise), "required" or "disabled".
 	KubernetesCheck string `hcl:"kubernetes_check,optional"`
 	// Kubeconfig is a kubeconfig file for the Kubernetes Node check.
 	Kubeconfig string `hcl:"kubeconfig,optional"`
@@ -85,6 +100,10 @@ type Config struct {
 	EdgeNodeLabelValue string `hcl:"edge_node_label_value,optional"`
 	// KubernetesTimeout bounds one API request, e.g. "5s".
 	KubernetesTimeout string `hcl:"kubernetes_timeout,optional"`
+	// NodeCheckMaxStaleness is how long a node's last successful Node
+	// check may stand in for a new one while the API server cannot be
+	// reached, e.g. "1h"; "0s" turns this off.
+	NodeCheckMaxStaleness string `hcl:"node_check_max_staleness,optional"`
 }
 
 // configuration is the validated Config with defaults applied.
@@ -97,6 +116,8 @@ type configuration struct {
 	organizations    []string
 	denyNodeNames    map[string]bool
 	denySerials      map[string]bool
+	denyListFile     string
+	denyListInterval time.Duration
 	maxClockSkew     time.Duration
 	challengeTimeout time.Duration
 	chainCacheSize   int
@@ -107,6 +128,7 @@ type configuration struct {
 	edgeNodeLabel      string
 	edgeNodeLabelValue string
 	kubeTimeout        time.Duration
+	maxStaleness       time.Duration
 }
 
 // buildConfig decodes and validates hclText. It reports every problem it
@@ -172,11 +194,12 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 
 	out.denyNodeNames = make(map[string]bool)
 	for _, n := range c.DenyNodeNames {
-		if n == "" {
-			bad("deny_node_names holds an empty name")
+		name, err := normalizeNodeName(n)
+		if err != nil {
+			bad("deny_node_names: %v", err)
 			continue
 		}
-		out.denyNodeNames[n] = true
+		out.denyNodeNames[name] = true
 	}
 	out.denySerials = make(map[string]bool)
 	for _, s := range c.DenyCertSerials {
@@ -188,9 +211,23 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 		out.denySerials[norm] = true
 	}
 
+	out.denyListFile = c.DenyListFile
+	if c.DenyListFile == "" && c.DenyListCheckInterval != "" {
+		bad("deny_list_check_interval is set but deny_list_file is not")
+	}
+	out.denyListInterval = parseDuration(c.DenyListCheckInterval, DefaultDenyListCheckInterval, "deny_list_check_interval", bad)
+
 	out.maxClockSkew = parseDuration(c.MaxClockSkew, DefaultMaxClockSkew, "max_clock_skew", bad)
 	out.challengeTimeout = parseDuration(c.ChallengeTimeout, DefaultChallengeTimeout, "challenge_timeout", bad)
 	out.kubeTimeout = parseDuration(c.KubernetesTimeout, DefaultKubernetesTimeout, "kubernetes_timeout", bad)
+	out.maxStaleness = DefaultNodeCheckMaxStaleness
+	if c.NodeCheckMaxStaleness != "" {
+		d, err := time.ParseDuration(c.NodeCheckMaxStaleness)
+		if err != nil || d < 0 {
+			bad("node_check_max_staleness %q must be a duration such as \"1h\", or \"0s\" to turn it off", c.NodeCheckMaxStaleness)
+		}
+		out.maxStaleness = d
+	}
 
 	out.chainCacheSize = chainCacheSize
 	if c.ChainCacheSize != nil {
@@ -209,6 +246,9 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 	case KubernetesCheckDisabled:
 		if c.Kubeconfig != "" {
 			bad("kubeconfig is set but kubernetes_check is %q", KubernetesCheckDisabled)
+		}
+		if c.NodeCheckMaxStaleness != "" {
+			bad("node_check_max_staleness is set but kubernetes_check is %q", KubernetesCheckDisabled)
 		}
 	default:
 		bad("kubernetes_check %q must be %q, %q or %q", c.KubernetesCheck, KubernetesCheckAuto, KubernetesCheckRequired, KubernetesCheckDisabled)
@@ -282,4 +322,21 @@ var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z
 // validNodeName reports whether s is a valid Kubernetes Node name.
 func validNodeName(s string) bool {
 	return len(s) <= 253 && dns1123Subdomain.MatchString(s)
+}
+
+// normalizeNodeName lowercases a deny-list node name and checks that it is
+// a valid Kubernetes Node name, the rule the API server applies to Nodes
+// (so a name that fails it could never match a node certificate).
+func normalizeNodeName(s string) (string, error) {
+	// ASCII only: strings.ToLower would turn the Kelvin sign into 'k'.
+	name := strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
+	if !validNodeName(name) {
+		return "", fmt.Errorf("node name %q is not a valid Kubernetes node name (a DNS-1123 subdomain: at most 253 characters of a-z, 0-9, '-' and '.', starting and ending with a letter or digit)", s)
+	}
+	return name, nil
 }

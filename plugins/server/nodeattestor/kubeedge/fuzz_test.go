@@ -110,3 +110,42 @@ func FuzzDecodeChallengeResponse(f *testing.F) {
 		_ = st.verifyChallengeResponse(creds.Certificate, nonce, raw, now, now)
 	})
 }
+
+// FuzzParseDenyList feeds arbitrary bytes to the deny_list_file parser. It
+// may not panic; what it accepts holds only valid lowercase Node names and
+// normalised serials, each at a real line; what it refuses yields no list
+// and an error that names lines.
+func FuzzParseDenyList(f *testing.F) {
+	f.Add([]byte("# lost\nnode edge-lost-0042 # truck\r\nserial 5C:0F:FE:E1\nnode Edge.Site-A\n"))
+	f.Add([]byte("nodes x\nnode a_b\nserial zz\n\x00\n"))
+	f.Add([]byte(""))
+	f.Add([]byte("node \u212aelvin\n"))
+	f.Add([]byte("serial 0x00\tnode\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		list, err := parseDenyList(data)
+		if err != nil {
+			if list != nil {
+				t.Fatal("parser returned a list with an error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "line ") && !strings.HasPrefix(msg, "file is ") {
+				t.Fatalf("error names no line: %q", msg)
+			}
+			if n := strings.Count(msg, "; line "); n >= maxDenyListProblems {
+				t.Fatalf("error names %d lines, over the bound", n+1)
+			}
+			return
+		}
+		lines := strings.Count(string(data), "\n") + 1
+		for name, line := range list.nodes {
+			if !validNodeName(name) || strings.ToLower(name) != name || line < 1 || line > lines {
+				t.Fatalf("accepted node %q at line %d of %d", name, line, lines)
+			}
+		}
+		for serial, line := range list.serials {
+			if norm, err := normalizeSerial(serial); err != nil || norm != serial || line < 1 || line > lines {
+				t.Fatalf("accepted serial %q at line %d of %d", serial, line, lines)
+			}
+		}
+	})
+}

@@ -31,6 +31,39 @@ const (
 // errNodeNotFound reports that the API server answered 404 for the Node.
 var errNodeNotFound = errors.New("node not found")
 
+// unreachableError marks a failure that says nothing about the Node: the
+// API server could not be reached (connection refused or reset, timeout) or
+// could not answer (5xx, 429). Only these let an agent attest on its
+// node's last successful check (node_check_max_staleness). A refusal of
+// the plugin's credentials (401, 403), a TLS verification failure, a
+// malformed answer and a missing token file are not outages: they fail
+// closed at once.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// isUnreachable reports whether err is an unreachableError.
+func isUnreachable(err error) bool {
+	var u *unreachableError
+	return errors.As(err, &u)
+}
+
+// isTLSVerificationError reports whether err comes from authenticating the
+// API server (or from speaking TLS to something that is not TLS): a
+// configuration or interception problem, never an outage.
+func isTLSVerificationError(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		header   tls.RecordHeaderError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &header)
+}
+
 // node holds the fields of a Kubernetes Node the attestor uses.
 type node struct {
 	Metadata struct {
@@ -76,16 +109,21 @@ func (c *kubeClient) GetNode(ctx context.Context, name string) (*node, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		if isTLSVerificationError(err) {
+			return nil, err
+		}
+		return nil, &unreachableError{err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxNodeBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("unable to read response: %w", err)
+		return nil, &unreachableError{fmt.Errorf("unable to read response: %w", err)}
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, errNodeNotFound
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		return nil, &unreachableError{fmt.Errorf("api server answered %s: %s", resp.Status, apiMessage(body))}
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("api server answered %s: %s", resp.Status, apiMessage(body))
 	case len(body) > maxNodeBytes:
@@ -289,12 +327,10 @@ func newKubeClientFromKubeconfig(path, contextName string, timeout time.Duration
 	return client, nil
 }
 
-// inClusterEnv reports whether the process runs in a Kubernetes pod with a
-// service account: KUBERNETES_SERVICE_HOST is set and the token exists.
-func inClusterEnv(h *hooks) bool {
-	if h.getenv("KUBERNETES_SERVICE_HOST") == "" || h.getenv("KUBERNETES_SERVICE_PORT") == "" {
-		return false
-	}
+// inClusterTokenExists reports whether the pod's service account token is
+// there: the sign that the server runs in a Kubernetes pod, which makes the
+// Node check required by default.
+func inClusterTokenExists(h *hooks) bool {
 	_, err := os.Stat(h.inClusterTokenPath)
 	return err == nil
 }

@@ -42,12 +42,22 @@ type hooks struct {
 }
 
 // state is what Configure builds and Attest reads: the validated
-// configuration, the CA bundle and the Kubernetes client (nil when off).
+// configuration, the CA bundle, the deny-list file, the Kubernetes client
+// (nil when the Node check is off) and the caches.
 type state struct {
 	config *configuration
 	bundle *caBundle
-	kube   nodeGetter
-	chains *chainCache
+	// denyFile is deny_list_file; nil when not configured.
+	denyFile *denyFile
+	kube     nodeGetter
+	// kubeSource says where the Node check's credentials come from:
+	// "kubeconfig", "in-cluster", or "" when the check is off.
+	kubeSource string
+	chains     *chainCache
+	nodeChecks *nodeCheckCache
+	logger     hclog.Logger
+	// stop ends the goroutines Configure started for this state.
+	stop context.CancelFunc
 }
 
 // Plugin is the server side of NodeAttestor "kubeedge".
@@ -83,20 +93,49 @@ func (p *Plugin) SetLogger(logger hclog.Logger) {
 	p.mu.Unlock()
 }
 
+// Messages for a configuration that leaves the Node check off; Configure
+// logs them as warnings and Validate returns them as notes.
+const (
+	warnCheckOffAuto = "Kubernetes Node check is OFF: no kubeconfig is set and no in-cluster service account token exists. " +
+		"A decommissioned node keeps attesting with its KubeEdge certificate (valid for 365 days) until the certificate expires or is denied. " +
+		"Set kubeconfig (recommended), or set kubernetes_check = \"disabled\" to accept this risk"
+	warnCheckDisabled = "Kubernetes Node check is disabled by configuration: " +
+		"a decommissioned node keeps attesting with its KubeEdge certificate (valid for 365 days) until the certificate expires or is denied"
+)
+
 // Configure validates and applies the configuration atomically.
 func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*configv1.ConfigureResponse, error) {
 	st, err := p.build(req.GetCoreConfiguration().GetTrustDomain(), req.GetHclConfiguration())
 	if err != nil {
 		return nil, err
 	}
+	logger := st.logger
+	ctx, cancel := context.WithCancel(context.Background())
+	st.stop = cancel
+	if st.denyFile != nil {
+		st.denyFile.logger = logger
+		go st.denyFile.watch(ctx, st.config.denyListInterval)
+	}
 	p.mu.Lock()
+	old := p.state
 	p.state = st
-	logger := p.logger
 	p.mu.Unlock()
-	if st.kube == nil {
-		logger.Warn("Kubernetes Node check is OFF: any holder of a valid KubeEdge node certificate attests; set kubeconfig or run in-cluster (recommended)", "cluster", st.config.cluster)
-	} else {
-		logger.Info("Kubernetes Node check is on", "cluster", st.config.cluster, "edge_node_label", st.config.edgeNodeLabel)
+	if old != nil && old.stop != nil {
+		old.stop()
+	}
+	switch {
+	case st.kube != nil:
+		logger.Info("Kubernetes Node check is on", "mode", KubernetesCheckRequired, "credentials", st.kubeSource, "cluster", st.config.cluster,
+			"edge_node_label", st.config.edgeNodeLabel, "node_check_max_staleness", st.config.maxStaleness.String())
+	case st.config.kubeMode == KubernetesCheckDisabled:
+		logger.Warn(warnCheckDisabled, "cluster", st.config.cluster)
+	default:
+		logger.Warn(warnCheckOffAuto, "cluster", st.config.cluster, "in_cluster_token_path", p.hooks.inClusterTokenPath)
+	}
+	if st.denyFile != nil {
+		list := st.denyFile.current()
+		logger.Info("Deny list file loaded", "path", st.denyFile.path, "node_names", len(list.nodes), "cert_serials", len(list.serials),
+			"check_interval", st.config.denyListInterval.String())
 	}
 	return &configv1.ConfigureResponse{}, nil
 }
@@ -108,8 +147,13 @@ func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*co
 		return &configv1.ValidateResponse{Valid: false, Notes: []string{status.Convert(err).Message()}}, nil
 	}
 	notes := []string{"configuration valid"}
-	if st.kube == nil {
-		notes = append(notes, "the Kubernetes Node check is off; set kubeconfig (recommended)")
+	switch {
+	case st.kube != nil:
+		notes = append(notes, fmt.Sprintf("the Kubernetes Node check is required (credentials: %s)", st.kubeSource))
+	case st.config.kubeMode == KubernetesCheckDisabled:
+		notes = append(notes, warnCheckDisabled)
+	default:
+		notes = append(notes, warnCheckOffAuto)
 	}
 	return &configv1.ValidateResponse{Valid: true, Notes: notes}, nil
 }
@@ -126,7 +170,25 @@ func (p *Plugin) build(trustDomain, hclText string) (*state, error) {
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: %v", err)
 	}
-	st := &state{config: cfg, bundle: bundle, chains: newChainCache(cfg.chainCacheSize)}
+	p.mu.RLock()
+	logger := p.logger
+	p.mu.RUnlock()
+	st := &state{
+		config:     cfg,
+		bundle:     bundle,
+		chains:     newChainCache(cfg.chainCacheSize),
+		nodeChecks: newNodeCheckCache(nodeCheckCacheSize, cfg.maxStaleness),
+		logger:     logger,
+	}
+	if cfg.denyListFile != "" {
+		st.denyFile, err = loadDenyFile(cfg.denyListFile)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: deny_list_file %s: %v", cfg.denyListFile, err)
+		}
+	}
+	// The default ("auto") turns the Node check on, as "required", as soon
+	// as credentials exist: a kubeconfig, or the service account token of
+	// a pod. Only with neither is it off (Configure then warns).
 	switch {
 	case cfg.kubeMode == KubernetesCheckDisabled:
 	case cfg.kubeconfig != "":
@@ -134,13 +196,13 @@ func (p *Plugin) build(trustDomain, hclText string) (*state, error) {
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: kubeconfig: %v", err)
 		}
-		st.kube = kc
-	case inClusterEnv(&p.hooks):
+		st.kube, st.kubeSource = kc, "kubeconfig"
+	case inClusterTokenExists(&p.hooks):
 		kc, err := newInClusterKubeClient(&p.hooks, cfg.kubeTimeout)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: in-cluster credentials: %v", err)
+			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: the Kubernetes Node check is required because the in-cluster service account token %s exists, but the in-cluster credentials are unusable: %v; set kubeconfig, or kubernetes_check = %q to run without the check", p.hooks.inClusterTokenPath, err, KubernetesCheckDisabled)
 		}
-		st.kube = kc
+		st.kube, st.kubeSource = kc, "in-cluster"
 	case cfg.kubeMode == KubernetesCheckRequired:
 		return nil, status.Error(codes.InvalidArgument, "invalid configuration: kubernetes_check is \"required\" but neither kubeconfig nor in-cluster credentials are available")
 	}
@@ -172,6 +234,7 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	}
 	ex, challenge, err := st.begin(payload, &p.hooks)
 	if err != nil {
+		logRefusal(logger, ex, err)
 		return err
 	}
 	if err := stream.Send(&nodeattestorv1.AttestResponse{Response: &nodeattestorv1.AttestResponse_Challenge{Challenge: challenge}}); err != nil {
@@ -187,7 +250,7 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 	}
 	res, err := ex.finish(stream.Context(), respBytes)
 	if err != nil {
-		logger.Warn("Node attestation failed", "node_name", ex.v.nodeName, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint, "reason", status.Convert(err).Message())
+		logRefusal(logger, ex, err)
 		return err
 	}
 	if logger.IsDebug() {
@@ -203,6 +266,18 @@ func (p *Plugin) Attest(stream nodeattestorv1.NodeAttestor_AttestServer) error {
 			},
 		},
 	})
+}
+
+// logRefusal logs a refused attestation, with the node's name, serial and
+// CA when its certificate verified that far (ex.v set): SPIRE logs the
+// error too, but not which certificate was refused.
+func logRefusal(logger hclog.Logger, ex *exchange, err error) {
+	reason := status.Convert(err).Message()
+	if ex == nil || ex.v == nil {
+		logger.Warn("Node attestation failed", "reason", reason)
+		return
+	}
+	logger.Warn("Node attestation failed", "node_name", ex.v.nodeName, "cert_serial", ex.v.serial, "ca_fingerprint", ex.v.caFingerprint, "reason", reason)
 }
 
 // exchange is one attestation between its challenge and the response.
@@ -223,6 +298,8 @@ type Result struct {
 }
 
 // begin parses and verifies the payload and returns the challenge to send.
+// When the certificate verified but a deny list refuses it, the error
+// comes with an exchange that holds only what was verified, for the log.
 func (st *state) begin(payload []byte, h *hooks) (*exchange, []byte, error) {
 	data, err := wire.DecodeAttestationData(payload)
 	if err != nil {
@@ -230,6 +307,9 @@ func (st *state) begin(payload []byte, h *hooks) (*exchange, []byte, error) {
 	}
 	v, err := st.verifyCached(data.Certificates, h.now())
 	if err != nil {
+		if v != nil {
+			return &exchange{v: v}, nil, err
+		}
 		return nil, nil, err
 	}
 	// Proof of possession: a fresh nonce the agent signs with the node key.
@@ -254,7 +334,7 @@ func (ex *exchange) finish(ctx context.Context, response []byte) (*Result, error
 	}
 	selectors := ex.v.selectors(st.config.cluster)
 	if st.kube != nil {
-		extra, err := st.checkNode(ctx, ex.v.nodeName)
+		extra, err := st.checkNode(ctx, ex.v.nodeName, ex.hooks.now)
 		if err != nil {
 			return nil, err
 		}
@@ -405,13 +485,24 @@ func (st *state) verifyLeafAndChain(bundle *loadedBundle, chain []*x509.Certific
 	return &verified{leaf: leaf, nodeName: nodeName, serial: serialHex(leaf), caFingerprint: bundle.fingerprint(root), notAfter: notAfter}, nil
 }
 
-// checkDenyLists refuses denied node names and certificate serials.
+// checkDenyLists refuses denied node names and certificate serials, from
+// the configuration and from deny_list_file (checked for changes first).
 func (st *state) checkDenyLists(v *verified) error {
 	if st.config.denyNodeNames[v.nodeName] {
 		return status.Errorf(codes.PermissionDenied, "node %q is on the deny list", v.nodeName)
 	}
 	if st.config.denySerials[v.serial] {
 		return status.Errorf(codes.PermissionDenied, "node certificate serial %s is on the deny list", v.serial)
+	}
+	if st.denyFile == nil {
+		return nil
+	}
+	list := st.denyFile.current()
+	if line, ok := list.nodes[v.nodeName]; ok {
+		return status.Errorf(codes.PermissionDenied, "node %q is on the deny list (deny_list_file line %d)", v.nodeName, line)
+	}
+	if line, ok := list.serials[v.serial]; ok {
+		return status.Errorf(codes.PermissionDenied, "node certificate serial %s is on the deny list (deny_list_file line %d)", v.serial, line)
 	}
 	return nil
 }
@@ -460,26 +551,37 @@ func (st *state) verifyChallengeResponse(leaf *x509.Certificate, nonce, raw []by
 }
 
 // checkNode requires that the Node exists, carries the edge label with the
-// configured value and is not being deleted. It fails closed: any error
-// refuses the attestation. It returns the node_label and node_uid selectors.
-func (st *state) checkNode(ctx context.Context, name string) ([]string, error) {
+// configured value and is not being deleted. It returns the node_label and
+// node_uid selectors.
+//
+// It fails closed. The one exception is an outage (unreachableError): then
+// the node's last successful check stands in for a new one while it is at
+// most node_check_max_staleness old. A definite "no" (404,
+// deletionTimestamp, wrong label) refuses at once and forgets that check.
+func (st *state) checkNode(ctx context.Context, name string, now func() time.Time) ([]string, error) {
 	cfg := st.config
 	ctx, cancel := context.WithTimeout(ctx, cfg.kubeTimeout)
 	defer cancel()
 	n, err := st.kube.GetNode(ctx, name)
 	switch {
 	case errors.Is(err, errNodeNotFound):
+		st.nodeChecks.drop(name)
 		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q does not exist", name)
+	case err != nil && isUnreachable(err):
+		return st.lastGoodCheck(name, err, now())
 	case err != nil:
 		return nil, status.Errorf(codes.Unavailable, "unable to check kubernetes node %q: %v", name, err)
 	case n.Metadata.DeletionTimestamp != nil:
+		st.nodeChecks.drop(name)
 		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q is being deleted", name)
 	}
 	value, ok := n.Metadata.Labels[cfg.edgeNodeLabel]
 	if !ok {
+		st.nodeChecks.drop(name)
 		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q lacks the edge label %q", name, cfg.edgeNodeLabel)
 	}
 	if value != cfg.edgeNodeLabelValue {
+		st.nodeChecks.drop(name)
 		return nil, status.Errorf(codes.PermissionDenied, "kubernetes node %q has edge label %q=%q, want %q", name, cfg.edgeNodeLabel, value, cfg.edgeNodeLabelValue)
 	}
 	keys := make([]string, 0, len(n.Metadata.Labels))
@@ -494,7 +596,28 @@ func (st *state) checkNode(ctx context.Context, name string) ([]string, error) {
 	if n.Metadata.UID != "" {
 		out = append(out, "node_uid:"+n.Metadata.UID)
 	}
+	st.nodeChecks.put(name, nodeCheck{uid: n.Metadata.UID, selectors: out, at: now()})
 	return out, nil
+}
+
+// lastGoodCheck decides an attestation while the API server cannot be
+// reached (apiErr): it succeeds, with the selectors of the node's last
+// successful check, if that check is at most node_check_max_staleness old,
+// and fails closed (Unavailable) otherwise.
+func (st *state) lastGoodCheck(name string, apiErr error, now time.Time) ([]string, error) {
+	last, ok := st.nodeChecks.get(name)
+	if !ok {
+		return nil, status.Errorf(codes.Unavailable, "unable to check kubernetes node %q: %v", name, apiErr)
+	}
+	maxAge := st.config.maxStaleness
+	age := now.Sub(last.at)
+	if age > maxAge || age < 0 {
+		return nil, status.Errorf(codes.Unavailable, "unable to check kubernetes node %q: %v; its last successful check, at %s (%s ago), is older than node_check_max_staleness %s",
+			name, apiErr, last.at.UTC().Format(time.RFC3339), age.Round(time.Second), maxAge)
+	}
+	st.logger.Warn("Kubernetes API server unreachable; node attested on its last successful Node check", "node_name", name, "node_uid", last.uid,
+		"checked_at", last.at.UTC().Format(time.RFC3339), "age", age.Round(time.Second).String(), "node_check_max_staleness", maxAge.String(), "error", apiErr.Error())
+	return slices.Clone(last.selectors), nil
 }
 
 // caBundle holds the configured CA files and reloads them when one changes

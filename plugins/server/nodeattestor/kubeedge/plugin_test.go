@@ -197,6 +197,8 @@ type fakeKube struct {
 	mu    sync.Mutex
 	nodes map[string]map[string]any
 	fail  int // when non-zero, answer every request with this status
+	// delay holds every answer back this long (an API server that hangs).
+	delay time.Duration
 	calls int
 }
 
@@ -209,6 +211,16 @@ func newFakeKube(t *testing.T) *fakeKube {
 }
 
 func (k *fakeKube) serve(w http.ResponseWriter, r *http.Request) {
+	k.mu.Lock()
+	delay := k.delay
+	k.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.calls++
