@@ -20,21 +20,58 @@ source "$here/versions.sh"
 export GONOSUMDB="${GONOSUMDB:-github.com/GoogleCloudPlatform/cloudsql-proxy}"
 export GOFLAGS="-mod=mod"
 
-# build_one <tools-dir> <name> <version> <package>
+# version_of <name> <binary> prints what the program says its version is.
+version_of() {
+	case "$1" in
+	spire-server | spire-agent) "$2" --version 2>&1 ;;
+	vault) "$2" version 2>&1 ;;
+	spiffe-helper) "$2" -version 2>&1 ;;
+	etcd) "$2" --version 2>&1 | head -n 1 ;;
+	kube-apiserver) "$2" --version 2>&1 ;;
+	esac
+}
+
+# cached_ok <name> <version> <binary> checks a cached program before it is
+# trusted: its SHA-256 must be the one recorded when it was built (a
+# truncated, replaced or half-copied file fails), and it must run and name
+# the pinned version.
+cached_ok() {
+	local name="$1" version="$2" out="$3" said
+	[[ -x "$out" && -f "$out.sha256" ]] || return 1
+	if ! (cd "$(dirname "$out")" && sha256sum --status -c "$(basename "$out").sha256"); then
+		echo "build-tools: $name $version: $out does not match its recorded SHA-256; rebuilding" >&2
+		return 1
+	fi
+	said=$(version_of "$name" "$out")
+	if [[ "$said" != *"${version#v}"* ]]; then
+		echo "build-tools: $name $version: $out says it is \"$said\"; rebuilding" >&2
+		return 1
+	fi
+}
+
+# build_one <tools-dir> <name> <version> <package> [ldflags]
 build_one() {
-	local dir="$1" name="$2" version="$3" pkg="$4"
+	local dir="$1" name="$2" version="$3" pkg="$4" extra="${5:-}"
 	local out="$EDGEID_BIN/$name-$version/$name"
-	if [[ -x "$out" ]]; then
-		echo "build-tools: $name $version: cached at $out"
+	if cached_ok "$name" "$version" "$out"; then
+		echo "build-tools: $name $version: cached at $out (SHA-256 and version checked)"
 		return 0
 	fi
 	echo "build-tools: $name $version: building $pkg (this takes minutes on a cold cache)"
 	mkdir -p "$(dirname "$out")"
 	local start=$SECONDS
 	# Build to a temporary name and rename, so an interrupted build never
-	# leaves a half-written binary that a later run would take as cached.
-	(cd "$here/tools/$dir" && go build -trimpath -ldflags='-s -w' -o "$out.tmp.$$" "$pkg")
+	# leaves a half-written binary that a later run would take as cached;
+	# the recorded hash is written last, so it always belongs to a whole
+	# binary.
+	rm -f "$out.sha256"
+	(cd "$here/tools/$dir" && go build -trimpath -ldflags="-s -w $extra" -o "$out.tmp.$$" "$pkg")
 	mv -f "$out.tmp.$$" "$out"
+	(cd "$(dirname "$out")" && sha256sum "$name" >"$name.sha256.tmp.$$" && mv -f "$name.sha256.tmp.$$" "$name.sha256")
+	if ! cached_ok "$name" "$version" "$out"; then
+		echo "build-tools: $name $version: the new build does not name version $version" >&2
+		exit 1
+	fi
 	echo "build-tools: $name $version: built in $((SECONDS - start))s"
 }
 
@@ -56,7 +93,8 @@ for t in "${tools[@]}"; do
 		# A real API server for the kubeedge Node check's tests: Kubernetes
 		# with its staging modules replaced by their published versions
 		# (scripts/tools/kube/go.mod), and the etcd it stores Nodes in.
-		build_one kube kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver
+		build_one kube kube-apiserver "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver \
+			"-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
 		build_one kube etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 		;;
 	*)
