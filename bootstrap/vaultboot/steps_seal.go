@@ -35,7 +35,7 @@ func (r *run) stepWait(ctx context.Context) (bool, error) {
 			if r.c.autoUnseal {
 				// Vault checks its seal when it starts: with the Transit
 				// Vault unreachable it exits instead of serving.
-				hint = fmt.Sprintf("; Vault does not start while the Transit engine that unseals it (%s, auto_unseal.transit_address) cannot encrypt for it: check that Vault is up and unsealed, and Vault's log", r.c.transitAddr)
+				hint = fmt.Sprintf("; Vault does not start while the Transit engine that unseals it (%s, auto_unseal.transit_address) cannot encrypt for it: check that this Transit Vault is up and unsealed, and see Vault's log", r.c.transitAddr)
 			}
 			return false, fmt.Errorf("vaultboot: Vault at %s did not answer within %s (vault.wait_timeout in %s): %v%s", r.c.addr, r.c.waitTimeout, r.c.file, lastErr, hint)
 		case <-time.After(500 * time.Millisecond):
