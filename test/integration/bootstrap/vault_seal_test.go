@@ -20,6 +20,7 @@ import (
 	"filippo.io/age/armor"
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/edgeid/edgeid/bootstrap/cli"
 	"github.com/edgeid/edgeid/bootstrap/vaultboot"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
@@ -565,4 +566,27 @@ func lastLine(log, containing string) string {
 		}
 	}
 	return ""
+}
+
+// TestVaultSealTransitCrashAfterInit: a run killed right after init (the
+// recovery shares stored, Vault unsealed by itself, the init root token
+// alive) is finished by the next run, whose root token comes from the
+// recovery shares; no root token is left behind.
+func TestVaultSealTransitCrashAfterInit(t *testing.T) {
+	e := newSealEnv(t)
+	res := e.run(e.cfgPath, append(e.identityEnv(), cli.CrashAfterEnv+"="+vaultboot.StepInit)...)
+	if res.err == nil || !strings.Contains(res.err.Error(), "killed") || !strings.Contains(res.stderr, "Test hook: killing the process") {
+		t.Fatalf("run armed to crash after init ended with %v\n%s", res.err, res.stderr)
+	}
+	sum := e.mustRun()
+	if sum.RootToken.Source != "generate-root" || sum.RootToken.StrayRevoked != 1 || slices.Contains(sum.Changed, vaultboot.StepInit) {
+		t.Errorf("run after the crash: root token %+v, changed %v; want a root token from the recovery shares, the init token revoked as a stray, no second init", sum.RootToken, sum.Changed)
+	}
+	st := e.readRecoveryState()
+	if len(st.RootTokens) != 0 || st.SecretIDs != 1 || st.IntCertPEM == "" {
+		t.Errorf("converged state: root tokens %v, %d secret_ids, intermediate %v", st.RootTokens, st.SecretIDs, st.IntCertPEM != "")
+	}
+	if sum2 := e.mustRun(); len(sum2.Changed) != 0 {
+		t.Errorf("run after convergence changed %v", sum2.Changed)
+	}
 }
