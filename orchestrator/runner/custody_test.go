@@ -1,6 +1,11 @@
 package runner
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,4 +169,50 @@ func TestTransitTokenFile(t *testing.T) {
 	if _, err := realHost(t, topo, t.TempDir()); err == nil || !strings.HasPrefix(err.Error(), "runner: vault.seal_transit.token_file in "+topo+": "+bad+" holds white space") {
 		t.Fatalf("error %v", err)
 	}
+}
+
+// TestBootstrapCurrent: on a real host the bootstrap is skipped only when
+// its last run succeeded with the same bootstrap.hcl and Vault is
+// initialised and unsealed; an embedded run always bootstraps.
+func TestBootstrapCurrent(t *testing.T) {
+	sealed := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/sys/seal-status" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, `{"type":"transit","initialized":true,"sealed":%v}`, sealed)
+	}))
+	defer srv.Close()
+	root := t.TempDir()
+	cfg := filepath.Join(root, "vault", "bootstrap.hcl")
+	if err := render.WriteFileAtomic(cfg, []byte("state_dir = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{cfg: Config{Out: io.Discard}, env: render.Env{}}
+	ref := svcRef{&render.Host{Root: root}, &render.Service{URL: srv.URL}}
+	check := func(what string, want bool) {
+		t.Helper()
+		got, err := r.bootstrapCurrent(context.Background(), ref, cfg)
+		if err != nil || got != want {
+			t.Errorf("%s: bootstrapCurrent = %v, %v; want %v", what, got, err, want)
+		}
+	}
+	check("never bootstrapped", false)
+	if err := r.markBootstrapped(cfg); err != nil {
+		t.Fatal(err)
+	}
+	check("bootstrapped with this config, unsealed", true)
+	sealed = true
+	check("sealed", false)
+	sealed = false
+	if err := render.WriteFileAtomic(cfg, []byte("state_dir = \"y\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("config changed", false)
+	r.env.Embedded = true
+	if err := r.markBootstrapped(cfg); err != nil {
+		t.Fatal(err)
+	}
+	check("embedded", false)
 }
