@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -330,5 +331,40 @@ func TestUnsealSharesAreNotRecoveryShares(t *testing.T) {
 		if strings.Contains(w, "generate-root") {
 			t.Fatalf("generate-root was started: %v", w)
 		}
+	}
+}
+
+// TestExampleAutoUnsealIsValid: the sample's commented auto_unseal
+// variant, switched on, is a valid configuration.
+func TestExampleAutoUnsealIsValid(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "conf", "bootstrap.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	for _, r := range []struct{ old, new string }{
+		{"# auto_unseal {", "auto_unseal {"},
+		{"#   type ", "  type "},
+		{"#   transit_address ", "  transit_address "},
+		{"#   wait_timeout ", "  wait_timeout "},
+		{"# }\n\ninit {", "}\n\ninit {"},
+		{"  secret_shares    = 5\n  secret_threshold = 3\n", ""},
+		{"  # recovery_shares    = 5\n  # recovery_threshold = 3\n", "  recovery_shares    = 5\n  recovery_threshold = 3\n"},
+	} {
+		if !strings.Contains(text, r.old) {
+			t.Fatalf("conf/bootstrap.hcl lacks %q", r.old)
+		}
+		text = strings.Replace(text, r.old, r.new, 1)
+	}
+	cfg, err := Parse("bootstrap.hcl", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := buildConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.autoUnseal || c.shares != 5 || c.transitAddr != "https://vault-unsealer.example.org:8200" {
+		t.Fatalf("auto_unseal %v, %d shares, transit %q", c.autoUnseal, c.shares, c.transitAddr)
 	}
 }
