@@ -44,6 +44,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./plugins/common/deepstream/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAttestationPayload$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChallengeResponse$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./bootstrap/vaultboot/
+	$(GO) test -run '^$$' -fuzz '^FuzzIdentityRecipients$$' -fuzztime $(FUZZTIME) ./orchestrator/runner/
 
 integration:
 	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)

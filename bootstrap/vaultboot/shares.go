@@ -250,10 +250,17 @@ func (m *shareManifest) kind() string {
 
 // readManifest reads the shares manifest from dir.
 func readManifest(dir string) (*shareManifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	data, err := readLimited(filepath.Join(dir, manifestName), maxShareFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("vaultboot: key shares: %w", err)
 	}
+	return parseManifest(data)
+}
+
+// parseManifest decodes and checks a shares manifest. Its bytes come from
+// the state directory, so a damaged or planted file gets an error, never a
+// path outside the directory.
+func parseManifest(data []byte) (*shareManifest, error) {
 	var m shareManifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("vaultboot: key shares: %s: %w", manifestName, err)
@@ -269,7 +276,7 @@ func readManifest(dir string) (*shareManifest, error) {
 		return nil, fmt.Errorf("vaultboot: key shares: %s: unknown kind %q", manifestName, m.Kind)
 	}
 	for _, f := range m.Files {
-		if f != filepath.Base(f) || strings.HasPrefix(f, ".") {
+		if f == "" || f != filepath.Base(f) || strings.ContainsAny(f, `/\`) || strings.HasPrefix(f, ".") {
 			return nil, fmt.Errorf("vaultboot: key shares: %s: bad file name %q", manifestName, f)
 		}
 	}
