@@ -53,6 +53,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChallengeResponse$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStrict$$' -fuzztime $(FUZZTIME) ./plugins/common/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDenyList$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./bootstrap/vaultboot/
+	$(GO) test -run '^$$' -fuzz '^FuzzIdentityRecipients$$' -fuzztime $(FUZZTIME) ./orchestrator/runner/
 
 integration:
 	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)

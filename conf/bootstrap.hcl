@@ -50,15 +50,32 @@ vault {
   admin_token_env = ""
 }
 
+# Optional: Vault unseals itself with another Vault's Transit engine (its
+# own configuration has a seal "transit" stanza; `edgeid render` writes one
+# from the topology's vault.seal_transit). Then init makes recovery shares
+# (init.recovery_shares / recovery_threshold, Vault refuses secret_shares),
+# kept like unseal shares below; they cannot unseal, they authorise the
+# root token of later runs. Step 3 submits nothing: it waits for Vault to
+# unseal itself and fails, naming transit_address, if it stays sealed.
+# auto_unseal {
+#   type            = "transit"                          # the only type
+#   transit_address = "https://vault-unsealer.example.org:8200" # required; for messages
+#   wait_timeout    = "2m"                               # default: vault.wait_timeout
+# }
+
 init {
-  # Shamir key shares made at init, and how many unseal Vault.
+  # Shamir key shares made at init, and how many unseal Vault. With
+  # auto_unseal, set recovery_shares and recovery_threshold instead (same
+  # defaults, 5 and 3).
   secret_shares    = 5
   secret_threshold = 3
+  # recovery_shares    = 5
+  # recovery_threshold = 3
 
   # One file per share, written together (all or none) into this
   # directory, which must be empty or absent at init. Default:
-  # <state_dir>/unseal. It also holds shares.json, which describes the
-  # shares (never their content).
+  # <state_dir>/unseal (<state_dir>/recovery with auto_unseal). It also
+  # holds shares.json, which describes the shares (never their content).
   shares_dir = "/var/lib/edgeid/bootstrap/unseal"
 
   # How the shares are kept at rest; set exactly one of the three.
@@ -86,10 +103,14 @@ init {
   # insecure_plaintext_shares = true
 }
 
-# The identities that decrypt the shares, to unseal Vault after a restart
-# and to generate a short-lived root token on later runs. They come from
-# files or the environment, never from the command line. At least
-# secret_threshold shares must be decryptable.
+# The identities that decrypt the shares (unseal or recovery), to unseal
+# Vault after a restart and to generate a short-lived root token on later
+# runs. They come from files or the environment, never from the command
+# line. At least the threshold of shares must be decryptable. Keep them
+# off the host that holds the shares: an identity file beside its shares
+# gives whoever reads the host the unseal and the root (see "Custody" in
+# bootstrap/README.md); the environment variable suits custodians who
+# supply their identities for one run.
 unseal {
   # age identity files (lines "AGE-SECRET-KEY-1..."; example).
   age_identity_files = ["/etc/edgeid/unseal/custodian-1.key"]

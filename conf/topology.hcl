@@ -17,6 +17,26 @@ vault {
   pki_int_mount = "pki_int"
   # KV v2 mount that holds the JWT authorities the cloud servers share.
   kv_mount = "secret"
+
+  # Custody of the managed Vault's unseal. The embedded `edgeid up` keeps one
+  # local share beside Vault (dev only); on real hosts `edgeid render` and
+  # `edgeid up --host` refuse to run without one of these (or both):
+  #
+  # Custodians: each key share age-encrypted to one person; their identities
+  # never go on the Vault host. A restarted Vault waits for unseal_threshold
+  # of them (EDGEID_VAULT_UNSEAL_IDENTITIES for that one run of up).
+  # unseal_custodians = ["age1...alice", "age1...bob", "age1...carol"]
+  # unseal_threshold  = 2
+  #
+  # Auto-unseal from another Vault's Transit engine; custodians then keep
+  # the recovery shares. The token file, on the Vault host, holds a token
+  # that may only encrypt and decrypt with key_name (no trailing newline).
+  # seal_transit {
+  #   address    = "https://vault-unsealer.example.org:8200"
+  #   key_name   = "edgeid-unseal"
+  #   token_file = "/etc/edgeid/vault-transit-token"
+  #   ca_cert    = "/etc/edgeid/vault-unsealer-ca.pem"
+  # }
 }
 
 cloud {

@@ -141,10 +141,14 @@ func (b *Bootstrapper) Run(ctx context.Context) (sum *Summary, err error) {
 		clear(r.initShares)
 	}()
 
+	initTitle, unsealTitle := "Initialise Vault and store the encrypted key shares", "Unseal"
+	if b.c.autoUnseal {
+		initTitle, unsealTitle = "Initialise Vault and store the encrypted recovery shares", "Wait for Vault to unseal itself (auto-unseal)"
+	}
 	steps := []step{
 		{StepWait, "Wait for Vault", r.stepWait},
-		{StepInit, "Initialise Vault and store the encrypted key shares", r.stepInit},
-		{StepUnseal, "Unseal", r.stepUnseal},
+		{StepInit, initTitle, r.stepInit},
+		{StepUnseal, unsealTitle, r.stepUnseal},
 		{StepRootToken, "Get a short-lived root token", r.stepRootToken},
 		{StepPKIRoot, "PKI root CA", r.stepPKIRoot},
 		{StepPKIIntermediate, "PKI intermediate CA", r.stepPKIIntermediate},
@@ -211,7 +215,10 @@ type Summary struct {
 	VaultAddress string `json:"vault_address"`
 	// Changed lists the steps that changed something in this run; empty
 	// when the run found everything in place.
-	Changed         []string         `json:"changed"`
+	Changed []string `json:"changed"`
+	// Seal says how Vault is sealed: "shamir" (the bootstrap unseals it
+	// with the unseal shares) or "transit" (it unseals itself).
+	Seal            SealSummary      `json:"seal"`
 	Shares          SharesSummary    `json:"shares"`
 	RootToken       RootTokenSummary `json:"root_token"`
 	PKIRoot         CASummary        `json:"pki_root"`
@@ -222,8 +229,20 @@ type Summary struct {
 	VaultTLS        *VaultTLSSummary `json:"vault_tls,omitempty"`
 }
 
+// SealSummary describes Vault's seal.
+type SealSummary struct {
+	// Type is Vault's seal type, as sys/seal-status reports it.
+	Type string `json:"type"`
+	// TransitAddress is the Vault whose Transit engine unseals this one
+	// (auto_unseal only).
+	TransitAddress string `json:"transit_address,omitempty"`
+}
+
 // SharesSummary describes where the key shares are and how they are kept.
 type SharesSummary struct {
+	// Kind is "unseal" (Shamir unseal shares) or "recovery" (the recovery
+	// shares of a Vault that unseals itself).
+	Kind       string   `json:"kind"`
 	Dir        string   `json:"dir"`
 	Encryption string   `json:"encryption"`
 	Shares     int      `json:"secret_shares"`

@@ -75,7 +75,7 @@ func TestBadIdentityChangesNothing(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := enc.writeShares(c.sharesDir, 2, fakeShares(t, 3), nil, nil); err != nil {
+				if _, err := enc.writeShares(c.sharesDir, kindUnseal, 2, fakeShares(t, 3), nil, nil); err != nil {
 					t.Fatal(err)
 				}
 				text := "state_dir = \"" + dir + "\"\nvault {\n address = \"" + srv.URL + "\"\n wait_timeout = \"5s\"\n}\ninit {\n secret_shares = 3\n secret_threshold = 2\n age_recipients = [\"" + strings.Join(recs, "\", \"") + "\"]\n}\nunseal {\n age_identity_env = \"TEST_AGE_IDS\"\n}\n"

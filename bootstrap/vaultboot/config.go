@@ -35,6 +35,7 @@ type Config struct {
 	RevokeStrayRootTokens *bool `hcl:"revoke_stray_root_tokens,optional"`
 
 	Vault           *VaultBlock           `hcl:"vault,block"`
+	AutoUnseal      *AutoUnsealBlock      `hcl:"auto_unseal,block"`
 	Init            *InitBlock            `hcl:"init,block"`
 	Unseal          *UnsealBlock          `hcl:"unseal,block"`
 	PKIRoot         *PKIRootBlock         `hcl:"pki_root,block"`
@@ -67,11 +68,38 @@ type VaultBlock struct {
 	AdminTokenEnv string `hcl:"admin_token_env,optional"`
 }
 
+// AutoUnsealBlock, when present, says that Vault unseals itself: its
+// configuration has a seal "transit" stanza, so Vault asks another Vault's
+// Transit engine to decrypt its root key whenever it starts. Init then
+// makes recovery shares instead of unseal shares, the bootstrap never
+// submits a share to unseal, and later runs generate their root token from
+// the recovery shares.
+type AutoUnsealBlock struct {
+	// Type is the seal type of Vault's configuration; only "transit"
+	// (the default).
+	Type string `hcl:"type,optional"`
+	// TransitAddress is the address of the Vault whose Transit engine
+	// unseals this one. The bootstrap does not call it; it names it when
+	// Vault stays sealed.
+	TransitAddress string `hcl:"transit_address"`
+	// WaitTimeout bounds how long step 3 waits for Vault to unseal itself
+	// (default: vault.wait_timeout).
+	WaitTimeout string `hcl:"wait_timeout,optional"`
+}
+
 // InitBlock sets how Vault is initialised and how the key shares are kept.
 type InitBlock struct {
+	// SecretShares and SecretThreshold are the Shamir unseal shares of a
+	// Vault without auto_unseal.
 	SecretShares    int `hcl:"secret_shares,optional"`
 	SecretThreshold int `hcl:"secret_threshold,optional"`
-	// SharesDir receives one file per key share (default <state_dir>/unseal).
+	// RecoveryShares and RecoveryThreshold are the recovery shares of a
+	// Vault with auto_unseal (they authorise generate-root; they cannot
+	// unseal).
+	RecoveryShares    int `hcl:"recovery_shares,optional"`
+	RecoveryThreshold int `hcl:"recovery_threshold,optional"`
+	// SharesDir receives one file per key share (default
+	// <state_dir>/unseal, or <state_dir>/recovery with auto_unseal).
 	SharesDir string `hcl:"shares_dir,optional"`
 	// AgeRecipients encrypt the shares with age.
 	AgeRecipients []string `hcl:"age_recipients,optional"`
@@ -225,6 +253,14 @@ type configuration struct {
 	waitTimeout    time.Duration
 	requestTimeout time.Duration
 	adminTokenEnv  string
+
+	// autoUnseal is set by an auto_unseal block: Vault unseals itself
+	// through sealType (transit) at transitAddr, within unsealWait, and
+	// the shares are recovery shares.
+	autoUnseal  bool
+	sealType    string
+	transitAddr string
+	unsealWait  time.Duration
 
 	shares        int
 	threshold     int
@@ -396,12 +432,53 @@ func buildConfig(cfg *Config) (*configuration, error) {
 	c.requestTimeout = p.duration("vault.request_timeout", v.RequestTimeout, "30s", false)
 	c.adminTokenEnv = v.AdminTokenEnv
 
+	// auto_unseal
+	if au := cfg.AutoUnseal; au != nil {
+		c.autoUnseal = true
+		c.sealType = orDefault(au.Type, "transit")
+		if c.sealType != "transit" {
+			p.add("auto_unseal.type", "must be \"transit\" (Vault's seal \"transit\"), got %q", au.Type)
+		}
+		c.transitAddr = strings.TrimRight(au.TransitAddress, "/")
+		if u, err := url.Parse(c.transitAddr); c.transitAddr == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add("auto_unseal.transit_address", "must be an http:// or https:// URL, got %q", au.TransitAddress)
+		}
+		c.unsealWait = c.waitTimeout
+		if au.WaitTimeout != "" {
+			c.unsealWait = p.duration("auto_unseal.wait_timeout", au.WaitTimeout, "", false)
+		}
+	}
+
 	// init
 	in := cfg.Init
 	if in == nil {
 		in = &InitBlock{}
 	}
+	sharesKey, thresholdKey := "init.secret_shares", "init.secret_threshold"
 	c.shares, c.threshold = in.SecretShares, in.SecretThreshold
+	if c.autoUnseal {
+		// A Vault that unseals itself has recovery shares only; Vault
+		// refuses secret_shares for it.
+		sharesKey, thresholdKey = "init.recovery_shares", "init.recovery_threshold"
+		c.shares, c.threshold = in.RecoveryShares, in.RecoveryThreshold
+		for _, kv := range []struct {
+			key string
+			v   int
+		}{{"init.secret_shares", in.SecretShares}, {"init.secret_threshold", in.SecretThreshold}} {
+			if kv.v != 0 {
+				p.add(kv.key, "Vault unseals itself (auto_unseal block), so it has recovery shares, not unseal shares: set init.recovery_shares and init.recovery_threshold instead")
+			}
+		}
+	} else {
+		for _, kv := range []struct {
+			key string
+			v   int
+		}{{"init.recovery_shares", in.RecoveryShares}, {"init.recovery_threshold", in.RecoveryThreshold}} {
+			if kv.v != 0 {
+				p.add(kv.key, "only with an auto_unseal block: a Vault with a Shamir seal has unseal shares (init.secret_shares and init.secret_threshold)")
+			}
+		}
+	}
 	if c.shares == 0 {
 		c.shares = 5
 	}
@@ -409,12 +486,16 @@ func buildConfig(cfg *Config) (*configuration, error) {
 		c.threshold = min(3, c.shares)
 	}
 	if c.shares < 1 || c.shares > 255 {
-		p.add("init.secret_shares", "must be between 1 and 255, got %d", c.shares)
+		p.add(sharesKey, "must be between 1 and 255, got %d", c.shares)
 	}
 	if c.threshold < 1 || c.threshold > c.shares || (c.shares > 1 && c.threshold < 2) {
-		p.add("init.secret_threshold", "must be between 2 and secret_shares (%d) (1 only with a single share), got %d", c.shares, c.threshold)
+		p.add(thresholdKey, "must be between 2 and %s (%d) (1 only with a single share), got %d", strings.TrimPrefix(sharesKey, "init."), c.shares, c.threshold)
 	}
-	c.sharesDir = inState(in.SharesDir, "unseal")
+	if c.autoUnseal {
+		c.sharesDir = inState(in.SharesDir, "recovery")
+	} else {
+		c.sharesDir = inState(in.SharesDir, "unseal")
+	}
 	modes := 0
 	if len(in.AgeRecipients) > 0 {
 		modes++
@@ -436,7 +517,7 @@ func buildConfig(cfg *Config) (*configuration, error) {
 	case "", "per_share":
 		c.agePerShare = true
 		if len(in.AgeRecipients) > 0 && len(in.AgeRecipients) != c.shares {
-			p.add("init.age_recipients", "per_share mode needs one recipient per share: %d recipients for %d shares (or set age_recipient_mode = \"all\")", len(in.AgeRecipients), c.shares)
+			p.add("init.age_recipients", "per_share mode needs one recipient per share: %d recipients for %d shares (%s; or set age_recipient_mode = \"all\")", len(in.AgeRecipients), c.shares, sharesKey)
 		}
 	case "all":
 	default:
@@ -451,7 +532,7 @@ func buildConfig(cfg *Config) (*configuration, error) {
 		c.pgpKeyFiles = append(c.pgpKeyFiles, abs(f))
 	}
 	if len(in.PGPKeyFiles) > 0 && len(in.PGPKeyFiles) != c.shares {
-		p.add("init.pgp_key_files", "Vault needs one PGP key per share: %d keys for %d shares", len(in.PGPKeyFiles), c.shares)
+		p.add("init.pgp_key_files", "Vault needs one PGP key per share: %d keys for %d shares (%s)", len(in.PGPKeyFiles), c.shares, sharesKey)
 	}
 
 	// unseal

@@ -29,9 +29,19 @@ const manifestName = "shares.json"
 // encryption.
 const maxShareFileBytes = 64 << 10
 
+// Kinds of key shares: the unseal shares of a Vault with a Shamir seal,
+// or the recovery shares of a Vault that unseals itself (auto_unseal).
+const (
+	kindUnseal   = "unseal"
+	kindRecovery = "recovery"
+)
+
 // shareManifest describes a set of key shares on disk. It holds no secret.
 type shareManifest struct {
-	Version    int             `json:"version"`
+	Version int `json:"version"`
+	// Kind is kindUnseal or kindRecovery; manifests written before
+	// auto-unseal existed have none and hold unseal shares.
+	Kind       string          `json:"kind,omitempty"`
 	Shares     int             `json:"secret_shares"`
 	Threshold  int             `json:"secret_threshold"`
 	Encryption shareEncryption `json:"encryption"`
@@ -127,8 +137,8 @@ func (e *shareEncrypter) encryptAge(i int, plaintext []byte) ([]byte, error) {
 // plaintext shares (age and plaintext modes); keysB64 are Vault's
 // PGP-encrypted shares (pgp mode). All files appear at once: they are
 // written to a fresh sibling directory that is then renamed onto dir.
-func (e *shareEncrypter) writeShares(dir string, threshold int, keysHex, keysB64 []string, pgpFingerprints []string) (*shareManifest, error) {
-	m := &shareManifest{Version: 1, Threshold: threshold, Encryption: e.enc}
+func (e *shareEncrypter) writeShares(dir, kind string, threshold int, keysHex, keysB64 []string, pgpFingerprints []string) (*shareManifest, error) {
+	m := &shareManifest{Version: 1, Kind: kind, Threshold: threshold, Encryption: e.enc}
 	contents := map[string][]byte{}
 	switch e.enc {
 	case encPGP:
@@ -229,12 +239,28 @@ func checkSharesDirFree(dir string) error {
 	return os.Remove(probe)
 }
 
+// kind returns the kind of the shares, kindUnseal for manifests that
+// predate the field.
+func (m *shareManifest) kind() string {
+	if m.Kind == "" {
+		return kindUnseal
+	}
+	return m.Kind
+}
+
 // readManifest reads the shares manifest from dir.
 func readManifest(dir string) (*shareManifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, manifestName))
+	data, err := readLimited(filepath.Join(dir, manifestName), maxShareFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("vaultboot: key shares: %w", err)
 	}
+	return parseManifest(data)
+}
+
+// parseManifest decodes and checks a shares manifest. Its bytes come from
+// the state directory, so a damaged or planted file gets an error, never a
+// path outside the directory.
+func parseManifest(data []byte) (*shareManifest, error) {
 	var m shareManifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("vaultboot: key shares: %s: %w", manifestName, err)
@@ -244,8 +270,13 @@ func readManifest(dir string) (*shareManifest, error) {
 	default:
 		return nil, fmt.Errorf("vaultboot: key shares: %s: unknown encryption %q", manifestName, m.Encryption)
 	}
+	switch m.Kind {
+	case "", kindUnseal, kindRecovery:
+	default:
+		return nil, fmt.Errorf("vaultboot: key shares: %s: unknown kind %q", manifestName, m.Kind)
+	}
 	for _, f := range m.Files {
-		if f != filepath.Base(f) || strings.HasPrefix(f, ".") {
+		if f == "" || f != filepath.Base(f) || strings.ContainsAny(f, `/\`) || strings.HasPrefix(f, ".") {
 			return nil, fmt.Errorf("vaultboot: key shares: %s: bad file name %q", manifestName, f)
 		}
 	}

@@ -93,7 +93,7 @@ func TestAgeSharesPerShare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := enc.writeShares(c.sharesDir, 2, shares, nil, nil)
+	m, err := enc.writeShares(c.sharesDir, kindUnseal, 2, shares, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestAgeSharesAllRecipients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := enc.writeShares(c.sharesDir, 2, shares, nil, nil)
+	m, err := enc.writeShares(c.sharesDir, kindUnseal, 2, shares, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestPlaintextShares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := enc.writeShares(c.sharesDir, 2, shares, nil, nil)
+	m, err := enc.writeShares(c.sharesDir, kindUnseal, 2, shares, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestPGPShares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := enc.writeShares(c.sharesDir, 2, nil, b64, []string{"fp1", "fp2"})
+	m, err := enc.writeShares(c.sharesDir, kindUnseal, 2, nil, b64, []string{"fp1", "fp2"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,9 @@ func (r *run) stepWait(ctx context.Context) (bool, error) {
 		if err == nil {
 			r.sealStatus.initialized = st.Initialized
 			r.sealStatus.threshold = st.T
-			r.log.Info("Vault answered", "address", r.c.addr, "version", st.Version, "initialized", st.Initialized, "sealed", st.Sealed)
-			return false, nil
+			r.log.Info("Vault answered", "address", r.c.addr, "version", st.Version, "initialized", st.Initialized, "sealed", st.Sealed, "seal_type", st.Type)
+			r.fillSealSummary(st)
+			return false, r.checkSealType(st)
 		}
 		lastErr = err
 		if attempt == 1 || attempt%10 == 0 {
@@ -30,10 +31,49 @@ func (r *run) stepWait(ctx context.Context) (bool, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return false, fmt.Errorf("vaultboot: Vault at %s did not answer within %s (vault.wait_timeout in %s): %v", r.c.addr, r.c.waitTimeout, r.c.file, lastErr)
+			hint := ""
+			if r.c.autoUnseal {
+				// Vault checks its seal when it starts: with the Transit
+				// Vault unreachable it exits instead of serving.
+				hint = fmt.Sprintf("; Vault does not start while the Transit engine that unseals it (%s, auto_unseal.transit_address) cannot encrypt for it: check that this Transit Vault is up and unsealed, and see Vault's log", r.c.transitAddr)
+			}
+			return false, fmt.Errorf("vaultboot: Vault at %s did not answer within %s (vault.wait_timeout in %s): %v%s", r.c.addr, r.c.waitTimeout, r.c.file, lastErr, hint)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// checkSealType refuses a Vault whose seal does not match the
+// configuration: a Shamir Vault needs unseal shares, one that unseals
+// itself makes recovery shares, and init takes different parameters for
+// each.
+func (r *run) checkSealType(st *vaultapi.SealStatusResponse) error {
+	switch {
+	case st.Migration:
+		return fmt.Errorf("vaultboot: Vault at %s is migrating its seal (seal type %q); finish the migration with `vault operator unseal -migrate` first", r.c.addr, st.Type)
+	case r.c.autoUnseal && !st.RecoverySeal:
+		return fmt.Errorf("vaultboot: %s has an auto_unseal block, but Vault at %s has a %q seal: give Vault a seal %q stanza (the Transit engine at %s) and restart it, or remove auto_unseal", r.c.file, r.c.addr, st.Type, r.c.sealType, r.c.transitAddr)
+	case r.c.autoUnseal && st.Type != r.c.sealType:
+		return fmt.Errorf("vaultboot: Vault at %s has a %q seal, but auto_unseal.type in %s is %q", r.c.addr, st.Type, r.c.file, r.c.sealType)
+	case !r.c.autoUnseal && st.RecoverySeal:
+		return fmt.Errorf("vaultboot: Vault at %s unseals itself (seal type %q), but %s has no auto_unseal block: add one naming the unsealer (auto_unseal { transit_address = \"...\" }), so that init keeps recovery shares", r.c.addr, st.Type, r.c.file)
+	}
+	return nil
+}
+
+func (r *run) fillSealSummary(st *vaultapi.SealStatusResponse) {
+	r.sum.Seal.Type = st.Type
+	if r.c.autoUnseal {
+		r.sum.Seal.TransitAddress = r.c.transitAddr
+	}
+}
+
+// shareWord names the shares in messages.
+func (r *run) shareWord() string {
+	if r.c.autoUnseal {
+		return "recovery shares"
+	}
+	return "key shares"
 }
 
 // stepInit initialises an uninitialised Vault and stores the key shares,
@@ -59,33 +99,44 @@ func (r *run) stepInit(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	req := &vaultapi.InitRequest{SecretShares: r.c.shares, SecretThreshold: r.c.threshold}
-	var fingerprints []string
+	var pgpKeys, fingerprints []string
 	if r.c.encryption == encPGP {
 		for _, f := range r.c.pgpKeyFiles {
 			key, fp, err := pgpPublicKeyBase64(f)
 			if err != nil {
 				return false, fmt.Errorf("vaultboot: init.pgp_key_files: %w", err)
 			}
-			req.PGPKeys = append(req.PGPKeys, key)
+			pgpKeys = append(pgpKeys, key)
 			fingerprints = append(fingerprints, fp)
 		}
 	}
+	// A Vault that unseals itself takes recovery parameters only (and
+	// refuses secret_shares); a Shamir Vault takes unseal parameters only.
+	kind := kindUnseal
+	req := &vaultapi.InitRequest{SecretShares: r.c.shares, SecretThreshold: r.c.threshold, PGPKeys: pgpKeys}
+	if r.c.autoUnseal {
+		kind = kindRecovery
+		req = &vaultapi.InitRequest{RecoveryShares: r.c.shares, RecoveryThreshold: r.c.threshold, RecoveryPGPKeys: pgpKeys}
+	}
 
-	r.log.Info("Initialising Vault", "shares", r.c.shares, "threshold", r.c.threshold, "encryption", string(r.c.encryption))
+	r.log.Info("Initialising Vault", "kind", kind, "shares", r.c.shares, "threshold", r.c.threshold, "encryption", string(r.c.encryption))
 	resp, err := r.v.c.Sys().InitWithContext(ctx, req)
 	if err != nil {
 		return false, fmt.Errorf("vaultboot: init: %w", err)
 	}
-	m, err := enc.writeShares(r.c.sharesDir, r.c.threshold, resp.Keys, resp.KeysB64, fingerprints)
+	keys, keysB64 := resp.Keys, resp.KeysB64
+	if r.c.autoUnseal {
+		keys, keysB64 = resp.RecoveryKeys, resp.RecoveryKeysB64
+	}
+	m, err := enc.writeShares(r.c.sharesDir, kind, r.c.threshold, keys, keysB64, fingerprints)
 	if err != nil {
 		// The shares now exist only in this process. Say so plainly; do
 		// not print them.
-		return false, fmt.Errorf("vaultboot: Vault was initialised but its key shares could not be stored; re-initialise Vault from empty storage: %w", err)
+		return false, fmt.Errorf("vaultboot: Vault was initialised but its %s could not be stored; re-initialise Vault from empty storage: %w", r.shareWord(), err)
 	}
-	r.log.Info("Stored the key shares", "dir", r.c.sharesDir, "files", m.Files, "encryption", string(m.Encryption))
+	r.log.Info("Stored the "+r.shareWord(), "dir", r.c.sharesDir, "files", m.Files, "encryption", string(m.Encryption))
 	if r.c.encryption != encPGP {
-		r.initShares = slices.Clone(resp.Keys)
+		r.initShares = slices.Clone(keys)
 	}
 	r.initToken = resp.RootToken
 	r.sealStatus.initialized, r.sealStatus.threshold = true, r.c.threshold
@@ -96,6 +147,7 @@ func (r *run) stepInit(ctx context.Context) (bool, error) {
 func (r *run) fillSharesSummary() {
 	r.sum.Shares.Dir = r.c.sharesDir
 	if m, err := readManifest(r.c.sharesDir); err == nil {
+		r.sum.Shares.Kind = m.kind()
 		r.sum.Shares.Encryption = string(m.Encryption)
 		r.sum.Shares.Shares = m.Shares
 		r.sum.Shares.Threshold = m.Threshold
@@ -114,7 +166,14 @@ func (r *run) shares(want int) ([]string, error) {
 	}
 	m, err := readManifest(r.c.sharesDir)
 	if err != nil {
-		return nil, fmt.Errorf("vaultboot: Vault is initialised but its key shares are not in %s (init.shares_dir): %w", r.c.sharesDir, err)
+		return nil, fmt.Errorf("vaultboot: Vault is initialised but its %s are not in %s (init.shares_dir): %w", r.shareWord(), r.c.sharesDir, err)
+	}
+	switch want := map[bool]string{true: kindRecovery, false: kindUnseal}[r.c.autoUnseal]; {
+	case m.kind() == want:
+	case want == kindRecovery:
+		return nil, fmt.Errorf("vaultboot: the shares in %s are unseal shares, but Vault unseals itself (auto_unseal in %s) and its root token comes from recovery shares; the bootstrap does not migrate a Vault from a Shamir seal to auto-unseal", r.c.sharesDir, r.c.file)
+	default:
+		return nil, fmt.Errorf("vaultboot: the shares in %s are recovery shares of a Vault that unseals itself, but %s has no auto_unseal block", r.c.sharesDir, r.c.file)
 	}
 	ids, err := loadIdentities(r.c, m.Encryption, r.b.getenv)
 	if err != nil {
@@ -134,6 +193,9 @@ func (r *run) stepUnseal(ctx context.Context) (bool, error) {
 	st, err := r.v.c.Sys().SealStatusWithContext(ctx)
 	if err != nil {
 		return false, fmt.Errorf("vaultboot: seal status: %w", err)
+	}
+	if r.c.autoUnseal {
+		return false, r.awaitAutoUnseal(ctx, st)
 	}
 	if !st.Sealed {
 		r.log.Info("Vault is unsealed")
@@ -169,6 +231,37 @@ func (r *run) stepUnseal(ctx context.Context) (bool, error) {
 	}
 	r.log.Info("Vault is unsealed")
 	return true, nil
+}
+
+// awaitAutoUnseal waits, within auto_unseal.wait_timeout, for a Vault that
+// unseals itself to be unsealed and active. It submits nothing: recovery
+// shares cannot unseal, and a Vault that stays sealed is a problem of its
+// Transit unsealer that the error names.
+func (r *run) awaitAutoUnseal(ctx context.Context, st *vaultapi.SealStatusResponse) error {
+	if st.Sealed {
+		r.log.Info("Waiting for Vault to unseal itself", "seal_type", st.Type, "transit_address", r.c.transitAddr, "timeout", r.c.unsealWait)
+		wctx, cancel := context.WithTimeout(ctx, r.c.unsealWait)
+		defer cancel()
+		for st.Sealed {
+			select {
+			case <-wctx.Done():
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("vaultboot: Vault at %s is still sealed after %s (auto_unseal.wait_timeout in %s): it unseals itself with the Transit engine at %s, and the bootstrap submits no share to it; check that this Transit Vault is up and unsealed and that Vault's seal token may encrypt and decrypt with its key (Vault's log says why)", r.c.addr, r.c.unsealWait, r.c.file, r.c.transitAddr)
+			case <-time.After(500 * time.Millisecond):
+			}
+			next, err := r.v.c.Sys().SealStatusWithContext(wctx)
+			if err == nil {
+				st = next
+			}
+		}
+	}
+	if err := r.waitActive(ctx); err != nil {
+		return err
+	}
+	r.log.Info("Vault is unsealed (it unseals itself)", "seal_type", st.Type, "transit_address", r.c.transitAddr)
+	return nil
 }
 
 // waitActive waits for a freshly unsealed Vault to become active.
@@ -242,7 +335,7 @@ func (r *run) generateRoot(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("vaultboot: cancel generate-root: %w", err)
 		}
 	}
-	r.log.Info("Generating a root token from the key shares", "threshold", st.Required)
+	r.log.Info("Generating a root token from the "+r.shareWord(), "threshold", st.Required)
 	attempt, err := sys.GenerateRootInitWithContext(ctx, "", "")
 	if err != nil {
 		return "", fmt.Errorf("vaultboot: start generate-root: %w", err)
@@ -256,7 +349,7 @@ func (r *run) generateRoot(ctx context.Context) (string, error) {
 		upd, err := sys.GenerateRootUpdateWithContext(ctx, k, attempt.Nonce)
 		if err != nil {
 			sys.GenerateRootCancelWithContext(ctx)
-			return "", fmt.Errorf("vaultboot: generate-root: %w; do the key shares in %s belong to this Vault?", err, r.c.sharesDir)
+			return "", fmt.Errorf("vaultboot: generate-root: %w; do the %s in %s belong to this Vault?", err, r.shareWord(), r.c.sharesDir)
 		}
 		if upd.Complete {
 			encoded = upd.EncodedToken
@@ -268,7 +361,7 @@ func (r *run) generateRoot(ctx context.Context) (string, error) {
 	}
 	if encoded == "" {
 		sys.GenerateRootCancelWithContext(ctx)
-		return "", errors.New("vaultboot: generate-root did not complete with the threshold of key shares")
+		return "", fmt.Errorf("vaultboot: generate-root did not complete with the threshold of %s", r.shareWord())
 	}
 	token, err := decodeRootToken(encoded, attempt.OTP)
 	if err != nil {

@@ -76,7 +76,10 @@ issue_node_cert() {
 }
 
 render() {
-	"$BIN/edgeid" render -f "$TOPOLOGY" --out /render --plugin-dir "$BIN"
+	# A throw-away demo: Vault's unseal share is encrypted to an identity in
+	# the cloud host's volume. Real deployments give the topology unseal
+	# custodians or Transit auto-unseal instead (bootstrap/README.md).
+	"$BIN/edgeid" render -f "$TOPOLOGY" --out /render --plugin-dir "$BIN" --insecure-local-unseal
 
 	# edgeid plays cloudcore's CA, as `edgeid up` does. With a real KubeEdge
 	# cluster, mount its rootCA.crt and each node's certs instead.

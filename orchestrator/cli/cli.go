@@ -268,6 +268,7 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 	pluginDir := fs.String("plugin-dir", defaultBinDir(), "directory of the built plugins and DeepStream apps shipped to the hosts' --host-bin-dir, for plugin_checksum and deepstream:exe_sha256")
 	root := fs.String("root", render.DefaultHostRoot, "state directory on the hosts")
 	binDir := fs.String("host-bin-dir", render.DefaultBinDir, "directory of every program on the hosts")
+	localUnseal := fs.Bool("insecure-local-unseal", false, "throw-away demos only (docker compose): let a managed Vault keep its unseal share encrypted to an identity on its own host")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
@@ -283,6 +284,7 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	env := render.HostsEnv(top, bins, *root)
+	env.InsecureLocalUnseal = *localUnseal
 	// Programs shipped to the hosts' bin directory are hashed from the
 	// builds here, as the plugins are for plugin_checksum.
 	env.HashFile = func(p string) (string, error) {

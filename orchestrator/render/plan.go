@@ -68,6 +68,11 @@ type Env struct {
 	// the edgecore certificate and key (one host's non-standard layout).
 	NodeCert string
 	NodeKey  string
+	// InsecureLocalUnseal lets a real-host managed Vault keep its unseal
+	// share encrypted to an identity on its own host, as the embedded run
+	// does: for throw-away demos only (the docker compose setup). Real
+	// deployments use custodians or Transit auto-unseal.
+	InsecureLocalUnseal bool
 	// UnsealRecipient is the age recipient a managed Vault's unseal share
 	// is encrypted to.
 	UnsealRecipient string
@@ -253,6 +258,19 @@ func Build(top *topology.Topology, env Env) (*Plan, error) {
 	return b.plan, nil
 }
 
+// noCustodyError refuses a managed Vault on real hosts whose unseal would
+// rest on a key kept on its own host, and names both ways out.
+func noCustodyError(top *topology.Topology) error {
+	where := top.Path
+	if r := top.Vault.DefRange; r.Filename != "" {
+		where = fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
+	}
+	return fmt.Errorf("render: %s: vault: a managed Vault on real hosts must not keep what unseals it on its own host, where whoever reads the host's files could unseal it and make a root token; set one of "+
+		"vault.seal_transit { address, key_name, token_file } (Vault unseals itself with another Vault's Transit engine) or "+
+		"vault.unseal_custodians = [\"age1...\", ...] with vault.unseal_threshold (each key share encrypted to a custodian whose age identity stays off the host); "+
+		"only the embedded `edgeid up` (one machine, dev only) keeps a local unseal key", where)
+}
+
 // hostOrder keeps cloud hosts first, then edge hosts in topology order.
 func hostOrder(h *Host) int {
 	for _, r := range h.Roles {
@@ -363,6 +381,9 @@ func (h *Host) addService(s Service) {
 func (b *builder) build() error {
 	top := b.top
 	cloudServers := make([]string, 0, len(top.Cloud.Hosts))
+	if top.Vault.Managed && !b.env.Embedded && !b.env.InsecureLocalUnseal && !top.Vault.HasUnsealCustody() {
+		return noCustodyError(top)
+	}
 
 	// Vault (managed).
 	if top.Vault.Managed {

@@ -37,13 +37,41 @@ func testEnv(top *topology.Topology) Env {
 	return env
 }
 
-// samplePlan builds conf/topology.hcl for real hosts with fixedBinaries.
-func samplePlan(t *testing.T) *Plan {
+// sampleCustodians are the age recipients the render tests give the
+// sample topology's Vault: real hosts refuse a managed Vault without
+// custody, and the sample leaves it to the operator. Public keys only;
+// their identities were thrown away.
+var sampleCustodians = []string{
+	"age18lllhyn6p6zvxmda6quup73vwklfz5zsm5rr6f6zmxre8wdn44kqutyqf7",
+	"age1006zpwujvdn6f4aejm3hf8k97chnzqzvlklr3070h0dygt273s4qdhjvwt",
+	"age1gtyc2nwyua0ek8gv8qv6995np7v0up0a543edyu5x5gq52z7aeqqjxppa0",
+}
+
+// sampleTopology is conf/topology.hcl with sampleCustodians (2 of 3)
+// added to its vault block, written next to the original so that its
+// relative paths still resolve.
+func sampleTopology(t *testing.T) *topology.Topology {
 	t.Helper()
-	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
+	src, err := os.ReadFile(filepath.Join("..", "..", "conf", "topology.hcl"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	const anchor = "  kv_mount = \"secret\"\n"
+	if !strings.Contains(string(src), anchor) {
+		t.Fatalf("conf/topology.hcl has no %q in its vault block", anchor)
+	}
+	custody := anchor + "  unseal_custodians = [\"" + strings.Join(sampleCustodians, "\", \"") + "\"]\n  unseal_threshold  = 2\n"
+	top, err := topology.Parse([]byte(strings.Replace(string(src), anchor, custody, 1)), filepath.Join("..", "..", "conf", "topology.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return top
+}
+
+// samplePlan builds the sample topology for real hosts with fixedBinaries.
+func samplePlan(t *testing.T) *Plan {
+	t.Helper()
+	top := sampleTopology(t)
 	plan, err := Build(top, testEnv(top))
 	if err != nil {
 		t.Fatal(err)
@@ -54,12 +82,8 @@ func samplePlan(t *testing.T) *Plan {
 // TestRenderGolden renders the sample topology for real hosts and compares
 // every file with testdata/golden. Run with -update to accept changes.
 func TestRenderGolden(t *testing.T) {
-	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	top := sampleTopology(t)
 	env := testEnv(top)
-	env.UnsealRecipient = "age1examplerecipient"
 	plan, err := Build(top, env)
 	if err != nil {
 		t.Fatal(err)
@@ -158,10 +182,7 @@ func TestWorkloadFilesAndAccounts(t *testing.T) {
 // Node check required on every server; without one nothing is rendered (the
 // plugin then warns); the embedded run turns the check off explicitly.
 func TestRenderKubernetesCheck(t *testing.T) {
-	top, err := topology.ParseFile(filepath.Join("..", "..", "conf", "topology.hcl"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	top := sampleTopology(t)
 	serverConfs := func(env Env) map[string]string {
 		plan, err := Build(top, env)
 		if err != nil {
@@ -271,6 +292,10 @@ func TestRenderPipelineConfig(t *testing.T) {
 
 func TestTunnelsRenderIntoTheirHelper(t *testing.T) {
 	src := `trust_domain = "example.org"
+vault {
+  unseal_custodians = ["age18lllhyn6p6zvxmda6quup73vwklfz5zsm5rr6f6zmxre8wdn44kqutyqf7"]
+  unseal_threshold  = 1
+}
 site "a" {
   node "n1" {}
   workload "edgehub" {

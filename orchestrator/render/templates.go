@@ -264,7 +264,8 @@ func VaultTLSFiles(h *Host) (cert, key string) {
 
 // renderVaultConfig is the managed Vault's configuration. On one machine it
 // listens on loopback only; on real hosts it listens on every interface,
-// TLS 1.2+ with ECDHE and AES-GCM only.
+// TLS 1.2+ with ECDHE and AES-GCM only. With vault.seal_transit it unseals
+// itself with another Vault's Transit engine.
 func (b *builder) renderVaultConfig(h *Host, addr, url string) []byte {
 	listener := fmt.Sprintf(`listener "tcp" {
     address = %s
@@ -291,11 +292,38 @@ storage "raft" {
     performance_multiplier = 1
 }
 %s
-api_addr = %s
+%sapi_addr = %s
 cluster_addr = %s
 disable_mlock = true
 ui = false
-`, quote(h.path("vault", "data")), quote(h.Name), listener, quote(url), quote("https://"+clusterAddr(addr))))
+`, quote(h.path("vault", "data")), quote(h.Name), listener, b.renderSeal(), quote(url), quote("https://"+clusterAddr(addr))))
+}
+
+// renderSeal is Vault's seal "transit" stanza for vault.seal_transit, or
+// nothing (Shamir). The token stays in its file on the Vault host: Vault
+// reads "file://<path>" itself whenever it sets up the seal, so the token
+// is in no rendered file, no command line and no environment.
+func (b *builder) renderSeal() string {
+	st := b.top.Vault.SealTransit
+	if st == nil {
+		return ""
+	}
+	var w strings.Builder
+	w.WriteString(`# Vault unseals itself with the Transit engine of another Vault (the
+# "unsealer"); the token may only encrypt and decrypt with key_name. Vault
+# reads the token from the file, verbatim (no trailing newline).
+seal "transit" {
+`)
+	fmt.Fprintf(&w, "    address = %s\n", quote(st.Address))
+	fmt.Fprintf(&w, "    token = %s\n", quote("file://"+st.TokenFile))
+	fmt.Fprintf(&w, "    mount_path = %s\n", quote(st.Mount+"/"))
+	fmt.Fprintf(&w, "    key_name = %s\n", quote(st.KeyName))
+	if st.CACert != "" {
+		fmt.Fprintf(&w, "    tls_ca_cert = %s\n", quote(st.CACert))
+	}
+	fmt.Fprintf(&w, "    disable_renewal = %s\n", quote(strconv.FormatBool(st.DisableRenewal)))
+	w.WriteString("}\n")
+	return w.String()
 }
 
 // tlsSuites are the TLS 1.2 suites edgeid allows: ECDHE with AES-GCM.
@@ -309,70 +337,126 @@ func clusterAddr(addr string) string {
 }
 
 // UnsealIdentityPath is where `edgeid up` keeps the age identity that
-// decrypts a managed Vault's unseal share.
+// decrypts a managed Vault's local key share (see UsesLocalUnsealIdentity).
 func UnsealIdentityPath(h *Host) string { return h.path("vault", "unseal-identity.txt") }
 
+// UnsealIdentitiesEnv is the environment variable from which the bootstrap
+// of a managed Vault with custodians reads their age identities (one per
+// line) when it needs their shares: to unseal Vault after a restart, or to
+// generate a root token for a changed configuration.
+const UnsealIdentitiesEnv = "EDGEID_VAULT_UNSEAL_IDENTITIES"
+
+// UsesLocalUnsealIdentity reports whether a managed Vault's key shares are
+// encrypted to an age identity that `edgeid up` keeps on the Vault host
+// (UnsealIdentityPath): always in an embedded run (one machine, dev only),
+// and on real hosts only for the recovery shares of a Vault that unseals
+// itself with seal_transit and has no custodians. Custodians' identities
+// never are on the host.
+func UsesLocalUnsealIdentity(v topology.Vault, embedded bool) bool {
+	return embedded || (v.SealTransit != nil && len(v.UnsealCustodians) == 0)
+}
+
+// renderBootstrap is the managed Vault's bootstrap configuration. The key
+// shares (unseal shares, or recovery shares when Vault unseals itself) go
+// to the custodians on real hosts, or to the local identity (embedded, or
+// seal_transit alone).
 func (b *builder) renderBootstrap(h *Host, url string) []byte {
 	top := b.top
-	caLine := ""
+	v := top.Vault
+	var w strings.Builder
+	fmt.Fprintf(&w, "# Rendered by edgeid: bootstrap of the managed Vault (see bootstrap/README.md).\nstate_dir = %s\nsummary_file = %s\n\n",
+		quote(h.path("vault", "bootstrap")), quote(h.path("vault", "bootstrap", "summary.json")))
+	fmt.Fprintf(&w, "vault {\n    address = %s\n    wait_timeout = \"60s\"\n", quote(url))
 	if !b.env.Embedded {
 		cert, _ := VaultTLSFiles(h)
-		caLine = "\n    ca_cert_file = " + quote(cert)
+		fmt.Fprintf(&w, "    ca_cert_file = %s\n", quote(cert))
 	}
-	recipient := ""
-	if b.env.UnsealRecipient != "" {
-		recipient = quote(b.env.UnsealRecipient)
-	}
-	return []byte(fmt.Sprintf(`# Rendered by edgeid: bootstrap of the managed Vault (see bootstrap/README.md).
-state_dir = %[1]s
-summary_file = %[2]s
+	w.WriteString("}\n\n")
 
-vault {
-    address = %[3]s
-    wait_timeout = "60s"%[13]s
+	sharesKey, thresholdKey, kind, dir := "secret_shares", "secret_threshold", "unseal", "unseal"
+	if v.SealTransit != nil {
+		sharesKey, thresholdKey, kind, dir = "recovery_shares", "recovery_threshold", "recovery", "recovery"
+		fmt.Fprintf(&w, `# Vault unseals itself with the Transit engine at %[1]s (seal "transit" in
+# vault.hcl): init makes recovery shares, which authorise a root token but
+# cannot unseal, and the bootstrap never submits a share.
+auto_unseal {
+    transit_address = %[1]s
 }
 
-init {
-    secret_shares = 1
-    secret_threshold = 1
-    shares_dir = %[4]s
-    # The unseal share is encrypted to an age identity kept beside it
-    # (0600). That suits a one-machine run; real deployments encrypt each
-    # share to a different custodian (see conf/bootstrap.hcl).
-    age_recipients = [%[5]s]
+`, quote(v.SealTransit.Address))
+	}
+	local := UsesLocalUnsealIdentity(v, b.env.Embedded)
+	fmt.Fprintf(&w, "init {\n")
+	if local {
+		recipient := ""
+		if b.env.UnsealRecipient != "" {
+			recipient = quote(b.env.UnsealRecipient)
+		}
+		fmt.Fprintf(&w, "    %s = 1\n    %s = 1\n    shares_dir = %s\n", sharesKey, thresholdKey, quote(h.path("vault", "bootstrap", dir)))
+		if b.env.Embedded {
+			fmt.Fprintf(&w, `    # DEV ONLY (embedded run): one %s share, encrypted to an age identity
+    # kept beside it (0600). Whoever reads this tree holds the share. Real
+    # hosts use vault.unseal_custodians or vault.seal_transit.
+`, kind)
+			if len(v.UnsealCustodians) > 0 {
+				w.WriteString("    # vault.unseal_custodians are not used in an embedded run.\n")
+			}
+		} else {
+			w.WriteString(`    # Vault unseals itself; its one recovery share is encrypted to an age
+    # identity on this host, so whoever reads this tree and reaches Vault's
+    # API can generate a root token. vault.unseal_custodians keep the
+    # recovery shares off the host.
+`)
+		}
+		fmt.Fprintf(&w, "    age_recipients = [%s]\n}\n\nunseal {\n    age_identity_files = [%s]\n}\n", recipient, quote(UnsealIdentityPath(h)))
+	} else {
+		recs := make([]string, len(v.UnsealCustodians))
+		for i, r := range v.UnsealCustodians {
+			recs[i] = quote(r)
+		}
+		fmt.Fprintf(&w, "    %s = %d\n    %s = %d\n    shares_dir = %s\n", sharesKey, len(recs), thresholdKey, v.UnsealThreshold, quote(h.path("vault", "bootstrap", dir)))
+		when := "unseal shares: to unseal\n# Vault after a restart, or for a root token when the configuration changes."
+		if v.SealTransit != nil {
+			when = "recovery shares: for a\n# root token when the configuration changes (Vault unseals itself)."
+		}
+		fmt.Fprintf(&w, `    # Share i is encrypted to custodian i (vault.unseal_custodians); their
+    # identities are never on this host.
+    age_recipients = [%s]
+    age_recipient_mode = "per_share"
 }
 
+# The custodians' identities (one per line) come from this environment
+# variable for the one run that needs %d of their %s
 unseal {
-    age_identity_files = [%[6]s]
+    age_identity_env = %s
 }
+`, strings.Join(recs, ", "), v.UnsealThreshold, when, quote(UnsealIdentitiesEnv))
+	}
 
+	fmt.Fprintf(&w, `
 pki_root {
-    path = %[7]s
+    path = %s
     common_name = "edgeid root CA"
 }
 
 pki_intermediate {
-    path = %[8]s
+    path = %s
     common_name = "edgeid intermediate CA"
 }
 
 spire_upstream {
-    kv_mount = %[9]s
-    role_id_file = %[10]s
-    secret_id_file = %[11]s
+    kv_mount = %s
+    role_id_file = %s
+    secret_id_file = %s
 }
 
 audit {
     enabled = true
-    file_path = %[12]s
+    file_path = %s
 }
-`,
-		quote(h.path("vault", "bootstrap")), quote(h.path("vault", "bootstrap", "summary.json")),
-		quote(url), quote(h.path("vault", "bootstrap", "unseal")),
-		recipient, quote(UnsealIdentityPath(h)),
-		quote(top.Vault.PKIMount), quote(top.Vault.PKIIntMount), quote(top.Vault.KVMount),
-		quote(b.roleIDFile(h)), quote(b.secretIDFile(h)),
-		quote(h.path("vault", "audit.log")), caLine))
+`, quote(v.PKIMount), quote(v.PKIIntMount), quote(v.KVMount),
+		quote(b.roleIDFile(h)), quote(b.secretIDFile(h)), quote(h.path("vault", "audit.log")))
+	return []byte(w.String())
 }
 
 func (b *builder) roleIDFile(h *Host) string {

@@ -210,11 +210,16 @@ func New(cfg Config) (*Runner, error) {
 		top.Users = singleUIDUsers(top)
 	}
 	if top.Vault.Managed && r.isLocal(top.Vault.Host) {
-		rec, err := r.unsealRecipient(r.env.HostRoot(top.Vault.Host))
-		if err != nil {
+		if err := r.checkVaultCustody(r.env.HostRoot(top.Vault.Host)); err != nil {
 			return nil, err
 		}
-		r.env.UnsealRecipient = rec
+		if render.UsesLocalUnsealIdentity(top.Vault, r.env.Embedded) {
+			rec, err := r.unsealRecipient(r.env.HostRoot(top.Vault.Host))
+			if err != nil {
+				return nil, err
+			}
+			r.env.UnsealRecipient = rec
+		}
 	}
 	plan, err := render.Build(top, r.env)
 	if err != nil {
@@ -654,7 +659,10 @@ func certFresh(path string) bool {
 }
 
 // unsealRecipient loads or creates the age identity that encrypts a
-// managed Vault's unseal share, and returns its recipient.
+// managed Vault's local key share, and returns its recipient. It is called
+// only where render.UsesLocalUnsealIdentity: an embedded run, or the
+// recovery share of a Vault that unseals itself and has no custodians;
+// never for custodians, whose identities stay off the host.
 func (r *Runner) unsealRecipient(root string) (string, error) {
 	h := &render.Host{Root: root}
 	path := render.UnsealIdentityPath(h)
@@ -693,10 +701,16 @@ func (r *Runner) upVault(ctx context.Context) error {
 		if err := r.startAll([]job{{ref, func() error { return dial(ctx, ref.s.Addr) }}}); err != nil {
 			return err
 		}
-		var stdout, stderr bytes.Buffer
 		cfgPath := filepath.Join(ref.h.Root, "vault", "bootstrap.hcl")
+		if done, err := r.bootstrapCurrent(ctx, ref, cfgPath); err != nil {
+			return err
+		} else if done {
+			r.logf("      Vault %s is unsealed and bootstrapped with this configuration already; bootstrap skipped", addr)
+			continue
+		}
+		var stdout, stderr bytes.Buffer
 		if err := bootstrapcli.Run(ctx, []string{"vault", "--config", cfgPath}, &stdout, &stderr); err != nil {
-			return fmt.Errorf("bootstrap of %s: %w\n%s", addr, err, lastLines(stderr.String(), 15))
+			return fmt.Errorf("bootstrap of %s: %w%s\n%s", addr, err, r.custodyHint(), lastLines(stderr.String(), 15))
 		}
 		if err := render.WriteFileAtomic(filepath.Join(ref.h.Root, "logs", "bootstrap.log"), stderr.Bytes(), 0o600); err != nil {
 			return err
@@ -705,6 +719,9 @@ func (r *Runner) upVault(ctx context.Context) error {
 		// AppRole login files as the control account. The unseal identity
 		// is not in this tree and stays root's.
 		if err := chownTree(r.owner(ref.s.Account), filepath.Join(ref.h.Root, "vault", "bootstrap")); err != nil {
+			return err
+		}
+		if err := r.markBootstrapped(cfgPath); err != nil {
 			return err
 		}
 		r.logf("      Vault %s bootstrapped (PKI root %s, intermediate %s; root token revoked)", addr, r.top.Vault.PKIMount, r.top.Vault.PKIIntMount)

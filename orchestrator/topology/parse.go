@@ -4,13 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -387,6 +390,7 @@ func (v *validator) vault(vb *VaultBlock, cloud Cloud) Vault {
 		RoleIDFile:   vb.RoleIDFile,
 		SecretIDFile: vb.SecretIDFile,
 		Host:         vb.Host,
+		DefRange:     vb.DefRange,
 	}
 	if out.Host == "" && len(cloud.Hosts) > 0 {
 		out.Host = cloud.Hosts[0]
@@ -402,12 +406,104 @@ func (v *validator) vault(vb *VaultBlock, cloud Cloud) Vault {
 			v.errorf(vb.DefRange, "vault: mode \"external\" needs role_id_file and secret_id_file (written by `edgeid bootstrap vault`)")
 		}
 	default:
-		v.errorf(vb.DefRange, "vault.mode: %q is not one of managed, external", vb.Mode)
+		v.errorf(rangeOr(vb.ModeRange, vb.DefRange), "vault.mode: %q is not one of managed, external", vb.Mode)
 	}
 	if out.PKIMount == out.PKIIntMount {
 		v.errorf(vb.DefRange, "vault: pki_mount and pki_int_mount are both %q; the root and the intermediate need their own mounts", out.PKIMount)
 	}
+	v.custodians(vb, &out)
+	if vb.SealTransit != nil {
+		if !out.Managed {
+			v.errorf(vb.SealTransit.DefRange, "vault.seal_transit: only for a managed Vault; an external Vault's seal is its own configuration")
+		}
+		out.SealTransit = v.sealTransit(vb.SealTransit)
+	}
 	return out
+}
+
+// custodians validates unseal_custodians and unseal_threshold.
+func (v *validator) custodians(vb *VaultBlock, out *Vault) {
+	r := rangeOr(vb.UnsealCustodiansRange, vb.DefRange)
+	if len(vb.UnsealCustodians) > 0 && !out.Managed {
+		v.errorf(r, "vault.unseal_custodians: only for a managed Vault; an external Vault's key shares are kept by whoever runs it")
+	}
+	seen := map[string]int{}
+	for i, c := range vb.UnsealCustodians {
+		if _, err := age.ParseX25519Recipient(c); err != nil {
+			v.errorf(r, "vault.unseal_custodians[%d]: %q is not an age recipient (age1...)", i, c)
+			continue
+		}
+		if j, ok := seen[c]; ok {
+			v.errorf(r, "vault.unseal_custodians[%d]: the same recipient as unseal_custodians[%d]; each custodian keeps one share", i, j)
+			continue
+		}
+		seen[c] = i
+	}
+	n, t := len(vb.UnsealCustodians), vb.UnsealThreshold
+	tr := rangeOr(vb.UnsealThresholdRange, vb.DefRange)
+	switch {
+	case n == 0 && vb.UnsealThresholdRange.Filename != "":
+		v.errorf(tr, "vault.unseal_threshold: needs unseal_custodians")
+	case n > 255:
+		v.errorf(r, "vault.unseal_custodians: %d custodians; Vault makes at most 255 shares", n)
+	case n > 0 && vb.UnsealThresholdRange.Filename == "":
+		v.errorf(r, "vault.unseal_custodians: set unseal_threshold too: how many of the %d custodians must come together", n)
+	case n > 0 && (t < 1 || t > n || (n > 1 && t < 2)):
+		v.errorf(tr, "vault.unseal_threshold: must be between 2 and the number of unseal_custodians (%d) (1 only with a single custodian), got %d", n, t)
+	}
+	out.UnsealCustodians, out.UnsealThreshold = vb.UnsealCustodians, t
+}
+
+// transitKeyName is what Vault accepts as a Transit key name.
+var transitKeyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// sealTransit validates the seal_transit block. Its files live on the
+// Vault host, so they must be absolute; the runner on that host checks
+// them.
+func (v *validator) sealTransit(sb *SealTransitBlock) *SealTransit {
+	st := &SealTransit{
+		Address:        strings.TrimRight(sb.Address, "/"),
+		Mount:          strings.Trim(orDefault(sb.Mount, "transit"), "/"),
+		KeyName:        sb.KeyName,
+		TokenFile:      sb.TokenFile,
+		CACert:         sb.CACert,
+		DisableRenewal: sb.DisableRenewal,
+	}
+	u, err := url.Parse(st.Address)
+	switch {
+	case st.Address == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/"):
+		v.errorf(sb.AddressRange, "vault.seal_transit.address: %q is not a Vault address such as \"https://vault-unsealer:8200\"", sb.Address)
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		v.errorf(sb.AddressRange, "vault.seal_transit.address: %q would send Vault's seal token in clear text; use https:// (http:// only to a loopback address)", sb.Address)
+	case u.Scheme == "http" && st.CACert != "":
+		v.errorf(sb.CACertRange, "vault.seal_transit.ca_cert: the address is http://; a CA certificate needs https://")
+	}
+	if !mountPath.MatchString(st.Mount) {
+		v.errorf(rangeOr(sb.MountRange, sb.DefRange), "vault.seal_transit.mount: %q is not a Vault mount path", sb.Mount)
+	}
+	if !transitKeyName.MatchString(st.KeyName) {
+		v.errorf(sb.KeyNameRange, "vault.seal_transit.key_name: %q is not a Transit key name", sb.KeyName)
+	}
+	if !filepath.IsAbs(st.TokenFile) {
+		v.errorf(sb.TokenFileRange, "vault.seal_transit.token_file: must be an absolute path on the Vault host, got %q", sb.TokenFile)
+	}
+	if st.CACert != "" && !filepath.IsAbs(st.CACert) {
+		v.errorf(sb.CACertRange, "vault.seal_transit.ca_cert: must be an absolute path on the Vault host, got %q", sb.CACert)
+	}
+	return st
+}
+
+// mountPath is what Vault accepts as a mount path (without slashes at the
+// ends).
+var mountPath = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}){0,4}$`)
+
+// loopbackHost reports whether host is localhost or a loopback IP.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (v *validator) kubeedge(kb *KubeEdgeBlock, dir string) KubeEdge {

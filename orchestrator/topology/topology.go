@@ -42,8 +42,49 @@ type VaultBlock struct {
 	SecretIDFile string `hcl:"secret_id_file,optional"`
 	// Host is where a managed Vault runs; defaults to the cloud host.
 	Host string `hcl:"host,optional"`
+	// UnsealCustodians are the age recipients (age1...) of the people who
+	// keep a managed Vault's key shares, one share each: the unseal
+	// shares, or the recovery shares with seal_transit. Their identities
+	// never come near the Vault host.
+	UnsealCustodians []string `hcl:"unseal_custodians,optional"`
+	// UnsealThreshold is how many custodians' shares unseal Vault (or,
+	// with seal_transit, authorise a root token).
+	UnsealThreshold int `hcl:"unseal_threshold,optional"`
+	// SealTransit makes a managed Vault unseal itself with another Vault's
+	// Transit engine.
+	SealTransit *SealTransitBlock `hcl:"seal_transit,block"`
 
-	DefRange hcl.Range `hcl:",def_range"`
+	DefRange              hcl.Range `hcl:",def_range"`
+	ModeRange             hcl.Range `hcl:"mode,attr_range"`
+	UnsealCustodiansRange hcl.Range `hcl:"unseal_custodians,attr_range"`
+	UnsealThresholdRange  hcl.Range `hcl:"unseal_threshold,attr_range"`
+}
+
+// SealTransitBlock is the `seal_transit { }` block of `vault { }`: Vault's
+// seal "transit" stanza, with the token read from a file on the Vault host.
+type SealTransitBlock struct {
+	// Address is the unsealer Vault's API address.
+	Address string `hcl:"address"`
+	// Mount is the unsealer's Transit mount (default "transit").
+	Mount string `hcl:"mount,optional"`
+	// KeyName is the Transit key that wraps this Vault's root key.
+	KeyName string `hcl:"key_name"`
+	// TokenFile is an absolute path on the Vault host of a file holding a
+	// token allowed only to encrypt and decrypt with KeyName.
+	TokenFile string `hcl:"token_file"`
+	// CACert is an absolute path on the Vault host of the CA bundle that
+	// verifies the unseal Vault's TLS certificate.
+	CACert string `hcl:"ca_cert,optional"`
+	// DisableRenewal stops Vault from renewing the token (for a periodic
+	// token renewed elsewhere).
+	DisableRenewal bool `hcl:"disable_renewal,optional"`
+
+	DefRange       hcl.Range `hcl:",def_range"`
+	AddressRange   hcl.Range `hcl:"address,attr_range"`
+	MountRange     hcl.Range `hcl:"mount,attr_range"`
+	KeyNameRange   hcl.Range `hcl:"key_name,attr_range"`
+	TokenFileRange hcl.Range `hcl:"token_file,attr_range"`
+	CACertRange    hcl.Range `hcl:"ca_cert,attr_range"`
 }
 
 // CloudBlock is the `cloud { }` block: the cloud SPIRE servers.
@@ -267,6 +308,34 @@ type Vault struct {
 	RoleIDFile   string
 	SecretIDFile string
 	Host         string
+	// UnsealCustodians and UnsealThreshold: each key share of a managed
+	// Vault goes to one custodian's age recipient, and UnsealThreshold of
+	// them are needed. Empty when the topology names none.
+	UnsealCustodians []string
+	UnsealThreshold  int
+	// SealTransit is set when a managed Vault unseals itself with another
+	// Vault's Transit engine.
+	SealTransit *SealTransit
+	// DefRange is where the vault block starts (empty without one), for
+	// errors found after parsing.
+	DefRange hcl.Range
+}
+
+// HasUnsealCustody reports whether a managed Vault's unseal does not rest
+// on a key kept on its own host: it unseals itself from another Vault's
+// Transit engine, or its shares go to custodians.
+func (v Vault) HasUnsealCustody() bool {
+	return v.SealTransit != nil || len(v.UnsealCustodians) > 0
+}
+
+// SealTransit is the validated seal_transit block.
+type SealTransit struct {
+	Address        string
+	Mount          string
+	KeyName        string
+	TokenFile      string
+	CACert         string
+	DisableRenewal bool
 }
 
 // Cloud is the validated cloud block.

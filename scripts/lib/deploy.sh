@@ -22,6 +22,13 @@ ENV_FILE sets (see conf/deploy/$1.env):
   EDGEID_KUBEEDGE_CA   cloudcore's CA (servers; default the topology's)
   EDGEID_NODE_CERT, EDGEID_NODE_KEY   edgecore's certificate and key (edge nodes)
   EDGEID_STEP_TIMEOUT  longest wait for one step   (default 2m)
+
+A managed Vault must have unseal custody in the topology (vault.seal_transit
+or vault.unseal_custodians); the script refuses it otherwise. With
+custodians, a run that must unseal Vault (or make a root token for a changed
+configuration) takes their age identities from EDGEID_VAULT_UNSEAL_IDENTITIES
+in the environment of that one run, never from ENV_FILE; the supervisor does
+not inherit them.
 USAGE
 	exit 2
 }
@@ -58,6 +65,10 @@ load_env() {
 	: "${EDGEID_ROOT:=/var/lib/edgeid}"
 	: "${EDGEID_BIN_DIR:=/opt/edgeid/bin}"
 	: "${EDGEID_STEP_TIMEOUT:=2m}"
+	# Custodians' identities must not be kept on the host, in this file least.
+	if grep -q 'EDGEID_VAULT_UNSEAL_IDENTITIES\|AGE-SECRET-KEY-' "$file"; then
+		die "$file names EDGEID_VAULT_UNSEAL_IDENTITIES or holds an age identity: custodians' identities never go on the Vault host; give them in the environment of the one run that needs them"
+	fi
 	[ -n "${EDGEID_TOPOLOGY:-}" ] || die "$file: set EDGEID_TOPOLOGY"
 	[ -n "${EDGEID_HOST:-}" ] || die "$file: set EDGEID_HOST"
 	[ -r "$EDGEID_TOPOLOGY" ] || die "cannot read topology $EDGEID_TOPOLOGY"
@@ -80,6 +91,21 @@ have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2
 # quote_args prints its arguments shell-quoted on one line.
 quote_args() { printf '%q ' "$@"; }
 
+# preflight renders this host's part of the topology into a throw-away
+# directory, so that a topology edgeid refuses (a managed Vault without
+# unseal custody, for one) stops the script with edgeid's error before a
+# unit is installed or anything starts.
+preflight() {
+	local tmp
+	tmp=$(mktemp -d)
+	if ! "$EDGEID" render -f "$EDGEID_TOPOLOGY" --host "$EDGEID_HOST" --out "$tmp" \
+		--plugin-dir "$EDGEID_BIN_DIR" --host-bin-dir "$EDGEID_BIN_DIR" --root "$EDGEID_ROOT" >/dev/null; then
+		rm -rf "$tmp"
+		die "edgeid refuses $EDGEID_TOPOLOGY for host $EDGEID_HOST (error above); nothing was installed or started"
+	fi
+	rm -rf "$tmp"
+}
+
 # render_unit prints the systemd unit of this host. edgeid runs as root:
 # it starts Vault and SPIRE as the control account and every workload as
 # its own, which needs setuid/setgid and the capabilities the agents keep.
@@ -88,6 +114,7 @@ quote_args() { printf '%q ' "$@"; }
 # capability bounding set holds only what edgeid and its services use.
 render_unit() {
 	cat <<UNIT
+# Written by $(basename "$0") from $EDGEID_TOPOLOGY; run the script again to change it.
 [Unit]
 Description=edgeid host $EDGEID_HOST (SPIRE, Vault, edgeid-helper)
 After=network-online.target
@@ -127,6 +154,7 @@ UNIT
 }
 
 deploy_up() {
+	preflight
 	mkdir -p "$EDGEID_ROOT/logs"
 	if have_systemd; then
 		# The unit runs `up` before the supervisor, and again on reload,
@@ -155,7 +183,9 @@ deploy_up() {
 			fd=${fd##*/}
 			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
 		done 2>/dev/null
-		exec setsid nohup "$EDGEID" supervise "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT" \
+		# Custodians' identities given to this run stay with it: the
+		# long-lived supervisor must not carry them in its environment.
+		exec env -u EDGEID_VAULT_UNSEAL_IDENTITIES setsid nohup "$EDGEID" supervise "${host_flags[@]}" --step-timeout "$EDGEID_STEP_TIMEOUT" \
 			>>"$EDGEID_ROOT/logs/supervise.log" 2>&1 </dev/null
 	) &
 	echo "$(basename "$0"): $EDGEID_HOST is up; supervised by edgeid supervise (log: $EDGEID_ROOT/logs/supervise.log)"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/hashicorp/hcl/v2"
 
 	helperconfig "github.com/edgeid/edgeid/helper/config"
 	"github.com/edgeid/edgeid/orchestrator/cli"
@@ -111,7 +112,11 @@ func render(t *testing.T, root string) ([]string, []service, map[string]map[stri
 	}
 	out := t.TempDir()
 	var stderr bytes.Buffer
-	args := []string{"render", "-f", filepath.Join(root, composeTopo), "--out", out, "--plugin-dir", plugins}
+	// As the compose render step runs it (a throw-away demo Vault).
+	args := []string{"render", "-f", filepath.Join(root, composeTopo), "--out", out, "--plugin-dir", plugins, "--insecure-local-unseal"}
+	if !strings.Contains(readFile(t, root, "conf/compose/edgeid-compose.sh"), "--insecure-local-unseal") {
+		t.Errorf("the compose render step does not pass --insecure-local-unseal, which this test assumes")
+	}
 	if err := cli.Run(context.Background(), args, io.Discard, &stderr); err != nil {
 		t.Fatalf("edgeid %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
@@ -557,7 +562,10 @@ func checkTopology(t *testing.T, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Where each block was defined differs, naturally.
+	c.Vault.DefRange, s.Vault.DefRange = hcl.Range{}, hcl.Range{}
 	for name, pair := range map[string][2]any{
+		"users":        {c.Users, s.Users},
 		"trust_domain": {c.TrustDomain, s.TrustDomain},
 		"vault":        {c.Vault, s.Vault},
 		"cloud":        {c.Cloud, s.Cloud},

@@ -32,6 +32,10 @@ import (
 const topologyTmpl = `trust_domain = "multihost.test"
 vault {
   mode = "managed"
+  # Real hosts need unseal custody; these custodians' identities were
+  # thrown away (nothing here restarts Vault).
+  unseal_custodians = ["age18lllhyn6p6zvxmda6quup73vwklfz5zsm5rr6f6zmxre8wdn44kqutyqf7", "age1006zpwujvdn6f4aejm3hf8k97chnzqzvlklr3070h0dygt273s4qdhjvwt"]
+  unseal_threshold  = 2
 }
 cloud {
   servers       = 2

@@ -25,7 +25,16 @@ import (
 // and the server then holds exactly the plan's entries: what someone
 // deploying the rendered configs by hand runs instead of `edgeid up`.
 func TestRenderedEntriesLoadIntoSpire(t *testing.T) {
-	top, err := topology.ParseFile(filepath.Join(harness.RepoRoot(t), "conf", "topology.hcl"))
+	// Real hosts refuse a managed Vault without unseal custody, and the
+	// sample leaves custody to the operator: give it two custodians
+	// (public keys only; their identities were thrown away).
+	sample := filepath.Join(harness.RepoRoot(t), "conf", "topology.hcl")
+	src, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	custody := "vault {\n  unseal_custodians = [\"age18lllhyn6p6zvxmda6quup73vwklfz5zsm5rr6f6zmxre8wdn44kqutyqf7\", \"age1006zpwujvdn6f4aejm3hf8k97chnzqzvlklr3070h0dygt273s4qdhjvwt\"]\n  unseal_threshold  = 2\n"
+	top, err := topology.Parse([]byte(strings.Replace(string(src), "vault {\n", custody, 1)), sample)
 	if err != nil {
 		t.Fatal(err)
 	}

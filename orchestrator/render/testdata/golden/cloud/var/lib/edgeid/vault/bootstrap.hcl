@@ -9,17 +9,20 @@ vault {
 }
 
 init {
-    secret_shares = 1
-    secret_threshold = 1
+    secret_shares = 3
+    secret_threshold = 2
     shares_dir = "/var/lib/edgeid/vault/bootstrap/unseal"
-    # The unseal share is encrypted to an age identity kept beside it
-    # (0600). That suits a one-machine run; real deployments encrypt each
-    # share to a different custodian (see conf/bootstrap.hcl).
-    age_recipients = ["age1examplerecipient"]
+    # Share i is encrypted to custodian i (vault.unseal_custodians); their
+    # identities are never on this host.
+    age_recipients = ["age18lllhyn6p6zvxmda6quup73vwklfz5zsm5rr6f6zmxre8wdn44kqutyqf7", "age1006zpwujvdn6f4aejm3hf8k97chnzqzvlklr3070h0dygt273s4qdhjvwt", "age1gtyc2nwyua0ek8gv8qv6995np7v0up0a543edyu5x5gq52z7aeqqjxppa0"]
+    age_recipient_mode = "per_share"
 }
 
+# The custodians' identities (one per line) come from this environment
+# variable for the one run that needs 2 of their unseal shares: to unseal
+# Vault after a restart, or for a root token when the configuration changes.
 unseal {
-    age_identity_files = ["/var/lib/edgeid/vault/unseal-identity.txt"]
+    age_identity_env = "EDGEID_VAULT_UNSEAL_IDENTITIES"
 }
 
 pki_root {
