@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # install-deps.sh installs the Debian packages edgeid's tests and demo run
 # against, when they are missing: kcat (librdkafka, the Kafka client library
-# DeepStream uses), mosquitto and its clients, openssl, PostgreSQL, and
-# iproute2 for the multi-host tests. It needs root (apt-get).
+# DeepStream uses), mosquitto and its clients, openssl, PostgreSQL,
+# iproute2 for the multi-host tests, and python3 for the attack suite's
+# Python pipeline. It needs root (apt-get).
 set -euo pipefail
 
 need=()
@@ -16,6 +17,8 @@ if ! have initdb && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 	need+=(postgresql)
 fi
 have ip || need+=(iproute2)
+# The attack suite runs a Python DeepStream pipeline with Debian's python3.
+[[ -x /usr/bin/python3 ]] || need+=(python3)
 
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "install-deps: all Debian packages present"
