@@ -49,6 +49,13 @@ unit:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./plugins/common/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseStatus$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSyscall$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAuxv$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseELFHeader$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMapsLine$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
+	$(GO) test -run '^$$' -fuzz '^FuzzContainerID$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAttestationPayload$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChallengeResponse$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStrict$$' -fuzztime $(FUZZTIME) ./plugins/common/kubeedge/

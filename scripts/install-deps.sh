@@ -3,7 +3,8 @@
 # against, when they are missing: kcat (librdkafka, the Kafka client library
 # DeepStream uses), mosquitto and its clients, openssl, PostgreSQL,
 # iproute2 for the multi-host tests, a Java runtime (keytool), util-linux
-# (setpriv) and systemd's tools (systemd-analyze). It needs root (apt-get).
+# (setpriv), systemd's tools (systemd-analyze) and python3 (the attack
+# suite's Python pipeline). It needs root (apt-get).
 set -euo pipefail
 
 need=()
@@ -23,6 +24,8 @@ have ip || need+=(iproute2)
 have keytool || need+=(default-jre-headless)
 have setpriv || need+=(util-linux)
 have systemd-analyze || need+=(systemd)
+# The attack suite runs a Python DeepStream pipeline with Debian's python3.
+[[ -x /usr/bin/python3 ]] || need+=(python3)
 
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "install-deps: all Debian packages present"

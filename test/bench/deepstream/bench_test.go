@@ -89,7 +89,8 @@ func attestOnce(b *testing.B, c workloadattestorv1.WorkloadAttestorClient, pid i
 	if err != nil {
 		b.Fatal(err)
 	}
-	if !slices.Contains(resp.SelectorValues, "publish_topic:detections") {
+	// Both apps run unheld, so their config selectors are self-reported.
+	if !slices.Contains(resp.SelectorValues, "self_reported:publish_topic:detections") {
 		b.Fatalf("pid %d: unexpected selectors %q", pid, resp.SelectorValues)
 	}
 	return d

@@ -20,6 +20,7 @@ import (
 const (
 	trustDomain  = "example.org"
 	pipelineID   = "spiffe://example.org/edge/site-a/deepstream/cam-pipeline"
+	claimsID     = "spiffe://example.org/edge/site-a/deepstream/cam-pipeline-self-reported"
 	containerID  = "spiffe://example.org/edge/site-a/deepstream/cam-pipeline-in-container"
 	decoyID      = "spiffe://example.org/edge/site-a/deepstream/other-topic"
 	publishTopic = "detections"
@@ -108,10 +109,20 @@ func setup(t *testing.T) *env {
 `, plugin.Path, plugin.Checksum),
 	})
 	agentID := harness.JoinTokenAgentID(trustDomain, token)
+	// The pipeline as its launcher holds it at exec: config selectors are
+	// facts only then.
 	server.CreateEntry(t, harness.Entry{ParentID: agentID, SPIFFEID: pipelineID, Selectors: []string{
+		"deepstream:launch:held",
 		"deepstream:app:deepstream-test5-app",
 		"deepstream:publish_topic:" + publishTopic,
 		"deepstream:config_sha256:" + e.cfgHash,
+	}})
+	// The same pipeline as it describes itself when it calls the Workload
+	// API (or runs unheld): an entry that trusts claims.
+	server.CreateEntry(t, harness.Entry{ParentID: agentID, SPIFFEID: claimsID, Selectors: []string{
+		"deepstream:app:deepstream-test5-app",
+		"deepstream:self_reported:publish_topic:" + publishTopic,
+		"deepstream:self_reported:config_sha256:" + e.cfgHash,
 	}})
 	server.CreateEntry(t, harness.Entry{ParentID: agentID, SPIFFEID: decoyID, Selectors: []string{
 		"deepstream:app:deepstream-test5-app",
@@ -119,7 +130,7 @@ func setup(t *testing.T) *env {
 	}})
 	server.CreateEntry(t, harness.Entry{ParentID: agentID, SPIFFEID: containerID, Selectors: []string{
 		"deepstream:app:deepstream-test5-app",
-		"deepstream:config_path:/configs/test5_kafka.txt",
+		"deepstream:self_reported:config_path:/configs/test5_kafka.txt",
 	}})
 	return e
 }
@@ -212,9 +223,11 @@ func wantIDs(t *testing.T, what string, r result, want ...string) {
 func TestDeepStreamAttestor(t *testing.T) {
 	e := setup(t)
 
-	// 1a. The stand-in calling the Workload API itself. It also proves the
-	// entries reached the agent before the negative cases run.
-	wantIDs(t, "stand-in as direct caller", e.direct("direct", e.standin, e.config, 60*time.Second), pipelineID)
+	// 1a. The stand-in calling the Workload API itself: its config
+	// selectors are self-reported, so it matches the entry that trusts
+	// claims and not the held pipeline's. It also proves the entries
+	// reached the agent before the negative cases run.
+	wantIDs(t, "stand-in as direct caller", e.direct("direct", e.standin, e.config, 60*time.Second), claimsID)
 
 	// 1b. The stand-in launched by a helper, held at exec until the helper
 	// has its SVID: the attestor sees the held child.
@@ -223,6 +236,8 @@ func TestDeepStreamAttestor(t *testing.T) {
 	if held.ChildStartedBeforeFetch {
 		t.Errorf("the held stand-in ran before its SVID was fetched")
 	}
+	// 1b'. The same child launched without the hold: self-reported.
+	wantIDs(t, "stand-in launched unheld by a helper", e.viaHelper("unheld", false, 60*time.Second, e.standin, "-c", e.config), claimsID)
 	// After the release, the app runs.
 	harness.Eventually(t, 10*time.Second, func() error {
 		_, err := os.Stat(filepath.Join(e.dir, "held.started"))
@@ -354,6 +369,6 @@ exec %s %q /usr/bin/deepstream-test5-app -c /configs/test5_kafka.txt -fetch-svid
 		if err := json.Unmarshal(data, &r); err != nil {
 			t.Fatal(err)
 		}
-		wantIDs(t, "stand-in in a mount namespace + chroot", r, pipelineID, containerID)
+		wantIDs(t, "stand-in in a mount namespace + chroot", r, claimsID, containerID)
 	})
 }

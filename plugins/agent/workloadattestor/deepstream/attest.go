@@ -33,16 +33,31 @@ const (
 
 // attestation is the state of one Attest call.
 type attestation struct {
-	p       *Plugin
-	cfg     *configuration
-	log     hclog.Logger
-	visited int
+	p   *Plugin
+	cfg *configuration
+	ctx context.Context
+	log hclog.Logger
+
+	visited   int
+	tracked   []*process
+	bytesLeft int64 // byte budget left
+	bytesRead int64
+	halt      error // what stopped the attestation: a spent budget
 }
 
 // process is what the attestor learned about one pid.
 type process struct {
-	pid     int
-	dir     string   // <procDir>/<pid>
+	pid    int
+	parent *process // nil for the caller
+	handle pidHandle
+	dir    string // <procDir>/<pid>
+
+	// First snapshot of kernel facts (see track).
+	stat       procStat
+	status     procStatus // children only
+	syscall    []byte     // children in a ptrace stop only
+	syscallErr error
+
 	exe     string   // /proc/<pid>/exe target, agent's view
 	exeView string   // the same in the process's view ("" if unknown)
 	args    []string // argv
@@ -50,13 +65,25 @@ type process struct {
 	cwd     string   // process's view of its working directory ("" if unknown)
 
 	app        string // app selector value
+	appFromArg bool   // app names the script from argv (interpreter apps)
 	script     string // process-view script path, for interpreter apps
 	configArgs []string
+
+	// held: a child of the caller provably held at exec, whose argv-derived
+	// selectors are facts rather than claims.
+	held bool
 }
 
-func (a *attestation) run(ctx context.Context, pid int) ([]string, error) {
-	caller, err := a.inspect(pid)
+func (a *attestation) run(pid int) ([]string, error) {
+	defer a.closeAll()
+	caller, err := a.track(pid, nil)
+	if err == nil {
+		err = a.inspect(caller)
+	}
 	if err != nil {
+		if halt := a.halted(); halt != nil {
+			return nil, a.exhausted(pid, halt)
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, status.Errorf(codes.NotFound, "process %d not found", pid)
 		}
@@ -66,20 +93,63 @@ func (a *attestation) run(ctx context.Context, pid int) ([]string, error) {
 	if a.classify(caller) {
 		apps = []*process{caller}
 	} else {
-		apps = a.findChildApps(ctx, caller, 1)
+		apps = a.findChildApps(caller, 1)
 	}
+	for _, app := range apps {
+		if app == caller {
+			continue
+		}
+		if why := a.heldAtExec(app, caller); why != "" {
+			a.log.Debug("DeepStream app is not held at exec by the caller; its argv-derived selectors are self-reported", "app_pid", app.pid, "reason", why)
+		} else {
+			app.held = true
+		}
+	}
+	sets := make([][]string, len(apps))
+	for i, app := range apps {
+		sets[i] = a.selectors(app)
+	}
+	if halt := a.halted(); halt != nil {
+		return nil, a.exhausted(pid, halt)
+	}
+
+	if a.p.hooks.beforeRecheck != nil {
+		a.p.hooks.beforeRecheck()
+	}
+	if !a.p.hooks.skipRecheck {
+		if err := a.recheck(caller); err != nil {
+			if halt := a.halted(); halt != nil {
+				return nil, a.exhausted(pid, halt)
+			}
+			a.log.Warn("Caller changed while it was attested; returning no selectors", "error", err)
+			return nil, nil
+		}
+		var keptApps []*process
+		var keptSets [][]string
+		for i, app := range apps {
+			if err := a.recheck(app); err != nil {
+				if halt := a.halted(); halt != nil {
+					return nil, a.exhausted(pid, halt)
+				}
+				a.log.Warn("DeepStream process changed while it was attested; it yields no selectors", "app_pid", app.pid, "error", err)
+				continue
+			}
+			keptApps, keptSets = append(keptApps, app), append(keptSets, sets[i])
+		}
+		apps, sets = keptApps, keptSets
+	}
+
 	switch len(apps) {
 	case 0:
 		return nil, nil
 	case 1:
-		return a.selectors(apps[0]), nil
+		return sets[0], nil
 	}
 	// Several DeepStream descendants: their selectors can only be merged
 	// when they agree, or a caller could combine the binary of one with the
 	// config of another into an identity neither has.
-	first := a.selectors(apps[0])
-	for _, other := range apps[1:] {
-		if !slices.Equal(first, a.selectors(other)) {
+	for _, other := range sets[1:] {
+		if !slices.Equal(sets[0], other) {
 			pids := make([]int, 0, len(apps))
 			for _, app := range apps {
 				pids = append(pids, app.pid)
@@ -88,22 +158,42 @@ func (a *attestation) run(ctx context.Context, pid int) ([]string, error) {
 			return nil, nil
 		}
 	}
-	return first, nil
+	return sets[0], nil
 }
 
-// findChildApps returns the nearest DeepStream processes among pid's
+// exhausted logs the end of an attestation that ran out of budget, once,
+// and returns its error.
+func (a *attestation) exhausted(pid int, halt error) error {
+	switch {
+	case errors.Is(halt, errByteBudget):
+		a.log.Warn("Attestation exceeded its byte budget; returning no selectors", "max_attestation_bytes", a.cfg.maxAttestationBytes, "bytes_read", a.bytesRead, "processes", a.visited)
+		return status.Errorf(codes.ResourceExhausted, "attestation of pid %d read more than max_attestation_bytes (%d bytes)", pid, a.cfg.maxAttestationBytes)
+	case errors.Is(halt, errTimeBudget):
+		a.log.Warn("Attestation exceeded its time budget; returning no selectors", "attestation_timeout", a.cfg.attestationTimeout, "bytes_read", a.bytesRead, "processes", a.visited)
+		return status.Errorf(codes.ResourceExhausted, "attestation of pid %d took longer than attestation_timeout (%s)", pid, a.cfg.attestationTimeout)
+	}
+	return status.FromContextError(halt).Err()
+}
+
+// findChildApps returns the nearest DeepStream processes among parent's
 // descendants, down to the configured depth.
-func (a *attestation) findChildApps(ctx context.Context, parent *process, depth int) []*process {
-	if depth > a.cfg.childDepth || ctx.Err() != nil {
+func (a *attestation) findChildApps(parent *process, depth int) []*process {
+	if depth > a.cfg.childDepth || a.halted() != nil {
 		return nil
 	}
 	var found []*process
 	for _, child := range a.children(parent) {
-		if a.visited >= maxProcesses {
-			a.log.Warn("Process tree too large; stopping the search", "limit", maxProcesses)
+		if a.halted() != nil {
 			return found
 		}
-		proc, err := a.inspect(child)
+		if a.visited >= maxProcesses {
+			a.warn(a.log, "Process tree too large; stopping the search", "limit", maxProcesses)
+			return found
+		}
+		proc, err := a.track(child, parent)
+		if err == nil {
+			err = a.inspect(proc)
+		}
 		if err != nil {
 			a.log.Debug("Skipping child process", "child", child, "error", err)
 			continue
@@ -112,7 +202,7 @@ func (a *attestation) findChildApps(ctx context.Context, parent *process, depth 
 			found = append(found, proc)
 			continue
 		}
-		found = append(found, a.findChildApps(ctx, proc, depth+1)...)
+		found = append(found, a.findChildApps(proc, depth+1)...)
 	}
 	return found
 }
@@ -127,7 +217,7 @@ func (a *attestation) children(parent *process) []int {
 	}
 	var out []int
 	for _, t := range tasks {
-		data, err := readProcFile(filepath.Join(parent.dir, "task", t.Name(), "children"), maxChildrenBytes)
+		data, err := a.readProcFile(filepath.Join(parent.dir, "task", t.Name(), "children"), maxChildrenBytes)
 		if err != nil {
 			continue
 		}
@@ -141,44 +231,34 @@ func (a *attestation) children(parent *process) []int {
 	return out
 }
 
-func readProcFile(name string, max int64) ([]byte, error) {
-	f, err := os.Open(name)
+// inspect reads what the process says about itself (executable, argv,
+// root and working directory) from /proc.
+func (a *attestation) inspect(proc *process) error {
+	exe, err := os.Readlink(filepath.Join(proc.dir, "exe"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer f.Close()
-	return readAllLimited(f, max)
-}
-
-// inspect reads the identity-relevant facts of pid from /proc.
-func (a *attestation) inspect(pid int) (*process, error) {
-	a.visited++
-	dir := filepath.Join(a.p.hooks.procDir, strconv.Itoa(pid))
-	exe, err := os.Readlink(filepath.Join(dir, "exe"))
+	cmdline, err := a.readProcFile(filepath.Join(proc.dir, "cmdline"), maxCmdlineBytes)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cmdline, err := readProcFile(filepath.Join(dir, "cmdline"), maxCmdlineBytes)
-	if err != nil {
-		return nil, err
-	}
-	proc := &process{pid: pid, dir: dir, exe: strings.TrimSuffix(exe, " (deleted)")}
+	proc.exe = strings.TrimSuffix(exe, " (deleted)")
 	cmdline = bytes.TrimSuffix(cmdline, []byte{0})
 	if len(cmdline) > 0 {
 		proc.args = strings.Split(string(cmdline), "\x00")
 	}
-	if root, err := os.Readlink(filepath.Join(dir, "root")); err == nil {
+	if root, err := os.Readlink(filepath.Join(proc.dir, "root")); err == nil {
 		proc.rootDir = root
 		if v, ok := stripRoot(root, proc.exe); ok {
 			proc.exeView = v
 		}
-		if cwd, err := os.Readlink(filepath.Join(dir, "cwd")); err == nil {
+		if cwd, err := os.Readlink(filepath.Join(proc.dir, "cwd")); err == nil {
 			if v, ok := stripRoot(root, cwd); ok {
 				proc.cwd = v
 			}
 		}
 	}
-	return proc, nil
+	return nil
 }
 
 func matchAny(patterns []string, name string) bool {
@@ -208,10 +288,10 @@ func (a *attestation) classify(proc *process) bool {
 		}
 		abs, err := cleanAbs(proc.cwd, script)
 		if err != nil {
-			a.log.Warn("Unable to resolve DeepStream script path", "script", script, "error", err)
+			a.warn(a.log, "Unable to resolve DeepStream script path", "script", script, "error", err)
 			return false
 		}
-		proc.app, proc.script, appArgs = path.Base(script), abs, rest
+		proc.app, proc.appFromArg, proc.script, appArgs = path.Base(script), true, abs, rest
 	case a.loadsLibrary(proc):
 		proc.app = base
 	default:
@@ -232,7 +312,7 @@ func (a *attestation) loadsLibrary(proc *process) bool {
 		return false
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(&limitedReader{f: f, left: maxMapsBytes})
+	sc := bufio.NewScanner(a.meter(f, maxMapsBytes))
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<10)
 	for sc.Scan() {
 		line := sc.Text()
@@ -248,23 +328,6 @@ func (a *attestation) loadsLibrary(proc *process) bool {
 		}
 	}
 	return false
-}
-
-type limitedReader struct {
-	f    *os.File
-	left int64
-}
-
-func (l *limitedReader) Read(b []byte) (int, error) {
-	if l.left <= 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(b)) > l.left {
-		b = b[:l.left]
-	}
-	n, err := l.f.Read(b)
-	l.left -= int64(n)
-	return n, err
 }
 
 // scriptOf finds the script a Python interpreter runs in its arguments, and
@@ -320,8 +383,16 @@ func configArgs(args []string) []string {
 	return out
 }
 
+// selfReported prefixes argv-derived selectors of a process that was not
+// held at exec: they are what the process says about itself.
+const selfReported = "self_reported:"
+
 // selectors computes the selector values of a DeepStream process, sorted
-// and without duplicates.
+// and without duplicates. Kernel facts (app of a binary, exe_sha256,
+// version, container_id) keep their names; selectors derived from argv
+// and cwd (the script, the config and what it names) keep theirs only for
+// a child held at exec, which also gets launch:held, and are
+// self_reported:<name> otherwise.
 func (a *attestation) selectors(proc *process) []string {
 	set := map[string]struct{}{}
 	add := func(kind, value string) {
@@ -329,10 +400,24 @@ func (a *attestation) selectors(proc *process) []string {
 			set[kind+":"+value] = struct{}{}
 		}
 	}
-	log := a.log.With("app_pid", proc.pid, "app", proc.app)
-	add("app", proc.app)
+	claim := func(sel string) {
+		if proc.held {
+			set[sel] = struct{}{}
+		} else {
+			set[selfReported+sel] = struct{}{}
+		}
+	}
+	log := a.log.With("app_pid", proc.pid, "app", proc.app, "held", proc.held)
+	if proc.held {
+		add("launch", "held")
+	}
+	if proc.appFromArg {
+		claim("app:" + proc.app)
+	} else {
+		add("app", proc.app)
+	}
 	if h, err := a.hashExe(proc); err != nil {
-		log.Warn("Unable to hash the executable", "error", err)
+		a.warn(log, "Unable to hash the executable", "error", err)
 	} else {
 		add("exe_sha256", h)
 	}
@@ -340,14 +425,14 @@ func (a *attestation) selectors(proc *process) []string {
 
 	root, err := openRootFS(filepath.Join(proc.dir, "root"))
 	if err != nil {
-		log.Warn("Unable to open the process root; no path-based selectors", "error", err)
+		a.warn(log, "Unable to open the process root; no path-based selectors", "error", err)
 	} else {
 		defer root.Close()
 		if proc.script != "" {
 			if h, err := a.hashIn(root, proc.script, a.cfg.maxExeBytes); err != nil {
-				log.Warn("Unable to hash the script", "script", proc.script, "error", err)
+				a.warn(log, "Unable to hash the script", "script", proc.script, "error", err)
 			} else {
-				add("script_sha256", h)
+				claim("script_sha256:" + h)
 			}
 		}
 		add("version", a.version(root, proc, log))
@@ -357,16 +442,16 @@ func (a *attestation) selectors(proc *process) []string {
 			arg := proc.configArgs[0]
 			sels, err := a.configSelectors(root, proc, arg, log)
 			if err != nil {
-				log.Warn("Ignoring DeepStream config; no config selectors", "config", arg, "error", err)
+				a.warn(log, "Ignoring DeepStream config; no config selectors", "config", arg, "error", err)
 				break
 			}
 			for _, s := range sels {
-				set[s] = struct{}{}
+				claim(s)
 			}
 		default:
 			// One process running several pipelines: an SVID matched on one
 			// config would also serve the others, so bind none of them.
-			log.Warn("Ignoring DeepStream configs: the process was given several; no config selectors", "configs", proc.configArgs)
+			a.warn(log, "Ignoring DeepStream configs: the process was given several; no config selectors", "configs", proc.configArgs)
 		}
 	}
 	out := make([]string, 0, len(set))
@@ -383,7 +468,7 @@ func (a *attestation) hashExe(proc *process) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	return a.p.hashes.sha256File(f, a.cfg.maxExeBytes)
+	return a.p.hashes.sha256File(a.ctx, f, a.cfg.maxExeBytes)
 }
 
 func (a *attestation) hashIn(root *rootFS, p string, max int64) (string, error) {
@@ -392,32 +477,7 @@ func (a *attestation) hashIn(root *rootFS, p string, max int64) (string, error) 
 		return "", err
 	}
 	defer f.Close()
-	return a.p.hashes.sha256File(f, max)
-}
-
-var containerIDPattern = regexp.MustCompile(`[0-9a-f]{64}`)
-
-// containerID finds a 64-hex container id in /proc/<pid>/cgroup. It covers
-// cgroup v1 ("12:memory:/docker/<id>", ".../kubepods/.../<id>") and v2
-// ("0::/system.slice/docker-<id>.scope", "cri-containerd-<id>.scope",
-// "libpod-<id>.scope").
-func (a *attestation) containerID(proc *process, log hclog.Logger) string {
-	data, err := readProcFile(filepath.Join(proc.dir, "cgroup"), maxCgroupBytes)
-	if err != nil {
-		log.Debug("Unable to read cgroups", "error", err)
-		return ""
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		ids := containerIDPattern.FindAllString(parts[2], -1)
-		if len(ids) > 0 {
-			return ids[len(ids)-1]
-		}
-	}
-	return ""
+	return a.p.hashes.sha256File(a.ctx, f, max)
 }
 
 var versionPattern = regexp.MustCompile(`^Version:\s*([0-9]+)\.([0-9]+)`)
@@ -434,7 +494,7 @@ func (a *attestation) version(root *rootFS, proc *process, log hclog.Logger) str
 	}
 	candidates = append(candidates, a.cfg.installDir+"/version")
 	for _, c := range candidates {
-		data, err := root.readFile(c, maxVersionBytes)
+		data, err := a.readRootFile(root, c, maxVersionBytes)
 		if err != nil {
 			continue
 		}
@@ -455,7 +515,7 @@ func (a *attestation) configSelectors(root *rootFS, proc *process, arg string, l
 	if err != nil {
 		return nil, err
 	}
-	data, err := root.readFile(cfgPath, a.cfg.maxConfigBytes)
+	data, err := a.readRootFile(root, cfgPath, a.cfg.maxConfigBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -496,7 +556,7 @@ func (a *attestation) configSelectors(root *rootFS, proc *process, arg string, l
 		if err != nil {
 			return ds.BrokerSettings{}, err
 		}
-		kf, err := root.readFile(abs, a.cfg.maxConfigBytes)
+		kf, err := a.readRootFile(root, abs, a.cfg.maxConfigBytes)
 		if err != nil {
 			log.Debug("Adaptor config not readable; skipping it", "file", abs, "error", err)
 			return ds.BrokerSettings{}, nil
@@ -554,7 +614,7 @@ func (a *attestation) configSelectors(root *rootFS, proc *process, arg string, l
 		for _, m := range models {
 			h, err := a.hashIn(root, m, a.cfg.maxModelBytes)
 			if err != nil {
-				log.Warn("Unable to hash model file", "file", m, "error", err)
+				a.warn(log, "Unable to hash model file", "file", m, "error", err)
 				continue
 			}
 			sels = append(sels, "model_sha256:"+h)
@@ -585,19 +645,19 @@ func (a *attestation) modelRefs(root *rootFS, app *ds.App, ref func(string) (str
 		if ext := path.Ext(abs); ext == ".yml" || ext == ".yaml" {
 			continue
 		}
-		data, err := root.readFile(abs, a.cfg.maxConfigBytes)
+		data, err := a.readRootFile(root, abs, a.cfg.maxConfigBytes)
 		if err != nil {
-			log.Warn("Unable to read nvinfer config", "file", abs, "error", err)
+			a.warn(log, "Unable to read nvinfer config", "file", abs, "error", err)
 			continue
 		}
 		kf, err := ds.Parse(data, a.limits())
 		if err != nil {
-			log.Warn("Malformed nvinfer config", "file", abs, "error", err)
+			a.warn(log, "Malformed nvinfer config", "file", abs, "error", err)
 			continue
 		}
 		refs, err := ds.InferModels(kf)
 		if err != nil {
-			log.Warn("Malformed nvinfer config", "file", abs, "error", err)
+			a.warn(log, "Malformed nvinfer config", "file", abs, "error", err)
 			continue
 		}
 		inferDir := dirOf(abs)

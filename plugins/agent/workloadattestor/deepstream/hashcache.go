@@ -1,6 +1,7 @@
 package deepstream
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -70,8 +71,9 @@ var errTooLarge = errors.New("file exceeds size limit")
 
 // sha256File returns the hex SHA-256 of the regular file f, read at most
 // max bytes, using the cache when the file is unchanged. A file that changes
-// while it is hashed is an error and is not cached.
-func (c *hashCache) sha256File(f *os.File, max int64) (string, error) {
+// while it is hashed is an error and is not cached, and so is a hash cut
+// short by ctx.
+func (c *hashCache) sha256File(ctx context.Context, f *os.File, max int64) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return "", fmt.Errorf("stat: %w", err)
@@ -87,7 +89,7 @@ func (c *hashCache) sha256File(f *os.File, max int64) (string, error) {
 		return h, nil
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, max+1))
+	n, err := io.Copy(h, ctxReader{ctx: ctx, r: io.NewSectionReader(f, 0, max+1)})
 	if err != nil {
 		return "", fmt.Errorf("read: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/spire-plugin-sdk/pluginsdk"
@@ -29,6 +30,20 @@ const (
 	DefaultMaxExeBytes    = 512 << 20
 	DefaultMaxModelBytes  = 4 << 30
 	DefaultInstallDir     = "/opt/nvidia/deepstream/deepstream"
+	// DefaultMaxAttestationBytes bounds what one attestation reads from
+	// /proc and from config files; MinMaxAttestationBytes and
+	// MaxMaxAttestationBytes bound the setting.
+	DefaultMaxAttestationBytes = 32 << 20
+	MinMaxAttestationBytes     = 64 << 10
+	MaxMaxAttestationBytes     = 1 << 30
+	// DefaultAttestationTimeout bounds the time of one attestation, hashing
+	// included; MinAttestationTimeout and MaxAttestationTimeout bound the
+	// setting.
+	DefaultAttestationTimeout = 5 * time.Second
+	MinAttestationTimeout     = 100 * time.Millisecond
+	MaxAttestationTimeout     = time.Minute
+	// DefaultCgroupRoot is where the cgroup hierarchies are mounted.
+	DefaultCgroupRoot = "/sys/fs/cgroup"
 	// maxProcesses bounds how many processes one attestation inspects.
 	maxProcesses = 256
 )
@@ -81,6 +96,13 @@ type Config struct {
 	// looked up, inside the process's root. Default
 	// /opt/nvidia/deepstream/deepstream.
 	InstallDir string `hcl:"install_dir,optional"`
+	// MaxAttestationBytes bounds every byte one attestation reads from
+	// /proc and from config files (hashing counts against time only).
+	// Default 32 MiB, from 64 KiB to 1 GiB.
+	MaxAttestationBytes int64 `hcl:"max_attestation_bytes,optional"`
+	// AttestationTimeout bounds the time of one attestation, e.g. "5s".
+	// Default 5s, from 100ms to 1m.
+	AttestationTimeout string `hcl:"attestation_timeout,optional"`
 }
 
 // configuration is the validated Config with defaults applied.
@@ -95,6 +117,9 @@ type configuration struct {
 	maxExeBytes     int64
 	maxModelBytes   int64
 	installDir      string
+
+	maxAttestationBytes int64
+	attestationTimeout  time.Duration
 }
 
 // buildConfig decodes and validates hclText, reporting every problem.
@@ -137,6 +162,25 @@ func buildConfig(hclText string) (*configuration, []string, error) {
 		maxExeBytes:    size("max_exe_bytes", c.MaxExeBytes, DefaultMaxExeBytes, 1<<40),
 		maxModelBytes:  size("max_model_bytes", c.MaxModelBytes, DefaultMaxModelBytes, 1<<40),
 		installDir:     DefaultInstallDir,
+
+		maxAttestationBytes: DefaultMaxAttestationBytes,
+		attestationTimeout:  DefaultAttestationTimeout,
+	}
+	if c.MaxAttestationBytes != 0 {
+		if c.MaxAttestationBytes < MinMaxAttestationBytes || c.MaxAttestationBytes > MaxMaxAttestationBytes {
+			report("max_attestation_bytes: %d is out of range (%d..%d)", c.MaxAttestationBytes, MinMaxAttestationBytes, MaxMaxAttestationBytes)
+		}
+		cfg.maxAttestationBytes = c.MaxAttestationBytes
+	}
+	if c.AttestationTimeout != "" {
+		d, err := time.ParseDuration(c.AttestationTimeout)
+		switch {
+		case err != nil:
+			report("attestation_timeout: %q is not a duration such as \"5s\"", c.AttestationTimeout)
+		case d < MinAttestationTimeout || d > MaxAttestationTimeout:
+			report("attestation_timeout: %s is out of range (%s..%s)", d, MinAttestationTimeout, MaxAttestationTimeout)
+		}
+		cfg.attestationTimeout = d
 	}
 	if !c.DisableLibraryMatch {
 		cfg.libraryPrefixes = defaultLibraryPrefixes
@@ -182,6 +226,23 @@ func joinProblems(p []string) string {
 type hooks struct {
 	// procDir is the proc filesystem, normally /proc.
 	procDir string
+	// cgroupRoot is where the cgroup hierarchies are mounted, normally
+	// /sys/fs/cgroup: cgroup v2 there, or v1 hierarchies in its
+	// subdirectories with v2 in "unified".
+	cgroupRoot string
+	// statfs returns the file system magic of a path; lstat the owner and
+	// type of a cgroup directory.
+	statfs func(path string) (int64, error)
+	lstat  func(path string) (cgroupStat, error)
+	// openPid identifies a process for the duration of an attestation
+	// (a pidfd).
+	openPid func(pid int) (pidHandle, error)
+	// beforeRecheck, when set, runs after everything was read and before
+	// the processes are rechecked: tests swap a process there.
+	beforeRecheck func()
+	// skipRecheck turns the recheck off, so that a test can show what it
+	// prevents. Never set outside tests.
+	skipRecheck bool
 }
 
 // Plugin is the deepstream WorkloadAttestor.
@@ -195,6 +256,8 @@ type Plugin struct {
 	log    hclog.Logger
 	hashes *hashCache
 	hooks  hooks
+	// cgroupWarn makes the "cannot check cgroups" warning appear once.
+	cgroupWarn sync.Once
 }
 
 // New returns an unconfigured plugin.
@@ -202,7 +265,13 @@ func New() *Plugin {
 	return &Plugin{
 		log:    hclog.NewNullLogger(),
 		hashes: newHashCache(4096),
-		hooks:  hooks{procDir: "/proc"},
+		hooks: hooks{
+			procDir:    "/proc",
+			cgroupRoot: DefaultCgroupRoot,
+			statfs:     statfsType,
+			lstat:      lstatCgroup,
+			openPid:    openPidfd,
+		},
 	}
 }
 
@@ -245,7 +314,8 @@ func (p *Plugin) getConfig() (*configuration, error) {
 // Attest returns the deepstream selectors of the process pid, or of the
 // DeepStream app it launched (see the package documentation for the trust
 // model). A process that is not, and did not launch, a DeepStream app gets
-// no selectors.
+// no selectors. An attestation that runs out of its byte or time budget
+// fails with ResourceExhausted and returns no selectors.
 func (p *Plugin) Attest(ctx context.Context, req *workloadattestorv1.AttestRequest) (*workloadattestorv1.AttestResponse, error) {
 	cfg, err := p.getConfig()
 	if err != nil {
@@ -254,8 +324,10 @@ func (p *Plugin) Attest(ctx context.Context, req *workloadattestorv1.AttestReque
 	if req.Pid <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid pid %d", req.Pid)
 	}
-	a := &attestation{p: p, cfg: cfg, log: p.log.With("pid", req.Pid)}
-	selectors, err := a.run(ctx, int(req.Pid))
+	ctx, cancel := context.WithTimeoutCause(ctx, cfg.attestationTimeout, errTimeBudget)
+	defer cancel()
+	a := &attestation{p: p, cfg: cfg, ctx: ctx, log: p.log.With("pid", req.Pid), bytesLeft: cfg.maxAttestationBytes}
+	selectors, err := a.run(int(req.Pid))
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package deepstream
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -103,27 +102,6 @@ func (r *rootFS) open(p string) (*os.File, error) {
 		return nil, fmt.Errorf("%s is not a regular file", p)
 	}
 	return f, nil
-}
-
-// readFile reads the regular file p within max bytes.
-func (r *rootFS) readFile(p string, max int64) ([]byte, error) {
-	f, err := r.open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readAllLimited(f, max)
-}
-
-func readAllLimited(f *os.File, max int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, max)
-	}
-	return data, nil
 }
 
 // dirOf is path.Dir for absolute process-view paths.
