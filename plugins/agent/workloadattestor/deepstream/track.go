@@ -47,11 +47,16 @@ func openPidfd(pid int) (pidHandle, error) {
 	return pidfd(fd), nil
 }
 
+// alive reports whether the process the pidfd names still exists. The
+// kernel looks the process up before it checks the permission to signal
+// it, so EPERM (an agent without CAP_KILL asking about another uid's
+// process, as edgeid runs it) means it exists; only ESRCH means it is gone.
 func (p pidfd) alive() error {
-	if err := unix.PidfdSendSignal(int(p), 0, nil, 0); err != nil {
-		return fmt.Errorf("process has exited: %w", err)
+	err := unix.PidfdSendSignal(int(p), 0, nil, 0)
+	if err == nil || errors.Is(err, unix.EPERM) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("process has exited: %w", err)
 }
 
 func (p pidfd) Close() error { return unix.Close(int(p)) }
