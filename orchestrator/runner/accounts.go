@@ -1,12 +1,14 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
@@ -49,6 +51,43 @@ func chownFiles(owner fsutil.Owner, paths ...string) error {
 	}
 	for _, p := range paths {
 		if err := os.Lchown(p, owner.UID, owner.GID); err != nil {
+			return fmt.Errorf("runner: %w", err)
+		}
+	}
+	return nil
+}
+
+// grantGroupRead lets owner's group read files that another account (root,
+// for KubeEdge's edgecore) owns and keeps: the group becomes owner's and
+// gains read; the file's owner and its other bits stay, except that
+// nobody else may read a file the group may. Empty and missing paths are
+// skipped (the agent says so until they appear).
+// Every directory above a file must be searchable by others.
+func grantGroupRead(owner fsutil.Owner, paths ...string) error {
+	if owner == fsutil.Keep {
+		return nil
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		st, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("runner: %w", err)
+		}
+		if uid, ok := fileUID(st); ok && uid == owner.UID {
+			continue
+		}
+		if blocked := unsearchable(filepath.Dir(p)); len(blocked) > 0 {
+			return fmt.Errorf("runner: %s is below %s, which the agent's account cannot enter; let others search them (KubeEdge's default /etc/kubeedge/certs is 0755)", p, strings.Join(blocked, ", "))
+		}
+		if err := os.Chown(p, -1, owner.GID); err != nil {
+			return fmt.Errorf("runner: %w", err)
+		}
+		if err := os.Chmod(p, (st.Mode().Perm()|0o040)&^0o007); err != nil {
 			return fmt.Errorf("runner: %w", err)
 		}
 	}

@@ -449,6 +449,11 @@ func (r *Runner) startAll(jobs []job) error {
 		if err := missingNeeds(j.ref); err != nil {
 			return err
 		}
+		// The operator copied them, most likely as root; the service
+		// reads them as its own account.
+		if err := chownFiles(r.owner(j.ref.s.Account), j.ref.s.Needs...); err != nil {
+			return err
+		}
 	}
 	for i, j := range jobs {
 		p := r.proc(j.ref.h, j.ref.s)
@@ -579,7 +584,14 @@ func (r *Runner) install(context.Context) error {
 		}
 	}
 	if r.cfg.Host != "" {
-		// KubeEdge's cloudcore issued this host's node certificate.
+		// KubeEdge's cloudcore issued this host's node certificate, and
+		// edgecore (root) owns it; the agent reads it as the control
+		// account.
+		for _, ref := range r.services("spire-agent", "") {
+			if err := grantGroupRead(r.owner(ref.s.Account), ref.s.NodeCert, ref.s.NodeKey); err != nil {
+				return fmt.Errorf("KubeEdge node credentials of %s: %w", ref.h.Name, err)
+			}
+		}
 		return nil
 	}
 	return r.kubeedgeCredentials()

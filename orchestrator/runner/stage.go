@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -121,21 +120,22 @@ func safeProgramPath(p string) error {
 // searched by other users: the service accounts reach their configs and
 // sockets below it.
 func checkTraversable(dir string) error {
-	var blocked []string
-	for d := dir; ; d = filepath.Dir(d) {
-		st, err := os.Stat(d)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if err == nil && st.Mode().Perm()&0o001 == 0 {
-			blocked = append(blocked, fmt.Sprintf("%s (%v)", d, st.Mode().Perm()))
-		}
-		if d == filepath.Dir(d) {
-			break
-		}
-	}
-	if len(blocked) > 0 {
+	if blocked := unsearchable(dir); len(blocked) > 0 {
 		return fmt.Errorf("runner: the run directory %s is below %s, which the service accounts cannot enter; choose a run directory whose parents others may search (for example --run-dir /var/lib/edgeid-demo)", dir, strings.Join(blocked, ", "))
 	}
 	return nil
+}
+
+// unsearchable lists dir and those of its parents that others may not
+// search, with their modes.
+func unsearchable(dir string) []string {
+	var blocked []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+			blocked = append(blocked, fmt.Sprintf("%s (%v)", d, st.Mode().Perm()))
+		}
+		if d == filepath.Dir(d) {
+			return blocked
+		}
+	}
 }
