@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/edgeid/edgeid/internal/fsutil"
 )
 
 // syncCounts counts a Writer's fsyncs.
@@ -22,7 +24,7 @@ func countSyncs(w *Writer) *syncCounts {
 		}
 		return syncFile(f, dataOnly)
 	}
-	w.hooks.syncDir = func(d string) error { c.dirs.Add(1); return syncDir(d) }
+	w.hooks.syncDir = func(d string) error { c.dirs.Add(1); return fsutil.SyncDir(d) }
 	return c
 }
 

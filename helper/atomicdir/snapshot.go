@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/edgeid/edgeid/internal/fsutil"
 )
 
 // Snapshot reads names from the version that dir's "..data" points at when
@@ -61,36 +63,8 @@ func snapshotVersion(version string, names []string) (map[string][]byte, error) 
 // directory. Use it for single files that change on their own (JWT SVIDs,
 // PID files); use a Writer for sets.
 func WriteFile(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("atomicdir: %w", err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		_ = f.Close()
-		_ = os.Remove(tmp)
+	if err := fsutil.WriteFileAtomic(path, data, mode.Perm()); err != nil {
 		return fmt.Errorf("atomicdir: write %s: %w", filepath.Base(path), err)
-	}
-	if err := f.Chmod(mode.Perm()); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("atomicdir: write %s: %w", filepath.Base(path), err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("atomicdir: write %s: %w", filepath.Base(path), err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("atomicdir: sync directory: %w", err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -105,7 +106,7 @@ func New(dir string) (*Writer, error) {
 		hooks: hooks{
 			now:        time.Now,
 			syncFile:   syncFile,
-			syncDir:    syncDir,
+			syncDir:    fsutil.SyncDir,
 			beforeSwap: func(string) error { return nil },
 		},
 	}
@@ -490,13 +491,4 @@ func inMemory(dir string) bool {
 		return false
 	}
 	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

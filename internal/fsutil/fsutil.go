@@ -13,6 +13,7 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -109,4 +110,23 @@ func MkdirOwned(dir string, mode os.FileMode, owner Owner) error {
 		return fmt.Errorf("fsutil: %w", err)
 	}
 	return nil
+}
+
+// ReadFileLimited reads a whole file of at most limit bytes; a longer one
+// is an error naming the path and the limit, read no further than limit+1
+// bytes.
+func ReadFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is over the %d byte limit", path, limit)
+	}
+	return b, nil
 }

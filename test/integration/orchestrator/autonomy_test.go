@@ -35,9 +35,12 @@ site "site-a" {
 `
 
 // TestEdgeKeepsIssuingWhileCloudIsDown stops the cloud SPIRE server and
-// Vault. The edge site must keep rotating its workloads' SVIDs for at least
-// three SVID periods, and once the cloud is back (a plain `edgeid up`) the
-// edge server must get its next CA from it with no manual step.
+// Vault. The outage lasts past the edge CA's half-life, so the edge server
+// tries to prepare its next CA while the uplink is down and must log that
+// failure; meanwhile the site must keep rotating its workloads' SVIDs for
+// at least three SVID periods. Once the cloud is back (a plain `edgeid up`)
+// the edge server must prepare and activate its next CA from it with no
+// manual step.
 func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 	harness.SpireServerBin(t)
 	harness.VaultBin(t)
@@ -78,10 +81,21 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 	outage := time.Now()
 	t.Logf("cloud SPIRE server and Vault stopped at %s", outage.Format(time.RFC3339))
 
-	// For at least three SVID periods the edge keeps issuing new SVIDs,
-	// each verifying against the bundle the workload holds.
+	// SPIRE prepares the next CA at the current one's half-life and retries
+	// every 10 s; the outage ends two retries after that, and lasts at
+	// least three SVID periods.
+	prepareAt := firstCA.NotBefore.Add(firstCA.NotAfter.Sub(firstCA.NotBefore) / 2)
+	outageEnd := prepareAt.Add(25 * time.Second)
+	if min := outage.Add(100 * time.Second); outageEnd.Before(min) {
+		outageEnd = min
+	}
+	t.Logf("edge CA %s → %s; its successor is due at %s; the outage lasts until %s", firstCA.NotBefore.Format(time.RFC3339), firstCA.NotAfter.Format(time.RFC3339), prepareAt.Format(time.RFC3339), outageEnd.Format(time.RFC3339))
+	edgeServerLog := filepath.Join(runDir, "edge-a-1", "logs", "spire-server.log")
+
+	// Throughout, the edge keeps issuing new SVIDs, each verifying against
+	// the bundle the workload holds.
 	seen := map[string]bool{}
-	for time.Since(outage) < 100*time.Second {
+	for time.Now().Before(outageEnd) {
 		chain := harness.ReadCertsPEM(t, svidPath)
 		verify(t, chain, harness.ReadCertsPEM(t, bundlePath), fmt.Sprintf("SVID during the cloud outage (chain expiries %s)", expiries(chain)))
 		if time.Now().After(chain[0].NotAfter) {
@@ -94,6 +108,15 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 		t.Fatalf("only %d distinct SVIDs during a 100 s outage with a 30 s SVID TTL; the edge stopped rotating", len(seen))
 	}
 	t.Logf("%d distinct SVIDs issued at the edge during the cloud outage", len(seen))
+	failed := logLinesSince(t, edgeServerLog, outage, `msg="Unable to rotate X509 CA"`)
+	if len(failed) == 0 {
+		t.Fatalf("the edge server logged no failed CA preparation during the outage (%s to %s): the outage did not cover one", outage.Format(time.RFC3339), time.Now().Format(time.RFC3339))
+	}
+	t.Logf("the edge server could not prepare its next CA during the outage (%d attempts), e.g. %s", len(failed), failed[0])
+	if prepared := logLinesSince(t, edgeServerLog, outage, `msg="X509 CA prepared"`); len(prepared) > 0 {
+		t.Fatalf("the edge server prepared a CA while its upstream was down: %s", prepared[0])
+	}
+	back := time.Now()
 
 	// The cloud comes back; the edge server renews its CA on its own.
 	if out, err := edgeid(t, bin, 5*time.Minute, append([]string{"up"}, common...)...); err != nil {
@@ -107,7 +130,10 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 		verify(t, chain, harness.ReadCertsPEM(t, bundlePath), "SVID after the cloud returned")
 		return nil
 	})
-	t.Log("the edge server activated a new CA signed by the returned cloud, with no manual step")
+	if prepared := logLinesSince(t, edgeServerLog, back, `msg="X509 CA prepared"`); len(prepared) == 0 {
+		t.Fatal("the edge server serves a new CA but logged no preparation after the cloud returned")
+	}
+	t.Log("the edge server prepared and activated a new CA signed by the returned cloud, with no manual step")
 }
 
 func killByPIDFile(t *testing.T, path string) {
@@ -136,4 +162,30 @@ func expiries(chain []*x509.Certificate) string {
 		parts = append(parts, c.Subject.String()+" "+c.NotAfter.Format(time.RFC3339))
 	}
 	return strings.Join(parts, " | ")
+}
+
+// logLinesSince returns the lines of a SPIRE log (logfmt, time="RFC 3339")
+// at or after since that contain substr.
+func logLinesSince(t *testing.T, path string, since time.Time, substr string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, substr) {
+			continue
+		}
+		ts, _, ok := strings.Cut(strings.TrimPrefix(line, `time="`), `"`)
+		if !ok {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, ts)
+		if err != nil || at.Before(since.Truncate(time.Second)) {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
 }

@@ -7,9 +7,10 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/edgeid/edgeid/internal/fsutil"
 
 	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/hashicorp/go-hclog"
@@ -221,7 +222,7 @@ type credentials struct {
 
 // loadCredentials reads the certificate chain and key and checks they match.
 func loadCredentials(cfg *configuration) (*credentials, error) {
-	certPEM, err := readLimited(cfg.certificatePath)
+	certPEM, err := fsutil.ReadFileLimited(cfg.certificatePath, maxFileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +231,7 @@ func loadCredentials(cfg *configuration) (*credentials, error) {
 		return nil, fmt.Errorf("%s: %w", cfg.certificatePath, err)
 	}
 	if cfg.intermediatesPath != "" {
-		interPEM, err := readLimited(cfg.intermediatesPath)
+		interPEM, err := fsutil.ReadFileLimited(cfg.intermediatesPath, maxFileBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +244,7 @@ func loadCredentials(cfg *configuration) (*credentials, error) {
 	if len(chain) > wire.MaxCertificates {
 		return nil, fmt.Errorf("the chain holds %d certificates, over the limit of %d", len(chain), wire.MaxCertificates)
 	}
-	keyPEM, err := readLimited(cfg.privateKeyPath)
+	keyPEM, err := fsutil.ReadFileLimited(cfg.privateKeyPath, maxFileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -259,20 +260,4 @@ func loadCredentials(cfg *configuration) (*credentials, error) {
 		return nil, err
 	}
 	return &credentials{chain: chain, key: key}, nil
-}
-
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxFileBytes {
-		return nil, fmt.Errorf("%s is over the %d byte limit", path, maxFileBytes)
-	}
-	return b, nil
 }

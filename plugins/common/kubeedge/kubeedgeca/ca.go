@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
+
 	"github.com/edgeid/edgeid/plugins/common/kubeedge"
 )
 
@@ -335,32 +337,10 @@ func ParsePrivateKeyPEM(keyPEM []byte) (crypto.Signer, error) {
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("kubeedgeca: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("kubeedgeca: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("kubeedgeca: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("kubeedgeca: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("kubeedgeca: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("kubeedgeca: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, mode); err != nil {
 		return fmt.Errorf("kubeedgeca: %w", err)
 	}
 	return nil

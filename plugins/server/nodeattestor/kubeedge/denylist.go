@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
+
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -191,7 +193,7 @@ func loadDenyFile(path string) (*denyFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := readLimited(path, maxDenyListBytes)
+	raw, err := fsutil.ReadFileLimited(path, maxDenyListBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +238,7 @@ func (d *denyFile) refresh() {
 	if seen := d.seen.Load(); seen != nil && *seen == id {
 		return
 	}
-	raw, err := readLimited(d.path, maxDenyListBytes)
+	raw, err := fsutil.ReadFileLimited(d.path, maxDenyListBytes)
 	if err == nil {
 		var list *denyList
 		if list, err = parseDenyList(raw); err == nil {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -194,7 +196,7 @@ type kubeconfig struct {
 // supports bearer tokens, token files and client certificates; exec and
 // auth-provider credential plugins are refused with a clear error.
 func newKubeClientFromKubeconfig(path, contextName string, timeout time.Duration) (*kubeClient, error) {
-	raw, err := readLimited(path, maxKubeconfigBytes)
+	raw, err := fsutil.ReadFileLimited(path, maxKubeconfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("unable to read kubeconfig: %w", err)
 	}
@@ -256,7 +258,7 @@ func newKubeClientFromKubeconfig(path, contextName string, timeout time.Duration
 				return nil, fmt.Errorf("kubeconfig %s: cluster %q: certificate-authority-data: %w", path, clusterName, err)
 			}
 		case c.Cluster.CertificateAuthority != "":
-			caPEM, err = readLimited(rel(c.Cluster.CertificateAuthority), maxKubeconfigBytes)
+			caPEM, err = fsutil.ReadFileLimited(rel(c.Cluster.CertificateAuthority), maxKubeconfigBytes)
 			if err != nil {
 				return nil, fmt.Errorf("kubeconfig %s: cluster %q: %w", path, clusterName, err)
 			}
@@ -295,7 +297,7 @@ func newKubeClientFromKubeconfig(path, contextName string, timeout time.Duration
 				return nil, fmt.Errorf("kubeconfig %s: user %q: client-certificate-data: %w", path, userName, err)
 			}
 		} else if u.User.ClientCertificate != "" {
-			if certPEM, err = readLimited(rel(u.User.ClientCertificate), maxKubeconfigBytes); err != nil {
+			if certPEM, err = fsutil.ReadFileLimited(rel(u.User.ClientCertificate), maxKubeconfigBytes); err != nil {
 				return nil, fmt.Errorf("kubeconfig %s: user %q: %w", path, userName, err)
 			}
 		}
@@ -304,7 +306,7 @@ func newKubeClientFromKubeconfig(path, contextName string, timeout time.Duration
 				return nil, fmt.Errorf("kubeconfig %s: user %q: client-key-data: %w", path, userName, err)
 			}
 		} else if u.User.ClientKey != "" {
-			if keyPEM, err = readLimited(rel(u.User.ClientKey), maxKubeconfigBytes); err != nil {
+			if keyPEM, err = fsutil.ReadFileLimited(rel(u.User.ClientKey), maxKubeconfigBytes); err != nil {
 				return nil, fmt.Errorf("kubeconfig %s: user %q: %w", path, userName, err)
 			}
 		}
@@ -341,7 +343,7 @@ func newInClusterKubeClient(h *hooks, timeout time.Duration) (*kubeClient, error
 	if host == "" || port == "" {
 		return nil, errors.New("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set")
 	}
-	caPEM, err := readLimited(h.inClusterCAPath, maxKubeconfigBytes)
+	caPEM, err := fsutil.ReadFileLimited(h.inClusterCAPath, maxKubeconfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("unable to read service account CA: %w", err)
 	}
@@ -381,20 +383,4 @@ func newHTTPClient(tlsConf *tls.Config, timeout time.Duration) *http.Client {
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is over the %d byte limit", path, limit)
-	}
-	return b, nil
 }

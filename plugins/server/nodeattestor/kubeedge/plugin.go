@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/spire-plugin-sdk/pluginsdk"
@@ -707,7 +709,7 @@ func (b *caBundle) current() (*loadedBundle, error) {
 }
 
 func readCAFile(path string) ([]*x509.Certificate, error) {
-	raw, err := readLimited(path, 1<<20)
+	raw, err := fsutil.ReadFileLimited(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("ca bundle: %w", err)
 	}
