@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeid/edgeid/plugins/common/hcldiag"
+	"github.com/edgeid/edgeid/internal/hcldiag"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"

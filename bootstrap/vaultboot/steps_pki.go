@@ -17,7 +17,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/edgeid/edgeid/bootstrap/internal/atomicfile"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 )
 
 // issuerInfo is one PKI issuer as Vault reports it.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/helper/kafkaconf"
-	"github.com/edgeid/edgeid/plugins/common/hcldiag"
+	"github.com/edgeid/edgeid/internal/hcldiag"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"

@@ -25,7 +25,7 @@ import (
 	"github.com/edgeid/edgeid/helper/config"
 	"github.com/edgeid/edgeid/helper/internal/fakewlapi"
 	"github.com/edgeid/edgeid/helper/internal/testpki"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 )
 
 func freePort(t *testing.T) int {

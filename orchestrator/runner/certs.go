@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 )
 
 // AgentSVID reads the SVID a SPIRE agent (v1.13) keeps in its data

@@ -21,8 +21,8 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // Bounds of the scan for custodian identities on the Vault host.

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // TrustBundleExport is where a real cloud host leaves the trust domain's

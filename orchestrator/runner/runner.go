@@ -16,13 +16,13 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 
 	bootstrapcli "github.com/edgeid/edgeid/bootstrap/cli"
 	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
 )
 
 // Pinned versions of the third-party programs; scripts/versions.sh holds

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 // Status is the state of a run: the tree Vault → cloud servers → edge

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 )
 
 // NodeReaderUser is the Kubernetes user of KubeAPIServer.Kubeconfig. RBAC

@@ -14,7 +14,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 )
 
 // DefaultTrustDomain is the trust domain the harness uses when none is set.

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	"github.com/edgeid/edgeid/plugins/agent/nodeattestor/kubeedge"
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
 	server "github.com/edgeid/edgeid/plugins/server/nodeattestor/kubeedge"
 )
 

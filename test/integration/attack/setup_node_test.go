@@ -14,7 +14,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
 
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	"github.com/edgeid/edgeid/test/harness"
 )
 

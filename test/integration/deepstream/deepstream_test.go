@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/test/harness"
 )
 

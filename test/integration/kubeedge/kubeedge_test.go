@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	"github.com/edgeid/edgeid/test/harness"
 )
 

@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
+	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/runner"
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
 	"github.com/edgeid/edgeid/test/harness"
 )
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/test/harness"
 	vaultapi "github.com/hashicorp/vault/api"
 )

@@ -12,7 +12,7 @@ import (
 
 	"github.com/edgeid/edgeid/internal/fsutil"
 
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/spire-plugin-sdk/pluginsdk"

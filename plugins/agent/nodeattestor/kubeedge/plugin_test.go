@@ -20,9 +20,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	agent "github.com/edgeid/edgeid/plugins/agent/nodeattestor/kubeedge"
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
 	server "github.com/edgeid/edgeid/plugins/server/nodeattestor/kubeedge"
 )
 

@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 )
 
 // logSink collects a plugin's log records (hclog's JSON lines).

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/edgeid/edgeid/internal/pemutil"
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
 )
 
 var (

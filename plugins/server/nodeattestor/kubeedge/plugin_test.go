@@ -30,8 +30,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
 )
 
 const testTD = "example.org"

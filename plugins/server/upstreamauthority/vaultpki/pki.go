@@ -14,7 +14,7 @@ import (
 
 	vaultapi "github.com/hashicorp/vault/api"
 
-	"github.com/edgeid/edgeid/plugins/common/pemutil"
+	"github.com/edgeid/edgeid/internal/pemutil"
 )
 
 // maxIssuers bounds how many issuers of a mount are read per poll.

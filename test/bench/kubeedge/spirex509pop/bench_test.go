@@ -18,9 +18,9 @@ import (
 	spireserverpop "github.com/spiffe/spire/pkg/server/plugin/nodeattestor/x509pop"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	agent "github.com/edgeid/edgeid/plugins/agent/nodeattestor/kubeedge"
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
 	server "github.com/edgeid/edgeid/plugins/server/nodeattestor/kubeedge"
 )
 

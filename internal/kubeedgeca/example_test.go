@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/edgeid/edgeid/plugins/common/kubeedge/kubeedgeca"
+	"github.com/edgeid/edgeid/internal/kubeedgeca"
 )
 
 // Play cloudcore and edgecore: a KubeEdge CA, and a node that joins and
