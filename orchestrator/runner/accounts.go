@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
 )
 
@@ -114,4 +115,32 @@ func fileUID(st os.FileInfo) (int, bool) {
 		return 0, false
 	}
 	return int(s.Uid), true
+}
+
+// owner is who owns a file the runner writes for a service: the service's
+// account when the run separates privileges, else the runner itself.
+func (r *Runner) owner(a render.Account) fsutil.Owner {
+	if !r.privsep {
+		return fsutil.Keep
+	}
+	return a.Owner()
+}
+
+// control is the control plane's account (the SPIRE servers' and agents').
+func (r *Runner) control() render.Account {
+	for _, ref := range r.services("spire-server", "") {
+		return ref.s.Account
+	}
+	for _, ref := range r.services("spire-agent", "") {
+		return ref.s.Account
+	}
+	return render.Account{}
+}
+
+// cleanEnv is the environment of every process the runner starts: PATH
+// only. SPIRE's built-in vault plugin lets VAULT_ADDR and VAULT_TOKEN
+// override its configuration, and nothing of the operator's shell should
+// leak into a workload.
+func cleanEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH")}
 }

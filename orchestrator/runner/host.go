@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
@@ -122,4 +124,22 @@ func ensureVaultTLS(h *render.Host, vault fsutil.Owner) error {
 		return err
 	}
 	return render.WriteFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// checkHost checks that Config.Host is a host of the topology.
+func (r *Runner) checkHost() error {
+	hosts := append([]string{}, r.top.Cloud.Hosts...)
+	if r.top.Vault.Managed {
+		hosts = append(hosts, r.top.Vault.Host)
+	}
+	for _, s := range r.top.Sites {
+		for _, n := range s.Nodes {
+			hosts = append(hosts, n.Name)
+		}
+	}
+	if slices.Contains(hosts, r.cfg.Host) {
+		return nil
+	}
+	slices.Sort(hosts)
+	return fmt.Errorf("runner: no host %q in %s (hosts: %s)", r.cfg.Host, r.top.Path, strings.Join(slices.Compact(hosts), ", "))
 }

@@ -17,6 +17,26 @@ import (
 	"github.com/edgeid/edgeid/orchestrator/render"
 )
 
+// process is a service's process as the runner sees it: found by its PID
+// file, started, stopped, watched. launcher is the seam for tests.
+type process interface {
+	// label names it in messages (host/service); logPath is its log.
+	label() string
+	logPath() string
+	pid() int
+	start() (bool, error)
+	stop(grace time.Duration) error
+	exited() (bool, string)
+	argvChanged() bool
+}
+
+// launcher turns a process description into the process the runner
+// drives; nil means the real one (*proc itself).
+type launcher func(*proc) process
+
+func (p *proc) label() string   { return p.name }
+func (p *proc) logPath() string { return p.logFile }
+
 // proc is a supervised process of the run: its PID file and log live in
 // the run directory, so `down` and a later `up` find it.
 type proc struct {

@@ -5,9 +5,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/orchestrator/topology"
 )
 
 // Programs of an embedded run live where the operator built them: the
@@ -138,4 +141,82 @@ func unsearchable(dir string) []string {
 			return blocked
 		}
 	}
+}
+
+// stage copies every program of an embedded run into the run directory
+// (see stagePrograms) and resolves the programs there.
+func (r *Runner) stage() (render.Binaries, error) {
+	progs := []*string{&r.cfg.SpireServer, &r.cfg.SpireAgent}
+	if r.top.Vault.Managed {
+		progs = append(progs, &r.cfg.Vault)
+	}
+	srcs := make([]string, 0, len(progs)+8)
+	for _, p := range progs {
+		srcs = append(srcs, *p)
+	}
+	own := []string{"edgeid", "edgeid-helper", "edgeid-upstreamauthority-vaultpki", "edgeid-nodeattestor-kubeedge-server",
+		"edgeid-nodeattestor-kubeedge-agent", "edgeid-workloadattestor-deepstream"}
+	for _, s := range r.top.Sites {
+		for _, w := range s.Workloads {
+			if w.Kind == topology.KindDeepStream && w.Command == "" && !slices.Contains(own, w.App) {
+				own = append(own, w.App)
+			}
+		}
+	}
+	for _, name := range own {
+		srcs = append(srcs, filepath.Join(r.cfg.BinDir, name))
+	}
+	staged, err := stagePrograms(stageDir(r.cfg.RunDir), srcs)
+	if err != nil {
+		return render.Binaries{}, err
+	}
+	for i, p := range progs {
+		*p = staged[i]
+	}
+	r.cfg.BinDir = stageDir(r.cfg.RunDir)
+	return r.binaries()
+}
+
+// binaries resolves every program and reports all missing ones at once.
+func (r *Runner) binaries() (render.Binaries, error) {
+	var missing []string
+	need := func(path, what string) string {
+		abs, err := filepath.Abs(path)
+		if err == nil {
+			path = abs
+		}
+		if st, err := os.Stat(path); err != nil || st.IsDir() {
+			missing = append(missing, fmt.Sprintf("%s (%s)", path, what))
+		}
+		return path
+	}
+	plugin := func(name string) render.Binary {
+		p := need(filepath.Join(r.cfg.BinDir, name), "edgeid plugin; run `make build-bin`")
+		sum, _ := render.FileSHA256(p)
+		return render.Binary{Path: p, Checksum: sum}
+	}
+	b := render.Binaries{
+		SpireServer:    need(r.cfg.SpireServer, "pinned SPIRE; run `make tools`"),
+		SpireAgent:     need(r.cfg.SpireAgent, "pinned SPIRE; run `make tools`"),
+		Edgeid:         need(filepath.Join(r.cfg.BinDir, "edgeid"), "run `make build-bin`"),
+		Helper:         need(filepath.Join(r.cfg.BinDir, "edgeid-helper"), "run `make build-bin`"),
+		VaultPKI:       plugin("edgeid-upstreamauthority-vaultpki"),
+		KubeEdgeServer: plugin("edgeid-nodeattestor-kubeedge-server"),
+		KubeEdgeAgent:  plugin("edgeid-nodeattestor-kubeedge-agent"),
+		DeepStream:     plugin("edgeid-workloadattestor-deepstream"),
+	}
+	if r.top.Vault.Managed && r.isLocal(r.top.Vault.Host) {
+		b.Vault = need(r.cfg.Vault, "pinned Vault; run `make tools`")
+	}
+	for _, s := range r.top.Sites {
+		for _, w := range s.Workloads {
+			if w.Kind == topology.KindDeepStream && w.Command == "" && r.isLocal(w.Node) {
+				need(filepath.Join(r.cfg.BinDir, w.App), "DeepStream app or stand-in; run `make build-bin`")
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return b, fmt.Errorf("runner: missing programs:\n  %s", strings.Join(missing, "\n  "))
+	}
+	return b, nil
 }

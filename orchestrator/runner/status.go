@@ -131,7 +131,7 @@ func (r *Runner) Status(ctx context.Context) *Status {
 		}
 		for i := range h.Services {
 			p := r.proc(h, &h.Services[i])
-			ps := ProcessStatus{Name: p.name, WantUID: p.account.UID, PID: p.pid()}
+			ps := ProcessStatus{Name: p.label(), WantUID: h.Services[i].Account.UID, PID: p.pid()}
 			if !r.privsep {
 				ps.WantUID = os.Getuid()
 			}

@@ -69,7 +69,7 @@ func (r *Runner) stopped() []string {
 		}
 		for i := range h.Services {
 			if p := r.proc(h, &h.Services[i]); p.pid() == 0 {
-				out = append(out, p.name)
+				out = append(out, p.label())
 			}
 		}
 	}

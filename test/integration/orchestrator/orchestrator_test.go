@@ -203,14 +203,14 @@ func TestThreeEdgeSites(t *testing.T) {
 				consumed[strings.TrimSpace(m.Value)] = true
 			}
 		}
-		missing := 0
+		var missing []string
 		for _, s := range sent {
 			if !consumed[s] {
-				missing++
+				missing = append(missing, s)
 			}
 		}
-		if missing > 0 {
-			return fmt.Errorf("%d of %d sent messages not consumed", missing, len(sent))
+		if len(missing) > 0 {
+			return fmt.Errorf("%d of %d acknowledged messages not consumed, first %s", len(missing), len(sent), missing[0])
 		}
 		return nil
 	})

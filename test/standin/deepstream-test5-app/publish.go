@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/edgeid/edgeid/plugins/common/deepstream"
@@ -214,6 +215,10 @@ func publishLoop(ctx context.Context, configPath, kcat string, interval time.Dur
 			// Not ctx: a stop must not cut a send in half.
 			cctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 			cmd := exec.CommandContext(cctx, kcat, args...)
+			// kcat plays librdkafka inside DeepStream: a stop signal to
+			// the pipeline's process group must reach the pipeline, which
+			// finishes this send, not kcat.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			cmd.Stdin = bytes.NewReader(append(msg, '\n'))
 			out, err := cmd.CombinedOutput()
 			cancel()
