@@ -118,13 +118,27 @@ type File struct {
 }
 
 // Service is a long-running process of a host.
+// ServiceKind is what a service is.
+type ServiceKind string
+
+// The kinds of service a plan holds.
+const (
+	KindVault       ServiceKind = "vault"
+	KindSpireServer ServiceKind = "spire-server"
+	// KindSpireAgent is every agent: the cloud host's, an edge server
+	// node's upstream agent, an edge node's.
+	KindSpireAgent ServiceKind = "spire-agent"
+	KindKafka      ServiceKind = "kafka"
+	// KindHelper is a workload's edgeid-helper (and the app it runs).
+	KindHelper ServiceKind = "helper"
+)
+
 type Service struct {
 	// Name is unique per host: vault, spire-server, spire-agent,
 	// upstream-agent, kafka, helper-<workload>.
 	Name string
-	// Kind says how to check readiness: vault, spire-server, spire-agent,
-	// kafka, helper.
-	Kind string
+	// Kind says what the service is and how to check its readiness.
+	Kind ServiceKind
 	Argv []string
 	// Account is the Unix account the service runs as.
 	Account Account
@@ -404,7 +418,7 @@ func (b *builder) build() error {
 		// The bootstrap runs in edgeid's own process, as root.
 		h.addFile(h.path("vault", "bootstrap.hcl"), b.renderBootstrap(h, url), 0o600)
 		h.addService(Service{
-			Name: "vault", Kind: "vault", Addr: addr, URL: url, Account: b.control,
+			Name: "vault", Kind: KindVault, Addr: addr, URL: url, Account: b.control,
 			Argv:    []string{b.env.Bins.Vault, "server", "-config", h.path("vault", "vault.hcl")},
 			DataDir: h.path("vault", "data"),
 		})
@@ -416,7 +430,7 @@ func (b *builder) build() error {
 		h.addRole("cloud")
 		port := b.env.Port(h.Name, "spire-server", top.Cloud.Port)
 		svc := Service{
-			Name: "spire-server", Kind: "spire-server", Account: b.control,
+			Name: "spire-server", Kind: KindSpireServer, Account: b.control,
 			Addr:    fmt.Sprintf("%s:%d", h.Addr, port),
 			Socket:  h.privateSocket("server.sock"),
 			DataDir: h.path("spire", "server-data"),
@@ -442,7 +456,7 @@ func (b *builder) build() error {
 	// The cloud host's own agent, for cloud workloads (the Kafka broker).
 	cloudHost := b.host(top.Cloud.Hosts[0])
 	cloudAgent := Service{
-		Name: "spire-agent", Kind: "spire-agent", Account: b.control, Caps: workloadAgentCaps(),
+		Name: "spire-agent", Kind: KindSpireAgent, Account: b.control, Caps: workloadAgentCaps(),
 		Socket:     cloudHost.publicSocket("agent.sock"),
 		DataDir:    cloudHost.path("spire", "agent-data"),
 		BundlePath: cloudHost.path("spire", "bootstrap-cloud.pem"),
@@ -462,7 +476,7 @@ func (b *builder) build() error {
 		kafkaAddr = fmt.Sprintf("%s:%d", cloudHost.Addr, port)
 		brokerID := CloudID(top.TrustDomain, "kafka")
 		cloudHost.addService(Service{
-			Name: "kafka", Kind: "kafka", Addr: kafkaAddr, Account: b.kafka,
+			Name: "kafka", Kind: KindKafka, Addr: kafkaAddr, Account: b.kafka,
 			Argv: []string{b.env.Bins.Edgeid, "kafka-demo",
 				"-listen", kafkaAddr,
 				"-workload-api", "unix://" + cloudAgent.Socket,
@@ -507,7 +521,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 	// downstream identity.
 	nodeCert, nodeKey := b.nodeCredPaths(sh)
 	upstream := Service{
-		Name: "upstream-agent", Kind: "spire-agent", Site: site.Name, Account: b.control,
+		Name: "upstream-agent", Kind: KindSpireAgent, Site: site.Name, Account: b.control,
 		Socket:     sh.privateSocket("upstream.sock"),
 		DataDir:    sh.path("spire", "upstream-agent-data"),
 		BundlePath: sh.path("spire", "bootstrap-cloud.pem"),
@@ -521,7 +535,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 
 	port := b.env.Port(sh.Name, "spire-server", site.Port)
 	edge := Service{
-		Name: "spire-server", Kind: "spire-server", Site: site.Name, Account: b.control,
+		Name: "spire-server", Kind: KindSpireServer, Site: site.Name, Account: b.control,
 		Addr:    fmt.Sprintf("%s:%d", sh.Addr, port),
 		Socket:  sh.privateSocket("server.sock"),
 		DataDir: sh.path("spire", "server-data"),
@@ -544,7 +558,7 @@ func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr s
 		h.addRole("edge-node")
 		cert, key := b.nodeCredPaths(h)
 		agent := Service{
-			Name: "spire-agent", Kind: "spire-agent", Site: site.Name, Account: b.control, Caps: workloadAgentCaps(),
+			Name: "spire-agent", Kind: KindSpireAgent, Site: site.Name, Account: b.control, Caps: workloadAgentCaps(),
 			Socket:     h.publicSocket("agent.sock"),
 			DataDir:    h.path("spire", "agent-data"),
 			BundlePath: h.path("spire", "bootstrap-site.pem"),
@@ -659,7 +673,7 @@ func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w to
 	helperConf := b.renderHelper(h, agent, w, certDir, cmd, args, kafkaAddr, id)
 	h.addGroupFile(filepath.Join(dir, "helper.conf"), helperConf, acct)
 	h.addService(Service{
-		Name: "helper-" + workloadDir(w.Name), Kind: "helper", Site: site.Name, Workload: w.Name,
+		Name: "helper-" + workloadDir(w.Name), Kind: KindHelper, Site: site.Name, Workload: w.Name,
 		Account:   acct,
 		Socket:    agent.Socket,
 		DataDir:   dir,

@@ -128,10 +128,10 @@ func (r *Runner) owner(a render.Account) fsutil.Owner {
 
 // control is the control plane's account (the SPIRE servers' and agents').
 func (r *Runner) control() render.Account {
-	for _, ref := range r.services("spire-server", "") {
+	for _, ref := range r.services(render.KindSpireServer, "") {
 		return ref.s.Account
 	}
-	for _, ref := range r.services("spire-agent", "") {
+	for _, ref := range r.services(render.KindSpireAgent, "") {
 		return ref.s.Account
 	}
 	return render.Account{}

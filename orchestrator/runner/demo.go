@@ -18,7 +18,7 @@ import (
 // waitMessages waits until the demo broker's consumer has logged a message
 // from every site's workloads.
 func (r *Runner) waitMessages(ctx context.Context) error {
-	refs := r.services("kafka", "")
+	refs := r.services(render.KindKafka, "")
 	if r.cfg.Host != "" {
 		r.logf("      real host: the sites come up on their own hosts; see %s", filepath.Join(r.cfg.Root, "kafka", "messages.log"))
 		return nil

@@ -35,7 +35,7 @@ func (r *Runner) install(context.Context) error {
 			r.changed[c] = true
 		}
 		for _, s := range h.Services {
-			if s.Kind == "vault" && !r.env.Embedded {
+			if s.Kind == render.KindVault && !r.env.Embedded {
 				if err := ensureVaultTLS(h, r.owner(s.Account)); err != nil {
 					return err
 				}
@@ -46,7 +46,7 @@ func (r *Runner) install(context.Context) error {
 		// KubeEdge's cloudcore issued this host's node certificate, and
 		// edgecore (root) owns it; the agent reads it as the control
 		// account.
-		for _, ref := range r.services("spire-agent", "") {
+		for _, ref := range r.services(render.KindSpireAgent, "") {
 			if err := grantGroupRead(r.owner(ref.s.Account), ref.s.NodeCert, ref.s.NodeKey); err != nil {
 				return fmt.Errorf("KubeEdge node credentials of %s: %w", ref.h.Name, err)
 			}
@@ -93,7 +93,7 @@ func (r *Runner) kubeedgeCredentials() error {
 			return err
 		}
 	}
-	for _, ref := range r.services("spire-agent", "") {
+	for _, ref := range r.services(render.KindSpireAgent, "") {
 		s := ref.s
 		if s.NodeCert == "" || certFresh(s.NodeCert) {
 			continue

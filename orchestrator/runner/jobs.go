@@ -35,7 +35,7 @@ func (r *Runner) proc(h *render.Host, s *render.Service) process {
 
 // services returns every service of the given kind, optionally only of
 // one name, in plan order.
-func (r *Runner) services(kind, name string) []svcRef {
+func (r *Runner) services(kind render.ServiceKind, name string) []svcRef {
 	var out []svcRef
 	for _, h := range r.plan.Hosts {
 		if !r.isLocal(h.Name) {

@@ -23,7 +23,7 @@ func (r *Runner) upVault(ctx context.Context) error {
 		r.logf("      external Vault at %s: nothing to start", r.top.Vault.Address)
 		return nil
 	}
-	for _, ref := range r.services("vault", "") {
+	for _, ref := range r.services(render.KindVault, "") {
 		addr := ref.s.URL
 		if err := r.startAll([]job{{ref, func() error { return dial(ctx, ref.s.Addr) }}}); err != nil {
 			return err
@@ -70,7 +70,7 @@ func (r *Runner) server(ref svcRef) serverCLI {
 
 func (r *Runner) upCloud(ctx context.Context) error {
 	var jobs []job
-	for _, ref := range r.services("spire-server", "") {
+	for _, ref := range r.services(render.KindSpireServer, "") {
 		if ref.s.Site == "" {
 			srv := r.server(ref)
 			jobs = append(jobs, job{ref, func() error { return srv.healthy(ctx) }})
@@ -137,7 +137,7 @@ func (r *Runner) upCloudAgents(ctx context.Context) error {
 		return err
 	}
 	var jobs []job
-	for _, ref := range r.services("spire-agent", "") {
+	for _, ref := range r.services(render.KindSpireAgent, "") {
 		if !r.isCloud(ref.s.Server) {
 			continue
 		}
@@ -174,7 +174,7 @@ func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
 
 func (r *Runner) upEdgeServers(ctx context.Context) error {
 	var jobs []job
-	for _, ref := range r.services("spire-server", "") {
+	for _, ref := range r.services(render.KindSpireServer, "") {
 		if ref.s.Site != "" {
 			srv := r.server(ref)
 			jobs = append(jobs, job{ref, func() error { return srv.healthy(ctx) }})
@@ -188,7 +188,7 @@ func (r *Runner) upEdgeAgents(ctx context.Context) error {
 		return err
 	}
 	var jobs []job
-	for _, ref := range r.services("spire-agent", "") {
+	for _, ref := range r.services(render.KindSpireAgent, "") {
 		if r.isCloud(ref.s.Server) {
 			continue
 		}
@@ -203,7 +203,7 @@ func (r *Runner) upEdgeAgents(ctx context.Context) error {
 
 func (r *Runner) upKafka(ctx context.Context) error {
 	var jobs []job
-	for _, ref := range r.services("kafka", "") {
+	for _, ref := range r.services(render.KindKafka, "") {
 		jobs = append(jobs, job{ref, func() error { return dial(ctx, ref.s.Addr) }})
 	}
 	return r.startAll(jobs)
@@ -211,7 +211,7 @@ func (r *Runner) upKafka(ctx context.Context) error {
 
 func (r *Runner) upWorkloads(ctx context.Context) error {
 	var jobs []job
-	for _, ref := range r.services("helper", "") {
+	for _, ref := range r.services(render.KindHelper, "") {
 		jobs = append(jobs, job{ref, func() error { return svidValid(ref.s.ReadyFile) }})
 	}
 	return r.startAll(jobs)

@@ -89,10 +89,10 @@ type KafkaStatus struct {
 // Status reads the state of every process of the run.
 func (r *Runner) Status(ctx context.Context) *Status {
 	st := &Status{TrustDomain: r.top.TrustDomain}
-	for _, ref := range r.services("vault", "") {
+	for _, ref := range r.services(render.KindVault, "") {
 		st.Vault = &VaultStatus{Addr: ref.s.URL, Running: r.proc(ref.h, ref.s).pid() != 0}
 	}
-	for _, ref := range r.services("spire-server", "") {
+	for _, ref := range r.services(render.KindSpireServer, "") {
 		s := r.serverStatus(ctx, ref)
 		if ref.s.Site == "" {
 			st.Cloud = append(st.Cloud, s)
@@ -102,7 +102,7 @@ func (r *Runner) Status(ctx context.Context) *Status {
 	}
 	// Workloads, under their site; on a real host the site's server may
 	// run elsewhere.
-	for _, w := range r.services("helper", "") {
+	for _, w := range r.services(render.KindHelper, "") {
 		i := slices.IndexFunc(st.Sites, func(s SiteStatus) bool { return s.Name == w.s.Site })
 		if i < 0 {
 			st.Sites = append(st.Sites, SiteStatus{Name: w.s.Site})
@@ -121,7 +121,7 @@ func (r *Runner) Status(ctx context.Context) *Status {
 		}
 		st.Sites[i].Workloads = append(st.Sites[i].Workloads, ws)
 	}
-	for _, ref := range r.services("kafka", "") {
+	for _, ref := range r.services(render.KindKafka, "") {
 		msgs, _ := ConsumedFrom(ref.s.DataDir + "/messages.log")
 		st.Kafka = &KafkaStatus{Addr: ref.s.Addr, Running: r.proc(ref.h, ref.s).pid() != 0, Messages: msgs}
 	}
