@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -273,7 +274,7 @@ func (b *builder) renderVaultConfig(h *Host, addr, url string) []byte {
 }`, quote(addr))
 	if !b.env.Embedded {
 		cert, key := VaultTLSFiles(h)
-		_, port, _ := strings.Cut(addr, ":")
+		_, port := splitHostPort(addr)
 		listener = fmt.Sprintf(`listener "tcp" {
     address = %s
     tls_cert_file = %s
@@ -329,11 +330,22 @@ seal "transit" {
 // tlsSuites are the TLS 1.2 suites edgeid allows: ECDHE with AES-GCM.
 const tlsSuites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
 
+// splitHostPort splits a plan's host:port (an IPv6 host is bracketed);
+// the plan only holds addresses it made, so a malformed one is a bug and
+// renders as a host with no port, which SPIRE and Vault then refuse.
+func splitHostPort(addr string) (host, port string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, ""
+	}
+	return host, port
+}
+
 // clusterAddr is Vault's cluster address: the API port plus one.
 func clusterAddr(addr string) string {
-	host, port, _ := strings.Cut(addr, ":")
+	host, port := splitHostPort(addr)
 	p, _ := strconv.Atoi(port)
-	return fmt.Sprintf("%s:%d", host, p+1)
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
 // UnsealIdentityPath is where `edgeid up` keeps the age identity that
@@ -539,7 +551,7 @@ func (b *builder) renderEdgeServer(h *Host, svc, upstream Service, cloudAddr str
 	what := "Edge server of site " + quote(site.Name) + ": a nested SPIRE server whose CA is signed\n" +
 		"# by the cloud through the local cloud agent. It keeps issuing while the\n" +
 		"# cloud is unreachable, until its CA (ca_ttl) expires."
-	upHost, upPort, _ := strings.Cut(cloudAddr, ":")
+	upHost, upPort := splitHostPort(cloudAddr)
 	return b.renderServer(h, svc, what, site.CATTL, site.X509SVIDTTL, map[string]any{
 		"UpstreamHost": upHost, "UpstreamPort": upPort, "UpstreamSocket": upstream.Socket,
 	})
@@ -548,7 +560,7 @@ func (b *builder) renderEdgeServer(h *Host, svc, upstream Service, cloudAddr str
 // renderServer fills serverTmpl: what every server has, then extra.
 func (b *builder) renderServer(h *Host, svc Service, what string, caTTL, svidTTL time.Duration, extra map[string]any) []byte {
 	d := b.common(h)
-	host, port, _ := strings.Cut(svc.Addr, ":")
+	host, port := splitHostPort(svc.Addr)
 	if !b.env.Embedded {
 		host = "0.0.0.0"
 	}
@@ -585,7 +597,7 @@ func (b *builder) renderJoinTokenAgent(h *Host, svc Service, serverAddr string) 
 // renderAgent fills agentTmpl: what every agent has, then extra.
 func (b *builder) renderAgent(h *Host, svc Service, serverAddr, what string, extra map[string]any) []byte {
 	d := b.common(h)
-	host, port, _ := strings.Cut(serverAddr, ":")
+	host, port := splitHostPort(serverAddr)
 	for k, v := range map[string]any{
 		"What": what, "DataDir": svc.DataDir, "ServerHost": host, "ServerPort": port,
 		"Socket": svc.Socket, "BundlePath": svc.BundlePath,

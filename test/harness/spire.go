@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -523,9 +524,12 @@ func NewSpireAgent(t testing.TB, cfg AgentConfig) *SpireAgent {
 	if addr == "" {
 		addr = cfg.Server.Addr
 	}
-	host, port, _ := strings.Cut(addr, ":")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("harness: server address %q: %v", addr, err)
+	}
 	var buf bytes.Buffer
-	err := agentTemplate.Execute(&buf, map[string]any{
+	err = agentTemplate.Execute(&buf, map[string]any{
 		"Dir":            a.Dir,
 		"ServerHost":     host,
 		"ServerPort":     port,
