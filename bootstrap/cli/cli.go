@@ -7,17 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
-	"syscall"
 
 	"github.com/edgeid/edgeid/bootstrap/vaultboot"
 )
 
-// CrashAfterEnv names the environment variable that makes the command
-// kill itself with SIGKILL right after the named step or checkpoint (see
-// vaultboot.Step* and vaultboot.Checkpoint*). It exists for the
-// crash-safety tests and does nothing unless set.
+// CrashAfterEnv names the environment variable that makes a test build
+// (tag edgeid_testhooks) kill itself with SIGKILL right after the named
+// step or checkpoint (see vaultboot.Step* and vaultboot.Checkpoint*). The
+// shipped binary has no such hook: the variable does nothing there.
 const CrashAfterEnv = "EDGEID_BOOTSTRAP_TEST_CRASH_AFTER"
 
 // ErrUsage is returned for a malformed command line.
@@ -85,16 +83,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	opts := vaultboot.Options{Logger: logger}
-	if at := os.Getenv(CrashAfterEnv); at != "" {
-		logger.Warn("Test hook armed: the process will kill itself", "after", at, "variable", CrashAfterEnv)
-		opts.AfterStep = func(name string) {
-			if name == at {
-				logger.Warn("Test hook: killing the process", "after", name)
-				syscall.Kill(os.Getpid(), syscall.SIGKILL)
-				select {}
-			}
-		}
-	}
+	opts.AfterStep = crashHook(logger)
 	b, err := vaultboot.New(cfg, opts)
 	if err != nil {
 		return err

@@ -195,10 +195,17 @@ func BuildPlugin(t testing.TB, pkg string) Plugin {
 // root) into a per-process directory under the name name, once per process.
 func BuildBinary(t testing.TB, pkg, name string) Plugin {
 	t.Helper()
+	return BuildBinaryTags(t, pkg, name, "")
+}
+
+// BuildBinaryTags is BuildBinary with build tags (comma-separated), for
+// test builds such as the bootstrap's crash hooks (edgeid_testhooks).
+func BuildBinaryTags(t testing.TB, pkg, name, tags string) Plugin {
+	t.Helper()
 	root := RepoRoot(t)
 	pluginMu.Lock()
 	defer pluginMu.Unlock()
-	key := pkg + "\x00" + name
+	key := pkg + "\x00" + name + "\x00" + tags
 	if p, ok := pluginBuilt[key]; ok {
 		return p
 	}
@@ -206,13 +213,19 @@ func BuildBinary(t testing.TB, pkg, name string) Plugin {
 	// temporary one, so repeated runs do not fill the disk. Each build goes
 	// to a temporary name and is renamed into place, so test processes that
 	// build the same binary concurrently never see a partial file.
-	dir := filepath.Join(filepath.Dir(Versions(t)["EDGEID_BIN"]), "testbin", strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "_"))
+	// One directory per checkout: two worktrees testing at once must
+	// not run each other's builds.
+	tree := sha256.Sum256([]byte(root))
+	dir := filepath.Join(filepath.Dir(Versions(t)["EDGEID_BIN"]), "testbin", hex.EncodeToString(tree[:6]), strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "_"))
+	if tags != "" {
+		dir += "+" + strings.ReplaceAll(tags, ",", "+")
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
 	out := filepath.Join(dir, name)
 	tmp := fmt.Sprintf("%s.tmp.%d", out, os.Getpid())
-	cmd := exec.Command("go", "build", "-o", tmp, pkg)
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", tmp, pkg)
 	cmd.Dir = root
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("harness: go build %s: %v\n%s", pkg, err, msg)

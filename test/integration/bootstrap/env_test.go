@@ -71,7 +71,8 @@ type envOptions struct {
 func newEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir()}
-	e.bin = harness.BuildBinary(t, "./bootstrap/cmd/edgeid-bootstrap", "edgeid-bootstrap").Path
+	// A test build: it carries the crash hook (cli.CrashAfterEnv).
+	e.bin = harness.BuildBinaryTags(t, "./bootstrap/cmd/edgeid-bootstrap", "edgeid-bootstrap", "edgeid_testhooks").Path
 	e.vault = harness.StartVault(t, harness.VaultOptions{})
 	var recs []string
 	for i := 0; i < shareCount; i++ {

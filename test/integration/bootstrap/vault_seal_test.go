@@ -225,11 +225,11 @@ func (e *env) sealConfig(recs []string, transitAddr, waitTimeout, unsealWait str
 }
 
 // buildBootstrap builds the bootstrap binary of this tree into the test's
-// own directory (a shared build directory could hold another tree's).
+// own directory, with the crash hook (tag edgeid_testhooks).
 func buildBootstrap(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "edgeid-bootstrap")
-	cmd := exec.Command("go", "build", "-o", out, "./bootstrap/cmd/edgeid-bootstrap")
+	cmd := exec.Command("go", "build", "-tags", "edgeid_testhooks", "-o", out, "./bootstrap/cmd/edgeid-bootstrap")
 	cmd.Dir = harness.RepoRoot(t)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build edgeid-bootstrap: %v\n%s", err, msg)
