@@ -111,46 +111,9 @@ type Phase struct {
 // New parses the topology, checks every program it needs, and computes the
 // plan. Nothing is started.
 func New(cfg Config) (*Runner, error) {
-	if cfg.Host != "" {
-		// A real host: its state under Root, every program in BinDir.
-		if cfg.Root == "" {
-			cfg.Root = render.DefaultHostRoot
-		}
-		if cfg.BinDir == "" {
-			cfg.BinDir = render.DefaultBinDir
-		}
-		cfg.RunDir = cfg.Root
-		for _, p := range []struct {
-			dst  *string
-			name string
-		}{{&cfg.SpireServer, "spire-server"}, {&cfg.SpireAgent, "spire-agent"}, {&cfg.Vault, "vault"}} {
-			if *p.dst == "" {
-				*p.dst = filepath.Join(cfg.BinDir, p.name)
-			}
-		}
-	}
-	if cfg.RunDir == "" {
-		cfg.RunDir = ".run"
-	}
-	abs, err := filepath.Abs(cfg.RunDir)
+	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
-	}
-	cfg.RunDir = abs
-	if cfg.SpireServer == "" {
-		cfg.SpireServer = DefaultToolPath("spire-server", SpireVersion)
-	}
-	if cfg.SpireAgent == "" {
-		cfg.SpireAgent = DefaultToolPath("spire-agent", SpireVersion)
-	}
-	if cfg.Vault == "" {
-		cfg.Vault = DefaultToolPath("vault", VaultVersion)
-	}
-	if cfg.Out == nil {
-		cfg.Out = io.Discard
-	}
-	if cfg.StepTimeout == 0 {
-		cfg.StepTimeout = 2 * time.Minute
 	}
 	top, err := topology.ParseFile(cfg.TopologyPath)
 	if err != nil {
@@ -179,39 +142,15 @@ func New(cfg Config) (*Runner, error) {
 			}
 		}
 	}
-	var ports *portBook
-	if cfg.Host == "" {
-		ports, err = loadPorts(filepath.Join(cfg.RunDir, "ports.json"))
-		if err != nil {
-			return nil, err
-		}
-		r.env = render.Env{
-			Embedded: true,
-			HostRoot: func(host string) string { return filepath.Join(cfg.RunDir, host) },
-			HostAddr: func(string) string { return "127.0.0.1" },
-			Port:     ports.port,
-			Bins:     bins,
-		}
-	} else {
-		r.env = render.HostsEnv(top, bins, cfg.Root)
-		r.env.KubeEdgeCA = cfg.KubeEdgeCA
-		r.env.NodeCert, r.env.NodeKey = cfg.NodeCert, cfg.NodeKey
+	ports, err := r.setEnv(bins)
+	if err != nil {
+		return nil, err
 	}
-	r.env.LookupUser = lookupUser
 	if !r.privsep {
 		top.Users = singleUIDUsers(top)
 	}
-	if top.Vault.Managed && r.isLocal(top.Vault.Host) {
-		if err := r.checkVaultCustody(r.env.HostRoot(top.Vault.Host)); err != nil {
-			return nil, err
-		}
-		if render.UsesLocalUnsealIdentity(top.Vault, r.env.Embedded) {
-			rec, err := r.unsealRecipient(r.env.HostRoot(top.Vault.Host))
-			if err != nil {
-				return nil, err
-			}
-			r.env.UnsealRecipient = rec
-		}
+	if err := r.setUnsealRecipient(); err != nil {
+		return nil, err
 	}
 	plan, err := render.Build(top, r.env)
 	if err != nil {
@@ -224,6 +163,103 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r.plan = plan
 	return r, nil
+}
+
+// withDefaults fills in what the caller left empty: a real host's root
+// and programs, the run directory (absolute), the pinned tools from the
+// build cache, the output and the step timeout.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Host != "" {
+		// A real host: its state under Root, every program in BinDir.
+		if cfg.Root == "" {
+			cfg.Root = render.DefaultHostRoot
+		}
+		if cfg.BinDir == "" {
+			cfg.BinDir = render.DefaultBinDir
+		}
+		cfg.RunDir = cfg.Root
+		for _, p := range []struct {
+			dst  *string
+			name string
+		}{{&cfg.SpireServer, "spire-server"}, {&cfg.SpireAgent, "spire-agent"}, {&cfg.Vault, "vault"}} {
+			if *p.dst == "" {
+				*p.dst = filepath.Join(cfg.BinDir, p.name)
+			}
+		}
+	}
+	if cfg.RunDir == "" {
+		cfg.RunDir = ".run"
+	}
+	abs, err := filepath.Abs(cfg.RunDir)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.RunDir = abs
+	if cfg.SpireServer == "" {
+		cfg.SpireServer = DefaultToolPath("spire-server", SpireVersion)
+	}
+	if cfg.SpireAgent == "" {
+		cfg.SpireAgent = DefaultToolPath("spire-agent", SpireVersion)
+	}
+	if cfg.Vault == "" {
+		cfg.Vault = DefaultToolPath("vault", VaultVersion)
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.StepTimeout == 0 {
+		cfg.StepTimeout = 2 * time.Minute
+	}
+	return cfg, nil
+}
+
+// setEnv sets the render environment: every host on loopback with
+// remembered ports in an embedded run (the port book is returned, to be
+// saved once the plan is built), or the topology's hosts on a real one.
+func (r *Runner) setEnv(bins render.Binaries) (*portBook, error) {
+	var ports *portBook
+	if r.cfg.Host == "" {
+		var err error
+		ports, err = loadPorts(filepath.Join(r.cfg.RunDir, "ports.json"))
+		if err != nil {
+			return nil, err
+		}
+		runDir := r.cfg.RunDir
+		r.env = render.Env{
+			Embedded: true,
+			HostRoot: func(host string) string { return filepath.Join(runDir, host) },
+			HostAddr: func(string) string { return "127.0.0.1" },
+			Port:     ports.port,
+			Bins:     bins,
+		}
+	} else {
+		r.env = render.HostsEnv(r.top, bins, r.cfg.Root)
+		r.env.KubeEdgeCA = r.cfg.KubeEdgeCA
+		r.env.NodeCert, r.env.NodeKey = r.cfg.NodeCert, r.cfg.NodeKey
+	}
+	r.env.LookupUser = lookupUser
+	return ports, nil
+}
+
+// setUnsealRecipient checks the custody of a managed Vault that runs here
+// and, when it keeps its unseal identity on the host, names its recipient.
+func (r *Runner) setUnsealRecipient() error {
+	v := r.top.Vault
+	if !v.Managed || !r.isLocal(v.Host) {
+		return nil
+	}
+	root := r.env.HostRoot(v.Host)
+	if err := r.checkVaultCustody(root); err != nil {
+		return err
+	}
+	if render.UsesLocalUnsealIdentity(v, r.env.Embedded) {
+		rec, err := r.unsealRecipient(root)
+		if err != nil {
+			return err
+		}
+		r.env.UnsealRecipient = rec
+	}
+	return nil
 }
 
 // isLocal reports whether host runs on this machine: every host does in
