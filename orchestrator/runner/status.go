@@ -227,54 +227,17 @@ func unixTime(raw json.RawMessage) (time.Time, bool) {
 // site with its agents and workloads, then the Kafka broker. On a real host
 // only that host's part is known, and what is missing is left out.
 func (st *Status) WriteTree(w io.Writer) {
-	exp := func(t *time.Time) string {
-		if t == nil {
-			return "unknown"
-		}
-		return fmt.Sprintf("%s (in %s)", t.Format(time.RFC3339), time.Until(*t).Round(time.Second))
-	}
-	health := func(s ServerStatus) string {
-		switch {
-		case s.Healthy:
-			return "healthy"
-		case s.Running:
-			return "running, unhealthy: " + s.Error
-		default:
-			return "stopped"
-		}
-	}
-	running := func(b bool) string {
-		if b {
-			return "running"
-		}
-		return "stopped"
-	}
-	agents := func(list []AgentStatus) []*treeNode {
-		var out []*treeNode
-		for _, a := range list {
-			out = append(out, &treeNode{label: fmt.Sprintf("agent %s, SVID expires %s", a.ID, exp(a.SVIDExpires))})
-		}
-		return out
-	}
 	var sites []*treeNode
 	for _, s := range st.Sites {
-		n := &treeNode{label: fmt.Sprintf("site %s: edge server on another host", s.Name)}
-		if s.Server.Host != "" {
-			n.label = fmt.Sprintf("site %s: edge server %s %s — %s, CA expires %s", s.Name, s.Server.Host, s.Server.Addr, health(s.Server), exp(s.Server.CAExpires))
-		}
-		n.children = agents(s.Server.Agents)
-		for _, wl := range s.Workloads {
-			n.children = append(n.children, &treeNode{label: fmt.Sprintf("workload %s (%s), helper %s, SVID expires %s", wl.Name, wl.SPIFFEID, running(wl.Running), exp(wl.SVIDExpires))})
-		}
-		sites = append(sites, n)
+		sites = append(sites, s.treeNode())
 	}
 	var top []*treeNode
 	if len(st.Cloud) > 0 {
 		cloud := &treeNode{label: fmt.Sprintf("cloud: %d server(s) here", len(st.Cloud))}
 		for _, c := range st.Cloud {
 			cloud.children = append(cloud.children, &treeNode{
-				label:    fmt.Sprintf("server %s %s — %s, CA expires %s", c.Host, c.Addr, health(c), exp(c.CAExpires)),
-				children: agents(c.Agents),
+				label:    fmt.Sprintf("server %s %s — %s, CA expires %s", c.Host, c.Addr, c.health(), expiry(c.CAExpires)),
+				children: agentNodes(c.Agents),
 			})
 		}
 		cloud.children = append(cloud.children, sites...)
@@ -299,20 +262,72 @@ func (st *Status) WriteTree(w io.Writer) {
 	if len(st.Processes) > 0 {
 		fmt.Fprintf(w, "processes (uid: the kernel's, want: the plan's account)\n")
 		for i, p := range st.Processes {
-			label := fmt.Sprintf("%s stopped (runs as uid %d)", p.Name, p.WantUID)
-			if p.Running {
-				uid := "unknown"
-				if p.UID != nil {
-					uid = strconv.Itoa(*p.UID)
-				}
-				label = fmt.Sprintf("%s pid %d uid %s", p.Name, p.PID, uid)
-				if p.UID == nil || *p.UID != p.WantUID {
-					label += fmt.Sprintf(" — WRONG ACCOUNT, want uid %d", p.WantUID)
-				}
-			}
-			(&treeNode{label: label}).write(w, "", i == len(st.Processes)-1)
+			(&treeNode{label: p.line()}).write(w, "", i == len(st.Processes)-1)
 		}
 	}
+}
+
+// treeNode is a site with its edge server, agents and workloads.
+func (s SiteStatus) treeNode() *treeNode {
+	n := &treeNode{label: fmt.Sprintf("site %s: edge server on another host", s.Name)}
+	if s.Server.Host != "" {
+		n.label = fmt.Sprintf("site %s: edge server %s %s — %s, CA expires %s", s.Name, s.Server.Host, s.Server.Addr, s.Server.health(), expiry(s.Server.CAExpires))
+	}
+	n.children = agentNodes(s.Server.Agents)
+	for _, wl := range s.Workloads {
+		n.children = append(n.children, &treeNode{label: fmt.Sprintf("workload %s (%s), helper %s, SVID expires %s", wl.Name, wl.SPIFFEID, running(wl.Running), expiry(wl.SVIDExpires))})
+	}
+	return n
+}
+
+// line is a process with its pid and the uid it runs as, flagged when
+// that is not its plan's account.
+func (p ProcessStatus) line() string {
+	if !p.Running {
+		return fmt.Sprintf("%s stopped (runs as uid %d)", p.Name, p.WantUID)
+	}
+	uid := "unknown"
+	if p.UID != nil {
+		uid = strconv.Itoa(*p.UID)
+	}
+	label := fmt.Sprintf("%s pid %d uid %s", p.Name, p.PID, uid)
+	if p.UID == nil || *p.UID != p.WantUID {
+		label += fmt.Sprintf(" — WRONG ACCOUNT, want uid %d", p.WantUID)
+	}
+	return label
+}
+
+func (s ServerStatus) health() string {
+	switch {
+	case s.Healthy:
+		return "healthy"
+	case s.Running:
+		return "running, unhealthy: " + s.Error
+	default:
+		return "stopped"
+	}
+}
+
+func agentNodes(list []AgentStatus) []*treeNode {
+	var out []*treeNode
+	for _, a := range list {
+		out = append(out, &treeNode{label: fmt.Sprintf("agent %s, SVID expires %s", a.ID, expiry(a.SVIDExpires))})
+	}
+	return out
+}
+
+func expiry(t *time.Time) string {
+	if t == nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%s (in %s)", t.Format(time.RFC3339), time.Until(*t).Round(time.Second))
+}
+
+func running(b bool) string {
+	if b {
+		return "running"
+	}
+	return "stopped"
 }
 
 // treeNode is one line of the status tree.
