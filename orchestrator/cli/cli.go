@@ -149,6 +149,12 @@ func newRunner(c common, out io.Writer, timeout time.Duration) (*runner.Runner, 
 		Host: c.host, HostConfig: c.hc, SingleUID: c.singleUID})
 }
 
+// inspectRunner is newRunner for commands that start nothing.
+func inspectRunner(c common, out io.Writer) (*runner.Runner, error) {
+	return runner.New(runner.Config{TopologyPath: c.topology, RunDir: c.runDir, BinDir: c.binDir, Out: out,
+		Host: c.host, HostConfig: c.hc, SingleUID: c.singleUID, Inspect: true})
+}
+
 func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	var c common
@@ -185,7 +191,7 @@ func down(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	r, err := newRunner(c, stdout, 0)
+	r, err := inspectRunner(c, stdout)
 	if err != nil {
 		return err
 	}
@@ -222,7 +228,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
-	r, err := newRunner(c, io.Discard, 0)
+	r, err := inspectRunner(c, io.Discard)
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,10 @@ type Config struct {
 	Host string
 	HostConfig
 
+	// Inspect is for commands that start nothing (status, down): the
+	// programs staged in the run directory are named, never copied.
+	Inspect bool
+
 	// SingleUID runs every service as the invoking user, without
 	// privilege separation: for development machines where edgeid cannot
 	// run as root. Without it, a run that is not root is refused.

@@ -166,9 +166,18 @@ func (r *Runner) stage() (render.Binaries, error) {
 	for _, name := range own {
 		srcs = append(srcs, filepath.Join(r.cfg.BinDir, name))
 	}
-	staged, err := stagePrograms(stageDir(r.cfg.RunDir), srcs)
-	if err != nil {
-		return render.Binaries{}, err
+	var staged []string
+	if r.cfg.Inspect {
+		// status and down only name the staged programs (what the
+		// running processes are); they never replace them.
+		for _, src := range srcs {
+			staged = append(staged, filepath.Join(stageDir(r.cfg.RunDir), filepath.Base(src)))
+		}
+	} else {
+		var err error
+		if staged, err = stagePrograms(stageDir(r.cfg.RunDir), srcs); err != nil {
+			return render.Binaries{}, err
+		}
 	}
 	for i, p := range progs {
 		*p = staged[i]

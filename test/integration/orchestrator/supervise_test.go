@@ -131,15 +131,22 @@ func TestSuperviseRestartsInDependencyOrder(t *testing.T) {
 	t.Run("dependency order", func(t *testing.T) {
 		mark := len(supLog.String())
 		kill("edge-b-1/spire-agent", "edge-b-1/spire-server", "edge-b-1/upstream-agent")
-		log := supLog.String()[mark:]
+		// The processes are back; each phase logs its starts once its
+		// services are ready.
+		want := []string{"edge-b-1/upstream-agent started", "edge-b-1/spire-server started", "edge-b-1/spire-agent started"}
+		var log string
 		var order []int
-		for _, n := range []string{"edge-b-1/upstream-agent started", "edge-b-1/spire-server started", "edge-b-1/spire-agent started"} {
-			i := strings.Index(log, n)
-			if i < 0 {
-				t.Fatalf("the supervisor's convergence did not log %q:\n%s", n, log)
+		harness.Eventually(t, time.Minute, func() error {
+			log, order = supLog.String()[mark:], nil
+			for _, n := range want {
+				i := strings.Index(log, n)
+				if i < 0 {
+					return fmt.Errorf("the supervisor's convergence has not logged %q yet:\n%s", n, log)
+				}
+				order = append(order, i)
 			}
-			order = append(order, i)
-		}
+			return nil
+		})
 		if !(order[0] < order[1] && order[1] < order[2]) {
 			t.Fatalf("restart order is not upstream agent → edge server → edge agent:\n%s", log)
 		}
