@@ -73,7 +73,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	// A test build: it carries the crash hook (cli.CrashAfterEnv).
 	e.bin = harness.BuildBinaryTags(t, "./bootstrap/cmd/edgeid-bootstrap", "edgeid-bootstrap", "edgeid_testhooks").Path
-	e.vault = harness.StartVault(t, harness.VaultOptions{})
+	e.vault = harness.StartVault(t, harness.VaultOptions{Storage: "raft"})
 	var recs []string
 	for i := 0; i < shareCount; i++ {
 		id, err := age.GenerateX25519Identity()

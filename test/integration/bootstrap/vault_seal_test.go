@@ -191,7 +191,7 @@ func newSealEnv(t *testing.T) *sealEnv {
 
 	e := &env{t: t, dir: dir}
 	e.bin = buildBootstrap(t)
-	e.vault = harness.StartVault(t, harness.VaultOptions{ExtraConfig: seal})
+	e.vault = harness.StartVault(t, harness.VaultOptions{Storage: "raft", ExtraConfig: seal})
 	var recs []string
 	for i := 0; i < shareCount; i++ {
 		id, err := age.GenerateX25519Identity()
