@@ -51,7 +51,7 @@ func (r *Runner) Supervise(ctx context.Context, interval time.Duration) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			r.logf("%s supervise: %v; next attempt in %s", time.Now().Format(time.RFC3339), err, backoff)
+			r.logf("%s supervise: next attempt in %s: %v", time.Now().Format(time.RFC3339), backoff, err)
 			retryAt = time.Now().Add(backoff)
 			backoff = min(2*backoff, maxSuperviseBackoff)
 			continue

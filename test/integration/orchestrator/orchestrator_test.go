@@ -232,6 +232,7 @@ func accountLedger(t *testing.T, site string, lines []string) []string {
 	outcomes := map[int]entry{}
 	maxSeq := 0
 	pids := map[float64]bool{}
+	retries := 0
 	for _, line := range lines {
 		var e entry
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
@@ -248,6 +249,10 @@ func accountLedger(t *testing.T, site string, lines []string) []string {
 				pid, _ := m["pid"].(float64)
 				pids[pid] = true
 			}
+		case "retry":
+			retries++
+			t.Logf("%s: send %d tried again after: %s", site, e.Seq, e.Error)
+			continue
 		case "acked", "failed":
 			if _, dup := outcomes[e.Seq]; dup {
 				t.Errorf("%s: sequence %d has two outcomes", site, e.Seq)
@@ -282,7 +287,7 @@ func accountLedger(t *testing.T, site string, lines []string) []string {
 			acked = append(acked, strings.TrimSpace(msg))
 		}
 	}
-	t.Logf("%s: %d attempts by %d pipeline processes, %d acknowledged, %d failed", site, len(attempts), len(pids), len(acked), failed)
+	t.Logf("%s: %d attempts by %d pipeline processes, %d acknowledged, %d failed, %d tried again", site, len(attempts), len(pids), len(acked), failed, retries)
 	if len(pids) < 2 {
 		t.Errorf("%s: every message came from one process; the rotations should have restarted the pipeline (on_rotate = \"restart\")", site)
 	}

@@ -118,6 +118,7 @@ const (
 	eventAttempt = "attempt"
 	eventAcked   = "acked"
 	eventFailed  = "failed"
+	eventRetry   = "retry"
 )
 
 // ledger appends entries to the -sent-log file.
@@ -212,22 +213,28 @@ func publishLoop(ctx context.Context, configPath, kcat string, interval time.Dur
 			for _, p := range s.props {
 				args = append(args, "-X", p)
 			}
-			// Not ctx: a stop must not cut a send in half.
-			cctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-			cmd := exec.CommandContext(cctx, kcat, args...)
-			// kcat plays librdkafka inside DeepStream: a stop signal to
-			// the pipeline's process group must reach the pipeline, which
-			// finishes this send, not kcat.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			cmd.Stdin = bytes.NewReader(append(msg, '\n'))
-			out, err := cmd.CombinedOutput()
-			cancel()
-			outcome := ledgerEntry{Seq: seq, Event: eventAcked}
-			if err != nil {
-				outcome = ledgerEntry{Seq: seq, Event: eventFailed, Error: fmt.Sprintf("%v: %s", err, strings.TrimSpace(string(out)))}
-				slog.Warn("Publish failed", "seq", seq, "broker", s.broker, "topic", s.topic, "error", err, "kcat", strings.TrimSpace(string(out)))
-			} else {
-				sent.Add(1)
+			// A send that fails is tried again, up to sendTries times, as
+			// a producer application does; each failed try is in the
+			// ledger ("retry"), and the outcome is the last try's. A
+			// reader of two files (cert, key) can straddle one rotation.
+			var outcome ledgerEntry
+			for try := 1; ; try++ {
+				out, err := sendOnce(kcat, args, msg)
+				if err == nil {
+					outcome = ledgerEntry{Seq: seq, Event: eventAcked}
+					sent.Add(1)
+					break
+				}
+				detail := fmt.Sprintf("%v: %s", err, strings.TrimSpace(string(out)))
+				slog.Warn("Publish failed", "seq", seq, "try", try, "broker", s.broker, "topic", s.topic, "error", err, "kcat", strings.TrimSpace(string(out)))
+				if try == sendTries {
+					outcome = ledgerEntry{Seq: seq, Event: eventFailed, Error: detail}
+					break
+				}
+				if err := l.append(ledgerEntry{Seq: seq, Event: eventRetry, Error: detail}); err != nil {
+					return fmt.Errorf("sent log: %w", err)
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 			if err := l.append(outcome); err != nil {
 				return fmt.Errorf("sent log: %w", err)
@@ -242,4 +249,20 @@ func publishLoop(ctx context.Context, configPath, kcat string, interval time.Dur
 		case <-ticker.C:
 		}
 	}
+}
+
+// sendTries bounds the tries of one message.
+const sendTries = 3
+
+// sendOnce runs kcat for one message, in its own process group: kcat plays
+// librdkafka inside DeepStream, so a stop signal to the pipeline's group
+// must reach the pipeline, which finishes this send, not kcat. It is not
+// bound to the pipeline's context: a stop must not cut a send in half.
+func sendOnce(kcat string, args []string, msg []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kcat, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdin = bytes.NewReader(append(msg, '\n'))
+	return cmd.CombinedOutput()
 }
