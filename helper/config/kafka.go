@@ -13,14 +13,16 @@ func (v *validator) kafka(b *kafkaBlock, c *Config) *Kafka {
 		return nil
 	}
 	k := &Kafka{
-		BootstrapServers:                b.BootstrapServers,
-		EndpointIdentificationAlgorithm: b.EndpointIdentificationAlgorithm,
-		CipherSuites:                    b.CipherSuites,
-		Librdkafka:                      kafkaconf.Output{FileName: b.LibrdkafkaFileName, Template: b.LibrdkafkaTemplate, Extra: b.LibrdkafkaProperties},
-		DeepStream:                      kafkaconf.Output{FileName: b.DeepStreamFileName, Template: b.DeepStreamTemplate, Extra: b.DeepStreamProperties},
-		Java:                            kafkaconf.Output{FileName: b.JavaFileName, Template: b.JavaTemplate, Extra: b.JavaProperties},
-		DeepStreamPartitionKey:          b.DeepStreamPartitionKey,
-		JavaKeystoreType:                b.JavaKeystoreType,
+		Settings: kafkaconf.Settings{
+			BootstrapServers:                b.BootstrapServers,
+			EndpointIdentificationAlgorithm: b.EndpointIdentificationAlgorithm,
+			CipherSuites:                    b.CipherSuites,
+		},
+		Librdkafka:             kafkaconf.Output{FileName: b.LibrdkafkaFileName, Template: b.LibrdkafkaTemplate, Extra: b.LibrdkafkaProperties},
+		DeepStream:             kafkaconf.Output{FileName: b.DeepStreamFileName, Template: b.DeepStreamTemplate, Extra: b.DeepStreamProperties},
+		Java:                   kafkaconf.Output{FileName: b.JavaFileName, Template: b.JavaTemplate, Extra: b.JavaProperties},
+		DeepStreamPartitionKey: b.DeepStreamPartitionKey,
+		JavaKeystoreType:       b.JavaKeystoreType,
 	}
 	switch k.EndpointIdentificationAlgorithm {
 	case "":

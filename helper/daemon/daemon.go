@@ -302,11 +302,7 @@ func (d *Daemon) kafkaConfig() kafkaconf.RendererConfig {
 			Cert: d.writer.Path(c.SVIDFileName),
 			Key:  d.writer.Path(c.SVIDKeyFileName),
 		},
-		Settings: kafkaconf.Settings{
-			BootstrapServers:                k.BootstrapServers,
-			EndpointIdentificationAlgorithm: k.EndpointIdentificationAlgorithm,
-			CipherSuites:                    k.CipherSuites,
-		},
+		Settings: k.Settings,
 		Librdkafka: k.Librdkafka, DeepStream: k.DeepStream, Java: k.Java,
 		DeepStreamPartitionKey: k.DeepStreamPartitionKey,
 		JavaKeystoreType:       k.JavaKeystoreType,
