@@ -137,17 +137,14 @@ type PKCS12 struct {
 	Legacy bool
 }
 
-// Kafka is the kafka block: which client configs to render and how. The
-// three outputs are kafkaconf's own type: the file name (empty: not
-// rendered), a user template and the extra properties.
+// Kafka is the kafka block: which client configs to render and how, in
+// kafkaconf's own types. Settings.EndpointIdentificationAlgorithm is
+// "https" (verify the broker's host name; the default, as in librdkafka
+// >= 2.0) or "none"; Settings.Extra is unused (each Output has its own).
+// Each Output is a file name (empty: not rendered), a user template and
+// the extra properties.
 type Kafka struct {
-	BootstrapServers string
-	// EndpointIdentificationAlgorithm is "https" (verify the broker's
-	// host name; the default, as in librdkafka >= 2.0) or "none".
-	EndpointIdentificationAlgorithm string
-	// CipherSuites is the OpenSSL cipher list for librdkafka and
-	// DeepStream.
-	CipherSuites string
+	kafkaconf.Settings
 
 	Librdkafka kafkaconf.Output
 	DeepStream kafkaconf.Output

@@ -287,3 +287,26 @@ func TestSplitArgs(t *testing.T) {
 		t.Fatalf("single quotes must not group: %q", got)
 	}
 }
+
+// TestProblemsAtTheirKey: a value the validators refuse is reported at the
+// key that holds it, and every problem comes in file order.
+func TestProblemsAtTheirKey(t *testing.T) {
+	src := minimal + "on_rotate = \"reload\"\ncmd = \"x\"\ntunnel \"t\" {\n  mode = \"both\"\n  listen = \"127.0.0.1:1\"\n  target = \"127.0.0.1:2\"\n  allowed_spiffe_ids = [\"spiffe://td\"]\n}\nlog_level = \"loud\"\n"
+	_, _, err := parse(t, src)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := "config: " + strings.Join([]string{
+		`helper.conf:5,1-10: key "on_rotate": "reload" is not "signal" or "restart"`,
+		`helper.conf:8,3-7: tunnel "t": "mode" must be "client" or "server", got "both"`,
+		`helper.conf:13,1-10: key "log_level": "loud" is not debug, info, warn or error`,
+	}, "\n")
+	if err.Error() != want {
+		t.Fatalf("error\n%s\nwant\n%s", err, want)
+	}
+	// A problem of the whole file names the file.
+	_, _, err = parse(t, `agent_address = "/x"`)
+	if err == nil || !strings.HasPrefix(err.Error(), "config: helper.conf: at least one of") {
+		t.Fatalf("error %v, want it to name the file", err)
+	}
+}

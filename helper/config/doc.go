@@ -14,4 +14,12 @@
 // backoff, a combined PEM, PKCS#12 stores, Kafka client configs (a kafka
 // block) and built-in mTLS tunnels (tunnel "name" blocks). The reference
 // page, helper/README.md, lists every key with its default.
+//
+// How the file is read, in the manner of orchestrator/topology/parse.go:
+// file.go declares each block as a struct, each key once by its hcl tag;
+// prepass.go maps camelCase keys and octal modes to today's spelling;
+// decode.go fills the structs, recording where each key was written; and
+// the validator methods (validate.go, kafka.go, tunnel.go), one per block,
+// apply defaults and report every problem at the key that causes it, in
+// file order.
 package config

@@ -7,6 +7,8 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/edgeid/edgeid/helper/atomicdir"
+	"github.com/edgeid/edgeid/helper/config"
+	"github.com/edgeid/edgeid/helper/kafkaconf"
 	"github.com/edgeid/edgeid/helper/svidwriter"
 )
 
@@ -106,4 +110,95 @@ func (d *Daemon) publish(svid *x509svid.SVID, c *workloadapi.X509Context) error 
 	}
 	_, err = d.writer.Write(files)
 	return err
+}
+
+// setupX509 prepares what every X.509 update writes: the file set in
+// cert_dir, the PKCS#12 password and the Kafka client configs.
+func (d *Daemon) setupX509(getenv func(string) string) error {
+	c := d.cfg
+	w, err := atomicdir.New(c.CertDir)
+	if err != nil {
+		return fmt.Errorf("daemon: cert_dir: %w", err)
+	}
+	d.writer = w
+	d.svidOps = svidwriter.Options{
+		SVIDFileName:             c.SVIDFileName,
+		KeyFileName:              c.SVIDKeyFileName,
+		BundleFileName:           c.SVIDBundleFileName,
+		CombinedPEMFileName:      c.CombinedPEMFileName,
+		AddIntermediatesToBundle: c.AddIntermediatesToBundle,
+		IncludeFederatedDomains:  c.IncludeFederatedDomains,
+		OmitExpired:              c.OmitExpired,
+		CertFileMode:             c.CertFileMode,
+		KeyFileMode:              c.KeyFileMode,
+	}
+	if p := c.PKCS12; p != nil {
+		pw, err := storePassword(p, getenv)
+		if err != nil {
+			return err
+		}
+		d.svidOps.PKCS12 = &svidwriter.PKCS12Options{
+			KeystoreFileName: p.KeystoreFileName, TruststoreFileName: p.TruststoreFileName,
+			Password: pw, Legacy: p.Legacy,
+		}
+	}
+	if c.Kafka != nil {
+		k, err := kafkaconf.NewRenderer(d.kafkaConfig())
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.kafka = k
+	}
+	return nil
+}
+
+// kafkaConfig is what the Kafka client configs point at: the files of the
+// set the helper writes, through the version-independent paths.
+func (d *Daemon) kafkaConfig() kafkaconf.RendererConfig {
+	c, k := d.cfg, d.cfg.Kafka
+	rc := kafkaconf.RendererConfig{
+		Paths: kafkaconf.Paths{
+			CA:   d.writer.Path(c.SVIDBundleFileName),
+			Cert: d.writer.Path(c.SVIDFileName),
+			Key:  d.writer.Path(c.SVIDKeyFileName),
+		},
+		Settings:   k.Settings,
+		Librdkafka: k.Librdkafka, DeepStream: k.DeepStream, Java: k.Java,
+		DeepStreamPartitionKey: k.DeepStreamPartitionKey,
+		JavaKeystoreType:       k.JavaKeystoreType,
+		CertMode:               c.CertFileMode,
+		KeyMode:                c.KeyFileMode,
+	}
+	if c.CombinedPEMFileName != "" {
+		rc.Paths.CombinedPEM = d.writer.Path(c.CombinedPEMFileName)
+	}
+	if p := d.svidOps.PKCS12; p != nil {
+		if p.KeystoreFileName != "" {
+			rc.Paths.Keystore = d.writer.Path(p.KeystoreFileName)
+		}
+		if p.TruststoreFileName != "" {
+			rc.Paths.Truststore = d.writer.Path(p.TruststoreFileName)
+		}
+		rc.Password = p.Password
+	}
+	return rc
+}
+
+// storePassword reads the PKCS#12 password from its file or variable.
+func storePassword(p *config.PKCS12, getenv func(string) string) (string, error) {
+	switch {
+	case p.PasswordFile != "":
+		b, err := os.ReadFile(p.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("daemon: pkcs12 password_file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case p.PasswordEnv != "":
+		v := getenv(p.PasswordEnv)
+		if v == "" {
+			return "", fmt.Errorf("daemon: pkcs12 password_env: variable %s is empty or unset", p.PasswordEnv)
+		}
+		return v, nil
+	}
+	return "", nil
 }

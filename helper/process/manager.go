@@ -148,146 +148,175 @@ func (m *Manager) signalsOnRotation() bool {
 // Run supervises until ctx ends, then stops the program gracefully.
 func (m *Manager) Run(ctx context.Context) error {
 	defer close(m.quit)
-	var (
-		cur      *child
-		held     *child
-		restartC <-chan time.Time
-		backoff  = m.cfg.BackoffMin
-		pidWG    sync.WaitGroup
-	)
-	defer pidWG.Wait()
+	s := &supervision{m: m, backoff: m.cfg.BackoffMin}
+	defer s.pidWG.Wait()
 
 	if m.cfg.Hold && m.cfg.Path != "" {
-		c, err := m.launch(true)
-		if err != nil {
-			// Fall back to an ordinary start at the first rotation.
-			m.log.Error("Unable to start program held at exec", "cmd", m.cfg.Path, "error", err)
-		} else {
-			held = c
-			m.log.Info("Started program held at exec until the first SVID", "cmd", m.cfg.Path, "pid", c.cmd.Process.Pid)
-			if m.cfg.Hooks.Held != nil {
-				m.cfg.Hooks.Held(c.cmd.Process.Pid)
-			}
-		}
-	}
-
-	start := func() {
-		c, err := m.start()
-		if err != nil {
-			m.log.Error("Unable to start program", "cmd", m.cfg.Path, "error", err)
-			if m.cfg.RestartOnExit {
-				restartC = time.After(backoff)
-				backoff = min(backoff*2, m.cfg.BackoffMax)
-			}
-			return
-		}
-		cur = c
-		restartC = nil
+		// On failure, fall back to an ordinary start at the first rotation.
+		_ = s.launchHeld("first SVID")
 	}
 
 	defer m.running.Store(nil)
 	for {
 		if m.signalsOnRotation() {
-			m.running.Store(cur)
+			m.running.Store(s.cur)
 		}
 		select {
 		case <-ctx.Done():
-			m.running.Store(nil)
-			if held != nil {
-				_ = held.held.Kill()
-				_ = held.cmd.Wait()
-			}
-			if cur != nil {
-				m.stop(cur)
-			}
+			s.shutdown()
 			return nil
-
 		case signalled := <-m.rotate:
-			if m.cfg.PIDFileName != "" && m.cfg.RenewSignal != 0 {
-				pidWG.Add(1)
-				go func() {
-					defer pidWG.Done()
-					m.signalPIDFile(ctx)
-				}()
-			}
-			if m.cfg.Path != "" {
-				switch {
-				case held != nil:
-					c := held
-					held = nil
-					if err := m.release(c); err != nil {
-						m.log.Error("Unable to release held program", "pid", c.cmd.Process.Pid, "error", err)
-						start()
-					} else {
-						cur = c
-					}
-				case cur == nil:
-					// First SVID, or the program is down: start it now
-					// (spiffe-helper semantics) instead of waiting for the
-					// backoff.
-					start()
-				case m.cfg.Restart:
-					m.log.Info("Restarting program for the new SVID", "pid", cur.cmd.Process.Pid)
-					m.stop(cur)
-					cur = nil
-					start()
-				case m.cfg.RenewSignal != 0 && !signalled:
-					_ = m.signal(cur, m.cfg.RenewSignal)
-				}
-			}
-			if m.cfg.Hooks.Rotated != nil {
-				m.cfg.Hooks.Rotated()
-			}
-
+			s.rotated(ctx, signalled)
 		case <-m.rehold:
-			if !m.cfg.Hold || m.cfg.Path == "" || held != nil {
-				continue
-			}
-			if cur != nil {
-				m.log.Warn("Identity lost: restarting the program held at exec so that the agent can attest its launch again", "pid", cur.cmd.Process.Pid)
-				m.stop(cur)
-				cur = nil
-			}
-			restartC = nil
-			c, err := m.launch(true)
-			if err != nil {
-				m.log.Error("Unable to start program held at exec", "cmd", m.cfg.Path, "error", err)
-				start()
-				continue
-			}
-			held = c
-			m.log.Info("Started program held at exec until the next SVID", "cmd", m.cfg.Path, "pid", c.cmd.Process.Pid)
-			if m.cfg.Hooks.Held != nil {
-				m.cfg.Hooks.Held(c.cmd.Process.Pid)
-			}
-
+			s.rehold()
 		case c := <-m.exited:
-			if c != cur {
-				continue // already stopped on purpose
-			}
-			cur = nil
-			pid := c.cmd.Process.Pid
-			m.log.Warn("Program exited", "cmd", m.cfg.Path, "pid", pid, "error", errString(c.err))
-			if m.cfg.Hooks.Exited != nil {
-				m.cfg.Hooks.Exited(pid, c.err, false)
-			}
-			if !m.cfg.RestartOnExit {
-				continue
-			}
-			if time.Since(c.started) >= m.cfg.BackoffMax {
-				backoff = m.cfg.BackoffMin
-			}
-			m.log.Info("Restarting program after backoff", "cmd", m.cfg.Path, "backoff", backoff.String())
-			restartC = time.After(backoff)
-			backoff = min(backoff*2, m.cfg.BackoffMax)
-
-		case <-restartC:
-			restartC = nil
-			if cur == nil {
-				start()
+			s.exited(c)
+		case <-s.restartC:
+			s.restartC = nil
+			if s.cur == nil {
+				s.start()
 			}
 		}
 	}
+}
+
+// supervision is the state of one Run: the running program, the one held
+// at exec, and the pending restart with its backoff.
+type supervision struct {
+	m        *Manager
+	cur      *child
+	held     *child
+	restartC <-chan time.Time
+	backoff  time.Duration
+	pidWG    sync.WaitGroup
+}
+
+// start starts the program, or schedules a restart if that fails.
+func (s *supervision) start() {
+	m := s.m
+	c, err := m.start()
+	if err != nil {
+		m.log.Error("Unable to start program", "cmd", m.cfg.Path, "error", err)
+		if m.cfg.RestartOnExit {
+			s.restartC = time.After(s.backoff)
+			s.backoff = min(s.backoff*2, m.cfg.BackoffMax)
+		}
+		return
+	}
+	s.cur = c
+	s.restartC = nil
+}
+
+// launchHeld starts the program held at exec, to be released at the
+// rotation named by until.
+func (s *supervision) launchHeld(until string) error {
+	m := s.m
+	c, err := m.launch(true)
+	if err != nil {
+		m.log.Error("Unable to start program held at exec", "cmd", m.cfg.Path, "error", err)
+		return err
+	}
+	s.held = c
+	m.log.Info("Started program held at exec until the "+until, "cmd", m.cfg.Path, "pid", c.cmd.Process.Pid)
+	if m.cfg.Hooks.Held != nil {
+		m.cfg.Hooks.Held(c.cmd.Process.Pid)
+	}
+	return nil
+}
+
+// shutdown kills a held program and stops the running one.
+func (s *supervision) shutdown() {
+	s.m.running.Store(nil)
+	if s.held != nil {
+		_ = s.held.held.Kill()
+		_ = s.held.cmd.Wait()
+	}
+	if s.cur != nil {
+		s.m.stop(s.cur)
+	}
+}
+
+// rotated handles a new SVID on disk: signal the PID file's process,
+// release, start, restart or signal the program.
+func (s *supervision) rotated(ctx context.Context, signalled bool) {
+	m := s.m
+	if m.cfg.PIDFileName != "" && m.cfg.RenewSignal != 0 {
+		s.pidWG.Add(1)
+		go func() {
+			defer s.pidWG.Done()
+			m.signalPIDFile(ctx)
+		}()
+	}
+	if m.cfg.Path != "" {
+		switch {
+		case s.held != nil:
+			c := s.held
+			s.held = nil
+			if err := m.release(c); err != nil {
+				m.log.Error("Unable to release held program", "pid", c.cmd.Process.Pid, "error", err)
+				s.start()
+			} else {
+				s.cur = c
+			}
+		case s.cur == nil:
+			// First SVID, or the program is down: start it now
+			// (spiffe-helper semantics) instead of waiting for the
+			// backoff.
+			s.start()
+		case m.cfg.Restart:
+			m.log.Info("Restarting program for the new SVID", "pid", s.cur.cmd.Process.Pid)
+			m.stop(s.cur)
+			s.cur = nil
+			s.start()
+		case m.cfg.RenewSignal != 0 && !signalled:
+			_ = m.signal(s.cur, m.cfg.RenewSignal)
+		}
+	}
+	if m.cfg.Hooks.Rotated != nil {
+		m.cfg.Hooks.Rotated()
+	}
+}
+
+// rehold stops the running program and starts it again held at exec (see
+// Manager.Rehold).
+func (s *supervision) rehold() {
+	m := s.m
+	if !m.cfg.Hold || m.cfg.Path == "" || s.held != nil {
+		return
+	}
+	if s.cur != nil {
+		m.log.Warn("Identity lost: restarting the program held at exec so that the agent can attest its launch again", "pid", s.cur.cmd.Process.Pid)
+		m.stop(s.cur)
+		s.cur = nil
+	}
+	s.restartC = nil
+	if s.launchHeld("next SVID") != nil {
+		s.start()
+	}
+}
+
+// exited handles the program exiting on its own: restart it after the
+// backoff, which resets once the program ran for BackoffMax.
+func (s *supervision) exited(c *child) {
+	m := s.m
+	if c != s.cur {
+		return // already stopped on purpose
+	}
+	s.cur = nil
+	pid := c.cmd.Process.Pid
+	m.log.Warn("Program exited", "cmd", m.cfg.Path, "pid", pid, "error", errString(c.err))
+	if m.cfg.Hooks.Exited != nil {
+		m.cfg.Hooks.Exited(pid, c.err, false)
+	}
+	if !m.cfg.RestartOnExit {
+		return
+	}
+	if time.Since(c.started) >= m.cfg.BackoffMax {
+		s.backoff = m.cfg.BackoffMin
+	}
+	m.log.Info("Restarting program after backoff", "cmd", m.cfg.Path, "backoff", s.backoff.String())
+	s.restartC = time.After(s.backoff)
+	s.backoff = min(s.backoff*2, m.cfg.BackoffMax)
 }
 
 // start launches the program and lets it run.
