@@ -25,6 +25,7 @@ import (
 
 	"github.com/edgeid/edgeid/internal/pemutil"
 	wire "github.com/edgeid/edgeid/plugins/common/kubeedge"
+	"github.com/edgeid/edgeid/plugins/common/pluginconf"
 )
 
 var (
@@ -107,8 +108,8 @@ const (
 
 // Configure validates and applies the configuration atomically.
 func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*configv1.ConfigureResponse, error) {
-	st, err := p.build(req.GetCoreConfiguration().GetTrustDomain(), req.GetHclConfiguration())
-	if err != nil {
+	st, cfgStatus := p.build(req)
+	if err := cfgStatus.Err(); err != nil {
 		return nil, err
 	}
 	logger := st.logger
@@ -144,33 +145,40 @@ func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*
 
 // Validate reports whether a configuration is usable, with every problem.
 func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*configv1.ValidateResponse, error) {
-	st, err := p.build(req.GetCoreConfiguration().GetTrustDomain(), req.GetHclConfiguration())
-	if err != nil {
-		return &configv1.ValidateResponse{Valid: false, Notes: []string{status.Convert(err).Message()}}, nil
-	}
-	notes := []string{"configuration valid"}
+	st, cfgStatus := p.build(req)
 	switch {
+	case st == nil:
 	case st.kube != nil:
-		notes = append(notes, fmt.Sprintf("the Kubernetes Node check is required (credentials: %s)", st.kubeSource))
+		cfgStatus.ReportInfof("the Kubernetes Node check is required (credentials: %s)", st.kubeSource)
 	case st.config.kubeMode == KubernetesCheckDisabled:
-		notes = append(notes, warnCheckDisabled)
+		cfgStatus.ReportInfo(warnCheckDisabled)
 	default:
-		notes = append(notes, warnCheckOffAuto)
+		cfgStatus.ReportInfo(warnCheckOffAuto)
 	}
-	return &configv1.ValidateResponse{Valid: true, Notes: notes}, nil
+	return cfgStatus.ValidateResponse(), nil
 }
 
-func (p *Plugin) build(trustDomain, hclText string) (*state, error) {
-	cfg, err := buildConfig(trustDomain, hclText)
-	if err != nil {
-		if _, ok := status.FromError(err); ok && status.Code(err) != codes.Unknown {
-			return nil, err
-		}
-		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: %v", err)
+// build builds the configuration of req and the state it needs: the CA
+// bundle, the deny-list file and the Kubernetes client. The state is nil
+// exactly when the returned Status has an error.
+func (p *Plugin) build(req pluginconf.Request) (*state, *pluginconf.Status) {
+	cfg, cfgStatus := buildConfig(req)
+	if cfg == nil {
+		return nil, cfgStatus
 	}
+	st, err := p.newState(cfg)
+	if err != nil {
+		cfgStatus.ReportError(err.Error())
+		return nil, cfgStatus
+	}
+	return st, cfgStatus
+}
+
+// newState loads what cfg names. Its errors are configuration problems.
+func (p *Plugin) newState(cfg *configuration) (*state, error) {
 	bundle, err := loadCABundle(cfg.caPaths)
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: %v", err)
+		return nil, err
 	}
 	p.mu.RLock()
 	logger := p.logger
@@ -185,30 +193,40 @@ func (p *Plugin) build(trustDomain, hclText string) (*state, error) {
 	if cfg.denyListFile != "" {
 		st.denyFile, err = loadDenyFile(cfg.denyListFile)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: deny_list_file %s: %v", cfg.denyListFile, err)
+			return nil, fmt.Errorf("deny_list_file %s: %w", cfg.denyListFile, err)
 		}
 	}
-	// The default ("auto") turns the Node check on, as "required", as soon
-	// as credentials exist: a kubeconfig, or the service account token of
-	// a pod. Only with neither is it off (Configure then warns).
+	st.kube, st.kubeSource, err = p.newNodeGetter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// newNodeGetter returns the client of the Kubernetes Node check, or nil
+// when the check is off. The default ("auto") turns the check on, as
+// "required", as soon as credentials exist: a kubeconfig, or the service
+// account token of a pod. Only with neither is it off (Configure then
+// warns).
+func (p *Plugin) newNodeGetter(cfg *configuration) (nodeGetter, string, error) {
 	switch {
 	case cfg.kubeMode == KubernetesCheckDisabled:
 	case cfg.kubeconfig != "":
 		kc, err := newKubeClientFromKubeconfig(cfg.kubeconfig, cfg.kubeContext, cfg.kubeTimeout)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: kubeconfig: %v", err)
+			return nil, "", fmt.Errorf("kubeconfig: %w", err)
 		}
-		st.kube, st.kubeSource = kc, "kubeconfig"
+		return kc, "kubeconfig", nil
 	case inClusterTokenExists(&p.hooks):
 		kc, err := newInClusterKubeClient(&p.hooks, cfg.kubeTimeout)
 		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: the Kubernetes Node check is required because the in-cluster service account token %s exists, but the in-cluster credentials are unusable: %v; set kubeconfig, or kubernetes_check = %q to run without the check", p.hooks.inClusterTokenPath, err, KubernetesCheckDisabled)
+			return nil, "", fmt.Errorf("the Kubernetes Node check is required because the in-cluster service account token %s exists, but the in-cluster credentials are unusable: %w; set kubeconfig, or kubernetes_check = %q to run without the check", p.hooks.inClusterTokenPath, err, KubernetesCheckDisabled)
 		}
-		st.kube, st.kubeSource = kc, "in-cluster"
+		return kc, "in-cluster", nil
 	case cfg.kubeMode == KubernetesCheckRequired:
-		return nil, status.Error(codes.InvalidArgument, "invalid configuration: kubernetes_check is \"required\" but neither kubeconfig nor in-cluster credentials are available")
+		return nil, "", errors.New(`kubernetes_check is "required" but neither kubeconfig nor in-cluster credentials are available`)
 	}
-	return st, nil
+	return nil, "", nil
 }
 
 func (p *Plugin) getState() (*state, hclog.Logger, error) {
