@@ -68,6 +68,9 @@ type process struct {
 	held bool
 }
 
+// run attests the process pid: it finds the DeepStream apps the
+// attestation covers, computes their selectors, checks that no process
+// changed meanwhile and merges the result.
 func (a *attestation) run(pid int) ([]string, error) {
 	defer a.closeAll()
 	caller, err := a.track(pid, nil)
@@ -75,20 +78,43 @@ func (a *attestation) run(pid int) ([]string, error) {
 		err = a.inspect(caller)
 	}
 	if err != nil {
-		if halt := a.halted(); halt != nil {
-			return nil, a.exhausted(pid, halt)
-		}
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, status.Errorf(codes.NotFound, "process %d not found", pid)
-		}
-		return nil, status.Errorf(codes.Internal, "unable to inspect process %d: %v", pid, err)
+		return nil, a.inspectFailed(pid, err)
 	}
-	var apps []*process
+	apps := a.appsOf(caller)
+	sets := make([][]string, len(apps))
+	for i, app := range apps {
+		sets[i] = a.selectors(app)
+	}
+	if halt := a.halted(); halt != nil {
+		return nil, a.exhausted(pid, halt)
+	}
+	apps, sets, err = a.recheckAll(pid, caller, apps, sets)
+	if err != nil {
+		return nil, err
+	}
+	return a.merge(apps, sets), nil
+}
+
+// inspectFailed returns the error of an attestation that could not inspect
+// its caller.
+func (a *attestation) inspectFailed(pid int, err error) error {
+	if halt := a.halted(); halt != nil {
+		return a.exhausted(pid, halt)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return status.Errorf(codes.NotFound, "process %d not found", pid)
+	}
+	return status.Errorf(codes.Internal, "unable to inspect process %d: %v", pid, err)
+}
+
+// appsOf returns the DeepStream apps an attestation of caller covers: the
+// caller itself, or else its nearest DeepStream descendants, each marked
+// held when the caller provably held it at exec.
+func (a *attestation) appsOf(caller *process) []*process {
 	if a.classify(caller) {
-		apps = []*process{caller}
-	} else {
-		apps = a.findChildApps(caller, 1)
+		return []*process{caller}
 	}
+	apps := a.findChildApps(caller, 1)
 	for _, app := range apps {
 		if app == caller {
 			continue
@@ -99,45 +125,51 @@ func (a *attestation) run(pid int) ([]string, error) {
 			app.held = true
 		}
 	}
-	sets := make([][]string, len(apps))
-	for i, app := range apps {
-		sets[i] = a.selectors(app)
-	}
-	if halt := a.halted(); halt != nil {
-		return nil, a.exhausted(pid, halt)
-	}
+	return apps
+}
 
+// recheckAll checks, after everything was read, that the caller and each
+// app are still the processes that were read. An app that changed is
+// dropped with its selectors; when the caller changed, no app remains. The
+// error is that of a spent budget.
+func (a *attestation) recheckAll(pid int, caller *process, apps []*process, sets [][]string) ([]*process, [][]string, error) {
 	if a.p.hooks.beforeRecheck != nil {
 		a.p.hooks.beforeRecheck()
 	}
-	if !a.p.hooks.skipRecheck {
-		if err := a.recheck(caller); err != nil {
-			if halt := a.halted(); halt != nil {
-				return nil, a.exhausted(pid, halt)
-			}
-			a.log.Warn("Caller changed while it was attested; returning no selectors", "error", err)
-			return nil, nil
-		}
-		var keptApps []*process
-		var keptSets [][]string
-		for i, app := range apps {
-			if err := a.recheck(app); err != nil {
-				if halt := a.halted(); halt != nil {
-					return nil, a.exhausted(pid, halt)
-				}
-				a.log.Warn("DeepStream process changed while it was attested; it yields no selectors", "app_pid", app.pid, "error", err)
-				continue
-			}
-			keptApps, keptSets = append(keptApps, app), append(keptSets, sets[i])
-		}
-		apps, sets = keptApps, keptSets
+	if a.p.hooks.skipRecheck {
+		return apps, sets, nil
 	}
+	if err := a.recheck(caller); err != nil {
+		if halt := a.halted(); halt != nil {
+			return nil, nil, a.exhausted(pid, halt)
+		}
+		a.log.Warn("Caller changed while it was attested; returning no selectors", "error", err)
+		return nil, nil, nil
+	}
+	var keptApps []*process
+	var keptSets [][]string
+	for i, app := range apps {
+		if err := a.recheck(app); err != nil {
+			if halt := a.halted(); halt != nil {
+				return nil, nil, a.exhausted(pid, halt)
+			}
+			a.log.Warn("DeepStream process changed while it was attested; it yields no selectors", "app_pid", app.pid, "error", err)
+			continue
+		}
+		keptApps, keptSets = append(keptApps, app), append(keptSets, sets[i])
+	}
+	return keptApps, keptSets, nil
+}
 
+// merge returns the selectors of the attestation: those of its one app;
+// with several apps, their common selectors when all of them have exactly
+// the same, and otherwise none.
+func (a *attestation) merge(apps []*process, sets [][]string) []string {
 	switch len(apps) {
 	case 0:
-		return nil, nil
+		return nil
 	case 1:
-		return sets[0], nil
+		return sets[0]
 	}
 	// Several DeepStream descendants: their selectors can only be merged
 	// when they agree, or a caller could combine the binary of one with the
@@ -149,10 +181,10 @@ func (a *attestation) run(pid int) ([]string, error) {
 				pids = append(pids, app.pid)
 			}
 			a.log.Warn("Caller launched several different DeepStream apps; returning no selectors", "children", pids)
-			return nil, nil
+			return nil
 		}
 	}
-	return sets[0], nil
+	return sets[0]
 }
 
 // exhausted logs the end of an attestation that ran out of budget, once,
