@@ -54,17 +54,12 @@ type configuration struct {
 	intermediatesPath string
 }
 
-func buildConfig(trustDomain, hclText string) (*configuration, error) {
-	var c Config
-	if err := pluginconf.Decode(hclText, &c); err != nil {
-		return nil, err
-	}
-	td, err := spiffeid.TrustDomainFromString(trustDomain)
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: trust domain %q from the core configuration is invalid: %v", trustDomain, err)
-	}
+// BuildConfig checks c and applies the defaults (see pluginconf.Builder).
+// The files are not read here: edgecore may still be joining.
+func (c *Config) BuildConfig(core pluginconf.Core, s *pluginconf.Status) *configuration {
+	core.RequireTrustDomain(s)
 	out := &configuration{
-		trustDomain:       td,
+		trustDomain:       core.TrustDomain,
 		certificatePath:   c.CertificatePath,
 		privateKeyPath:    c.PrivateKeyPath,
 		intermediatesPath: c.IntermediatesPath,
@@ -75,7 +70,12 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 	if out.privateKeyPath == "" {
 		out.privateKeyPath = wire.DefaultPrivateKeyPath
 	}
-	return out, nil
+	return out
+}
+
+// buildConfig builds the configuration of a Configure or Validate request.
+func buildConfig(req pluginconf.Request) (*configuration, *pluginconf.Status) {
+	return pluginconf.Build(req, new(Config))
 }
 
 // hooks are the plugin's links to the clock and randomness, replaced by tests.
@@ -112,8 +112,8 @@ func (p *Plugin) SetLogger(logger hclog.Logger) {
 // are not required to exist yet (edgecore may still be joining); they are
 // read at every attestation.
 func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*configv1.ConfigureResponse, error) {
-	cfg, err := buildConfig(req.GetCoreConfiguration().GetTrustDomain(), req.GetHclConfiguration())
-	if err != nil {
+	cfg, st := buildConfig(req)
+	if err := st.Err(); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
@@ -128,15 +128,13 @@ func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*
 
 // Validate reports whether a configuration is usable.
 func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*configv1.ValidateResponse, error) {
-	cfg, err := buildConfig(req.GetCoreConfiguration().GetTrustDomain(), req.GetHclConfiguration())
-	if err != nil {
-		return &configv1.ValidateResponse{Valid: false, Notes: []string{status.Convert(err).Message()}}, nil
+	cfg, st := buildConfig(req)
+	if cfg != nil {
+		if _, err := loadCredentials(cfg); err != nil {
+			st.ReportInfof("node credentials are not usable yet: %v", err)
+		}
 	}
-	notes := []string{"configuration valid"}
-	if _, err := loadCredentials(cfg); err != nil {
-		notes = append(notes, fmt.Sprintf("node credentials are not usable yet: %v", err))
-	}
-	return &configv1.ValidateResponse{Valid: true, Notes: notes}, nil
+	return st.ValidateResponse(), nil
 }
 
 func (p *Plugin) getConfig() (*configuration, hclog.Logger, error) {

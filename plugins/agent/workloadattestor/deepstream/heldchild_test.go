@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/edgeid/edgeid/helper/holdexec"
@@ -263,8 +264,8 @@ func TestAttestHeldChildRealProc(t *testing.T) {
 // newRealAttestation is an attestation on the real /proc with the default
 // configuration, for tests that call its steps directly.
 func newRealAttestation() *attestation {
-	cfg, _, err := buildConfig("")
-	if err != nil {
+	cfg, cfgStatus := buildConfig(&configv1.ConfigureRequest{})
+	if err := cfgStatus.Err(); err != nil {
 		panic(err)
 	}
 	p := New()

@@ -2,7 +2,6 @@ package deepstream
 
 import (
 	"context"
-	"fmt"
 	"path"
 	"sync"
 	"time"
@@ -122,104 +121,112 @@ type configuration struct {
 	attestationTimeout  time.Duration
 }
 
-// buildConfig decodes and validates hclText, reporting every problem.
-func buildConfig(hclText string) (*configuration, []string, error) {
-	var c Config
-	if err := pluginconf.Decode(hclText, &c); err != nil {
-		return nil, nil, err
-	}
-	var problems []string
-	report := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+// buildConfig builds the configuration of a Configure or Validate request.
+func buildConfig(req pluginconf.Request) (*configuration, *pluginconf.Status) {
+	return pluginconf.Build(req, new(Config))
+}
+
+// BuildConfig checks c and applies the defaults (see pluginconf.Builder),
+// one area at a time, reporting every problem.
+func (c *Config) BuildConfig(_ pluginconf.Core, s *pluginconf.Status) *configuration {
+	out := &configuration{}
+	c.buildNamePatterns(out, s)
+	c.buildFileLimits(out, s)
+	c.buildBudgets(out, s)
+	c.buildLibraryMatch(out, s)
+	c.buildInspection(out, s)
+	return out
+}
+
+// buildNamePatterns checks the glob patterns that recognise an app by its
+// executable or script name.
+func (c *Config) buildNamePatterns(out *configuration, s *pluginconf.Status) {
 	patterns := func(key string, list, def []string) []string {
 		if list == nil {
 			return def
 		}
 		for _, p := range list {
 			if p == "" {
-				report("%s: empty pattern", key)
+				s.ReportErrorf("%s: empty pattern", key)
 			} else if _, err := path.Match(p, ""); err != nil {
-				report("%s: bad pattern %q: %v", key, p, err)
+				s.ReportErrorf("%s: bad pattern %q: %v", key, p, err)
 			}
 		}
 		return list
 	}
+	out.appNames = patterns("app_names", c.AppNames, defaultAppNames)
+	out.interpreters = patterns("interpreters", c.Interpreters, defaultInterpreters)
+	out.scriptNames = patterns("script_names", c.ScriptNames, defaultScriptNames)
+}
+
+// buildFileLimits checks the size limits of the files one attestation reads
+// or hashes.
+func (c *Config) buildFileLimits(out *configuration, s *pluginconf.Status) {
 	size := func(key string, v, def, max int64) int64 {
 		switch {
 		case v == 0:
 			return def
-		case v < 0 || (max > 0 && v > max):
-			report("%s: %d is out of range (1..%d)", key, v, max)
+		case v < 0 || v > max:
+			s.ReportErrorf("%s: %d is out of range (1..%d)", key, v, max)
 		}
 		return v
 	}
-	cfg := &configuration{
-		appNames:       patterns("app_names", c.AppNames, defaultAppNames),
-		interpreters:   patterns("interpreters", c.Interpreters, defaultInterpreters),
-		scriptNames:    patterns("script_names", c.ScriptNames, defaultScriptNames),
-		childDepth:     DefaultChildDepth,
-		hashModels:     c.HashModels,
-		maxConfigBytes: size("max_config_bytes", c.MaxConfigBytes, DefaultMaxConfigBytes, MaxMaxConfigBytes),
-		maxExeBytes:    size("max_exe_bytes", c.MaxExeBytes, DefaultMaxExeBytes, 1<<40),
-		maxModelBytes:  size("max_model_bytes", c.MaxModelBytes, DefaultMaxModelBytes, 1<<40),
-		installDir:     DefaultInstallDir,
-
-		maxAttestationBytes: DefaultMaxAttestationBytes,
-		attestationTimeout:  DefaultAttestationTimeout,
-	}
-	if c.MaxAttestationBytes != 0 {
-		if c.MaxAttestationBytes < MinMaxAttestationBytes || c.MaxAttestationBytes > MaxMaxAttestationBytes {
-			report("max_attestation_bytes: %d is out of range (%d..%d)", c.MaxAttestationBytes, MinMaxAttestationBytes, MaxMaxAttestationBytes)
-		}
-		cfg.maxAttestationBytes = c.MaxAttestationBytes
-	}
-	if c.AttestationTimeout != "" {
-		d, err := time.ParseDuration(c.AttestationTimeout)
-		switch {
-		case err != nil:
-			report("attestation_timeout: %q is not a duration such as \"5s\"", c.AttestationTimeout)
-		case d < MinAttestationTimeout || d > MaxAttestationTimeout:
-			report("attestation_timeout: %s is out of range (%s..%s)", d, MinAttestationTimeout, MaxAttestationTimeout)
-		}
-		cfg.attestationTimeout = d
-	}
-	if !c.DisableLibraryMatch {
-		cfg.libraryPrefixes = defaultLibraryPrefixes
-		if c.LibraryPrefixes != nil {
-			cfg.libraryPrefixes = c.LibraryPrefixes
-		}
-		for _, p := range cfg.libraryPrefixes {
-			if p == "" {
-				report("library_prefixes: empty prefix")
-			}
-		}
-	}
-	if c.ChildDepth != nil {
-		if *c.ChildDepth < 0 || *c.ChildDepth > MaxChildDepth {
-			report("child_depth: %d is out of range (0..%d)", *c.ChildDepth, MaxChildDepth)
-		}
-		cfg.childDepth = *c.ChildDepth
-	}
-	if c.InstallDir != "" {
-		if !path.IsAbs(c.InstallDir) {
-			report("install_dir: %q is not an absolute path", c.InstallDir)
-		}
-		cfg.installDir = path.Clean(c.InstallDir)
-	}
-	if len(problems) > 0 {
-		return nil, problems, status.Errorf(codes.InvalidArgument, "invalid configuration: %s", joinProblems(problems))
-	}
-	return cfg, nil, nil
+	out.maxConfigBytes = size("max_config_bytes", c.MaxConfigBytes, DefaultMaxConfigBytes, MaxMaxConfigBytes)
+	out.maxExeBytes = size("max_exe_bytes", c.MaxExeBytes, DefaultMaxExeBytes, 1<<40)
+	out.maxModelBytes = size("max_model_bytes", c.MaxModelBytes, DefaultMaxModelBytes, 1<<40)
 }
 
-func joinProblems(p []string) string {
-	out := ""
-	for i, s := range p {
-		if i > 0 {
-			out += "; "
+// buildBudgets checks the byte and time budgets of one attestation.
+func (c *Config) buildBudgets(out *configuration, s *pluginconf.Status) {
+	out.maxAttestationBytes = DefaultMaxAttestationBytes
+	if c.MaxAttestationBytes != 0 {
+		if c.MaxAttestationBytes < MinMaxAttestationBytes || c.MaxAttestationBytes > MaxMaxAttestationBytes {
+			s.ReportErrorf("max_attestation_bytes: %d is out of range (%d..%d)", c.MaxAttestationBytes, MinMaxAttestationBytes, MaxMaxAttestationBytes)
 		}
-		out += s
+		out.maxAttestationBytes = c.MaxAttestationBytes
 	}
-	return out
+	out.attestationTimeout = s.Duration("attestation_timeout", c.AttestationTimeout, pluginconf.Duration{
+		Default: DefaultAttestationTimeout,
+		Min:     MinAttestationTimeout,
+		Max:     MaxAttestationTimeout,
+	})
+}
+
+// buildLibraryMatch checks the memory-map check: the library prefixes that
+// mark a DeepStream app, unless the check is off.
+func (c *Config) buildLibraryMatch(out *configuration, s *pluginconf.Status) {
+	if c.DisableLibraryMatch {
+		return
+	}
+	out.libraryPrefixes = defaultLibraryPrefixes
+	if c.LibraryPrefixes != nil {
+		out.libraryPrefixes = c.LibraryPrefixes
+	}
+	for _, p := range out.libraryPrefixes {
+		if p == "" {
+			s.ReportError("library_prefixes: empty prefix")
+		}
+	}
+}
+
+// buildInspection checks how far an attestation looks: the child depth,
+// model hashing and the DeepStream install directory.
+func (c *Config) buildInspection(out *configuration, s *pluginconf.Status) {
+	out.childDepth = DefaultChildDepth
+	if c.ChildDepth != nil {
+		if *c.ChildDepth < 0 || *c.ChildDepth > MaxChildDepth {
+			s.ReportErrorf("child_depth: %d is out of range (0..%d)", *c.ChildDepth, MaxChildDepth)
+		}
+		out.childDepth = *c.ChildDepth
+	}
+	out.hashModels = c.HashModels
+	out.installDir = DefaultInstallDir
+	if c.InstallDir != "" {
+		if !path.IsAbs(c.InstallDir) {
+			s.ReportErrorf("install_dir: %q is not an absolute path", c.InstallDir)
+		}
+		out.installDir = path.Clean(c.InstallDir)
+	}
 }
 
 // hooks are the OS dependencies tests replace.
@@ -282,8 +289,8 @@ func (p *Plugin) SetLogger(log hclog.Logger) {
 
 // Configure validates and applies the configuration.
 func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*configv1.ConfigureResponse, error) {
-	cfg, _, err := buildConfig(req.HclConfiguration)
-	if err != nil {
+	cfg, cfgStatus := buildConfig(req)
+	if err := cfgStatus.Err(); err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
@@ -295,11 +302,8 @@ func (p *Plugin) Configure(_ context.Context, req *configv1.ConfigureRequest) (*
 // Validate reports whether a configuration is acceptable, with every
 // problem as a note.
 func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*configv1.ValidateResponse, error) {
-	_, notes, err := buildConfig(req.HclConfiguration)
-	if err != nil && notes == nil {
-		notes = []string{status.Convert(err).Message()}
-	}
-	return &configv1.ValidateResponse{Valid: err == nil, Notes: notes}, nil
+	_, cfgStatus := buildConfig(req)
+	return cfgStatus.ValidateResponse(), nil
 }
 
 func (p *Plugin) getConfig() (*configuration, error) {

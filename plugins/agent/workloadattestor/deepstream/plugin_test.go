@@ -907,7 +907,8 @@ install_dir = "/opt/ds"`, check: func(t *testing.T, c *configuration) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _, err := buildConfig(tt.hcl)
+			c, cfgStatus := buildConfig(&configv1.ConfigureRequest{HclConfiguration: tt.hcl})
+			err := cfgStatus.Err()
 			if tt.wantErr != "" {
 				assertCode(t, err, codes.InvalidArgument, tt.wantErr)
 				return

@@ -2,7 +2,6 @@ package kubeedge
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"math/big"
 	"regexp"
@@ -131,28 +130,38 @@ type configuration struct {
 	maxStaleness       time.Duration
 }
 
-// buildConfig decodes and validates hclText. It reports every problem it
-// finds, one per line of the returned error's message.
-func buildConfig(trustDomain, hclText string) (*configuration, error) {
-	var c Config
-	if err := pluginconf.Decode(hclText, &c); err != nil {
-		return nil, err
-	}
-	var problems []string
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+// buildConfig builds the configuration of a Configure or Validate request.
+func buildConfig(req pluginconf.Request) (*configuration, *pluginconf.Status) {
+	return pluginconf.Build(req, new(Config))
+}
 
-	out := &configuration{}
-	td, err := spiffeid.TrustDomainFromString(trustDomain)
-	if err != nil {
-		bad("trust domain %q from the core configuration is invalid: %v", trustDomain, err)
-	}
-	out.trustDomain = td
+// BuildConfig checks c and applies the defaults (see pluginconf.Builder),
+// one area at a time, reporting every problem in the order of the keys in
+// the plugin documentation.
+func (c *Config) BuildConfig(core pluginconf.Core, s *pluginconf.Status) *configuration {
+	core.RequireTrustDomain(s)
+	out := &configuration{trustDomain: core.TrustDomain}
+	c.buildIdentity(out, s)
+	c.buildDenyLists(out, s)
+	c.buildDurations(out, s)
+	c.buildChainCache(out, s)
+	c.buildKubernetesCheck(out, s)
+	return out
+}
 
+// positiveDuration is the rule of the duration keys that must be positive.
+func positiveDuration(def time.Duration) pluginconf.Duration {
+	return pluginconf.Duration{Default: def, Want: `a positive duration such as "30s"`}
+}
+
+// buildIdentity checks what names a node: the cluster, the CA bundle, the
+// subject CN pattern and organizations.
+func (c *Config) buildIdentity(out *configuration, s *pluginconf.Status) {
 	switch {
 	case c.Cluster == "":
-		bad("cluster is required")
+		s.ReportError("cluster is required")
 	case !validPathSegment(c.Cluster):
-		bad("cluster %q must be a SPIFFE ID path segment (letters, digits, '.', '-', '_')", c.Cluster)
+		s.ReportErrorf("cluster %q must be a SPIFFE ID path segment (letters, digits, '.', '-', '_')", c.Cluster)
 	}
 	out.cluster = c.Cluster
 
@@ -161,11 +170,11 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 	}
 	out.caPaths = append(out.caPaths, c.CABundlePaths...)
 	if len(out.caPaths) == 0 {
-		bad("ca_bundle_path or ca_bundle_paths is required")
+		s.ReportError("ca_bundle_path or ca_bundle_paths is required")
 	}
 	for _, p := range out.caPaths {
 		if strings.TrimSpace(p) == "" {
-			bad("ca_bundle_paths holds an empty path")
+			s.ReportError("ca_bundle_paths holds an empty path")
 		}
 	}
 
@@ -176,9 +185,9 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 	re, err := regexp.Compile(pattern)
 	switch {
 	case err != nil:
-		bad("common_name_pattern %q is not a valid regular expression: %v", pattern, err)
+		s.ReportErrorf("common_name_pattern %q is not a valid regular expression: %v", pattern, err)
 	case re.SubexpIndex(nodeNameGroup) < 0:
-		bad("common_name_pattern %q has no named group (?P<node_name>...)", pattern)
+		s.ReportErrorf("common_name_pattern %q has no named group (?P<node_name>...)", pattern)
 	default:
 		// Anchor the pattern so it must match the whole CN.
 		re = regexp.MustCompile(`^(?:` + pattern + `)$`)
@@ -191,21 +200,25 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 	} else {
 		out.organizations = *c.Organizations
 	}
+}
 
+// buildDenyLists checks the deny lists in the configuration and the
+// deny_list_file settings (the file itself is read by Plugin.build).
+func (c *Config) buildDenyLists(out *configuration, s *pluginconf.Status) {
 	out.denyNodeNames = make(map[string]bool)
 	for _, n := range c.DenyNodeNames {
 		name, err := normalizeNodeName(n)
 		if err != nil {
-			bad("deny_node_names: %v", err)
+			s.ReportErrorf("deny_node_names: %v", err)
 			continue
 		}
 		out.denyNodeNames[name] = true
 	}
 	out.denySerials = make(map[string]bool)
-	for _, s := range c.DenyCertSerials {
-		norm, err := normalizeSerial(s)
+	for _, serial := range c.DenyCertSerials {
+		norm, err := normalizeSerial(serial)
 		if err != nil {
-			bad("deny_cert_serials: %v", err)
+			s.ReportErrorf("deny_cert_serials: %v", err)
 			continue
 		}
 		out.denySerials[norm] = true
@@ -213,30 +226,38 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 
 	out.denyListFile = c.DenyListFile
 	if c.DenyListFile == "" && c.DenyListCheckInterval != "" {
-		bad("deny_list_check_interval is set but deny_list_file is not")
+		s.ReportError("deny_list_check_interval is set but deny_list_file is not")
 	}
-	out.denyListInterval = parseDuration(c.DenyListCheckInterval, DefaultDenyListCheckInterval, "deny_list_check_interval", bad)
+	out.denyListInterval = s.Duration("deny_list_check_interval", c.DenyListCheckInterval, positiveDuration(DefaultDenyListCheckInterval))
+}
 
-	out.maxClockSkew = parseDuration(c.MaxClockSkew, DefaultMaxClockSkew, "max_clock_skew", bad)
-	out.challengeTimeout = parseDuration(c.ChallengeTimeout, DefaultChallengeTimeout, "challenge_timeout", bad)
-	out.kubeTimeout = parseDuration(c.KubernetesTimeout, DefaultKubernetesTimeout, "kubernetes_timeout", bad)
-	out.maxStaleness = DefaultNodeCheckMaxStaleness
-	if c.NodeCheckMaxStaleness != "" {
-		d, err := time.ParseDuration(c.NodeCheckMaxStaleness)
-		if err != nil || d < 0 {
-			bad("node_check_max_staleness %q must be a duration such as \"1h\", or \"0s\" to turn it off", c.NodeCheckMaxStaleness)
-		}
-		out.maxStaleness = d
-	}
+// buildDurations checks the time limits of an attestation and of the
+// Kubernetes Node check.
+func (c *Config) buildDurations(out *configuration, s *pluginconf.Status) {
+	out.maxClockSkew = s.Duration("max_clock_skew", c.MaxClockSkew, positiveDuration(DefaultMaxClockSkew))
+	out.challengeTimeout = s.Duration("challenge_timeout", c.ChallengeTimeout, positiveDuration(DefaultChallengeTimeout))
+	out.kubeTimeout = s.Duration("kubernetes_timeout", c.KubernetesTimeout, positiveDuration(DefaultKubernetesTimeout))
+	out.maxStaleness = s.Duration("node_check_max_staleness", c.NodeCheckMaxStaleness, pluginconf.Duration{
+		Default:   DefaultNodeCheckMaxStaleness,
+		AllowZero: true,
+		Want:      `a duration such as "1h", or "0s" to turn it off`,
+	})
+}
 
+// buildChainCache checks chain_cache_size.
+func (c *Config) buildChainCache(out *configuration, s *pluginconf.Status) {
 	out.chainCacheSize = chainCacheSize
 	if c.ChainCacheSize != nil {
 		if *c.ChainCacheSize < 0 {
-			bad("chain_cache_size %d must be 0 (off) or positive", *c.ChainCacheSize)
+			s.ReportErrorf("chain_cache_size %d must be 0 (off) or positive", *c.ChainCacheSize)
 		}
 		out.chainCacheSize = *c.ChainCacheSize
 	}
+}
 
+// buildKubernetesCheck checks the mode of the Kubernetes Node check and
+// the keys that only make sense with it.
+func (c *Config) buildKubernetesCheck(out *configuration, s *pluginconf.Status) {
 	out.kubeMode = c.KubernetesCheck
 	if out.kubeMode == "" {
 		out.kubeMode = KubernetesCheckAuto
@@ -245,41 +266,24 @@ func buildConfig(trustDomain, hclText string) (*configuration, error) {
 	case KubernetesCheckAuto, KubernetesCheckRequired:
 	case KubernetesCheckDisabled:
 		if c.Kubeconfig != "" {
-			bad("kubeconfig is set but kubernetes_check is %q", KubernetesCheckDisabled)
+			s.ReportErrorf("kubeconfig is set but kubernetes_check is %q", KubernetesCheckDisabled)
 		}
 		if c.NodeCheckMaxStaleness != "" {
-			bad("node_check_max_staleness is set but kubernetes_check is %q", KubernetesCheckDisabled)
+			s.ReportErrorf("node_check_max_staleness is set but kubernetes_check is %q", KubernetesCheckDisabled)
 		}
 	default:
-		bad("kubernetes_check %q must be %q, %q or %q", c.KubernetesCheck, KubernetesCheckAuto, KubernetesCheckRequired, KubernetesCheckDisabled)
+		s.ReportErrorf("kubernetes_check %q must be %q, %q or %q", c.KubernetesCheck, KubernetesCheckAuto, KubernetesCheckRequired, KubernetesCheckDisabled)
 	}
 	out.kubeconfig = c.Kubeconfig
 	out.kubeContext = c.KubeContext
 	if c.KubeContext != "" && c.Kubeconfig == "" {
-		bad("kube_context is set but kubeconfig is not")
+		s.ReportError("kube_context is set but kubeconfig is not")
 	}
 	out.edgeNodeLabel = c.EdgeNodeLabel
 	if out.edgeNodeLabel == "" {
 		out.edgeNodeLabel = DefaultEdgeNodeLabel
 	}
 	out.edgeNodeLabelValue = c.EdgeNodeLabelValue
-
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
-	}
-	return out, nil
-}
-
-func parseDuration(s string, def time.Duration, key string, bad func(string, ...any)) time.Duration {
-	if s == "" {
-		return def
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		bad("%s %q must be a positive duration such as \"30s\"", key, s)
-		return def
-	}
-	return d
 }
 
 // normalizeSerial turns "0A:1b" or "a1B" into lowercase hex without leading

@@ -272,8 +272,8 @@ func TestDenyListConfiguration(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != `node "edge-node-1" is on the deny list` {
 		t.Fatalf("uppercase deny_node_names entry: got %v", err)
 	}
-	cfg, err := buildConfig(testTD, f.hcl(`deny_node_names = ["Edge-Node-1", "b.Example"]`))
-	if err != nil {
+	cfg, cfgStatus := buildConfig(configRequest(testTD, f.hcl(`deny_node_names = ["Edge-Node-1", "b.Example"]`)))
+	if err := cfgStatus.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got := slices.Sorted(maps.Keys(cfg.denyNodeNames)); !slices.Equal(got, []string{"b.example", "edge-node-1"}) {

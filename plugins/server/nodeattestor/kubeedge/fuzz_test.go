@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -26,8 +27,8 @@ func fuzzState(f *testing.F) (*state, *kubeedgeca.CA) {
 	if err := ca.WriteCertificate(path); err != nil {
 		f.Fatal(err)
 	}
-	cfg, err := buildConfig("example.org", "cluster = \"c\"\nca_bundle_path = \""+path+"\"\n")
-	if err != nil {
+	cfg, cfgStatus := buildConfig(configRequest("example.org", "cluster = \"c\"\nca_bundle_path = \""+path+"\"\n"))
+	if err := cfgStatus.Err(); err != nil {
 		f.Fatal(err)
 	}
 	bundle, err := loadCABundle(cfg.caPaths)
@@ -148,4 +149,9 @@ func FuzzParseDenyList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// configRequest is a Configure request with trustDomain and hcl.
+func configRequest(trustDomain, hcl string) *configv1.ConfigureRequest {
+	return &configv1.ConfigureRequest{CoreConfiguration: &configv1.CoreConfiguration{TrustDomain: trustDomain}, HclConfiguration: hcl}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,13 +12,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
-
-	"gopkg.in/yaml.v3"
 )
 
 // In-cluster service account locations (the pod's projected volume).
@@ -153,180 +149,6 @@ func apiMessage(body []byte) string {
 		body = body[:200]
 	}
 	return strings.TrimSpace(string(body))
-}
-
-// kubeconfig holds the parts of a kubeconfig file this client supports.
-type kubeconfig struct {
-	CurrentContext string `yaml:"current-context"`
-	Clusters       []struct {
-		Name    string `yaml:"name"`
-		Cluster struct {
-			Server                   string `yaml:"server"`
-			CertificateAuthority     string `yaml:"certificate-authority"`
-			CertificateAuthorityData string `yaml:"certificate-authority-data"`
-			InsecureSkipTLSVerify    bool   `yaml:"insecure-skip-tls-verify"`
-			TLSServerName            string `yaml:"tls-server-name"`
-			ProxyURL                 string `yaml:"proxy-url"`
-		} `yaml:"cluster"`
-	} `yaml:"clusters"`
-	Users []struct {
-		Name string `yaml:"name"`
-		User struct {
-			Token                 string         `yaml:"token"`
-			TokenFile             string         `yaml:"tokenFile"`
-			ClientCertificate     string         `yaml:"client-certificate"`
-			ClientCertificateData string         `yaml:"client-certificate-data"`
-			ClientKey             string         `yaml:"client-key"`
-			ClientKeyData         string         `yaml:"client-key-data"`
-			Username              string         `yaml:"username"`
-			Exec                  map[string]any `yaml:"exec"`
-			AuthProvider          map[string]any `yaml:"auth-provider"`
-		} `yaml:"user"`
-	} `yaml:"users"`
-	Contexts []struct {
-		Name    string `yaml:"name"`
-		Context struct {
-			Cluster string `yaml:"cluster"`
-			User    string `yaml:"user"`
-		} `yaml:"context"`
-	} `yaml:"contexts"`
-}
-
-// newKubeClientFromKubeconfig builds a client from a kubeconfig file. It
-// supports bearer tokens, token files and client certificates; exec and
-// auth-provider credential plugins are refused with a clear error.
-func newKubeClientFromKubeconfig(path, contextName string, timeout time.Duration) (*kubeClient, error) {
-	raw, err := fsutil.ReadFileLimited(path, maxKubeconfigBytes)
-	if err != nil {
-		return nil, fmt.Errorf("unable to read kubeconfig: %w", err)
-	}
-	var kc kubeconfig
-	if err := yaml.Unmarshal(raw, &kc); err != nil {
-		return nil, fmt.Errorf("unable to parse kubeconfig %s: %w", path, err)
-	}
-	base := filepath.Dir(path)
-	rel := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(base, p)
-	}
-	if contextName == "" {
-		contextName = kc.CurrentContext
-	}
-	if contextName == "" {
-		return nil, fmt.Errorf("kubeconfig %s has no current-context and kube_context is not set", path)
-	}
-	var clusterName, userName string
-	found := false
-	for _, c := range kc.Contexts {
-		if c.Name == contextName {
-			clusterName, userName, found = c.Context.Cluster, c.Context.User, true
-			break
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("kubeconfig %s has no context %q", path, contextName)
-	}
-	client := &kubeClient{}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tls12Suites}
-	found = false
-	for _, c := range kc.Clusters {
-		if c.Name != clusterName {
-			continue
-		}
-		found = true
-		if c.Cluster.ProxyURL != "" {
-			return nil, fmt.Errorf("kubeconfig %s: cluster %q: proxy-url is not supported", path, clusterName)
-		}
-		client.server, err = url.Parse(c.Cluster.Server)
-		if err != nil || client.server.Host == "" {
-			return nil, fmt.Errorf("kubeconfig %s: cluster %q: invalid server %q", path, clusterName, c.Cluster.Server)
-		}
-		if client.server.Scheme != "https" {
-			return nil, fmt.Errorf("kubeconfig %s: cluster %q: server %q must use https", path, clusterName, c.Cluster.Server)
-		}
-		if c.Cluster.InsecureSkipTLSVerify {
-			return nil, fmt.Errorf("kubeconfig %s: cluster %q: insecure-skip-tls-verify is refused; the node check must authenticate the API server", path, clusterName)
-		}
-		tlsConf.ServerName = c.Cluster.TLSServerName
-		var caPEM []byte
-		switch {
-		case c.Cluster.CertificateAuthorityData != "":
-			caPEM, err = base64.StdEncoding.DecodeString(c.Cluster.CertificateAuthorityData)
-			if err != nil {
-				return nil, fmt.Errorf("kubeconfig %s: cluster %q: certificate-authority-data: %w", path, clusterName, err)
-			}
-		case c.Cluster.CertificateAuthority != "":
-			caPEM, err = fsutil.ReadFileLimited(rel(c.Cluster.CertificateAuthority), maxKubeconfigBytes)
-			if err != nil {
-				return nil, fmt.Errorf("kubeconfig %s: cluster %q: %w", path, clusterName, err)
-			}
-		}
-		if caPEM != nil {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(caPEM) {
-				return nil, fmt.Errorf("kubeconfig %s: cluster %q: no certificate in its certificate authority", path, clusterName)
-			}
-			tlsConf.RootCAs = pool
-		}
-		break
-	}
-	if !found {
-		return nil, fmt.Errorf("kubeconfig %s has no cluster %q", path, clusterName)
-	}
-	found = false
-	for _, u := range kc.Users {
-		if u.Name != userName {
-			continue
-		}
-		found = true
-		switch {
-		case u.User.Exec != nil:
-			return nil, fmt.Errorf("kubeconfig %s: user %q: exec credential plugins are not supported; use a service account token or client certificate", path, userName)
-		case u.User.AuthProvider != nil:
-			return nil, fmt.Errorf("kubeconfig %s: user %q: auth-provider is not supported; use a service account token or client certificate", path, userName)
-		case u.User.Username != "":
-			return nil, fmt.Errorf("kubeconfig %s: user %q: basic authentication is not supported", path, userName)
-		}
-		client.token = u.User.Token
-		client.tokenFile = rel(u.User.TokenFile)
-		certPEM, keyPEM := []byte(nil), []byte(nil)
-		if u.User.ClientCertificateData != "" {
-			if certPEM, err = base64.StdEncoding.DecodeString(u.User.ClientCertificateData); err != nil {
-				return nil, fmt.Errorf("kubeconfig %s: user %q: client-certificate-data: %w", path, userName, err)
-			}
-		} else if u.User.ClientCertificate != "" {
-			if certPEM, err = fsutil.ReadFileLimited(rel(u.User.ClientCertificate), maxKubeconfigBytes); err != nil {
-				return nil, fmt.Errorf("kubeconfig %s: user %q: %w", path, userName, err)
-			}
-		}
-		if u.User.ClientKeyData != "" {
-			if keyPEM, err = base64.StdEncoding.DecodeString(u.User.ClientKeyData); err != nil {
-				return nil, fmt.Errorf("kubeconfig %s: user %q: client-key-data: %w", path, userName, err)
-			}
-		} else if u.User.ClientKey != "" {
-			if keyPEM, err = fsutil.ReadFileLimited(rel(u.User.ClientKey), maxKubeconfigBytes); err != nil {
-				return nil, fmt.Errorf("kubeconfig %s: user %q: %w", path, userName, err)
-			}
-		}
-		if (certPEM == nil) != (keyPEM == nil) {
-			return nil, fmt.Errorf("kubeconfig %s: user %q: a client certificate needs both certificate and key", path, userName)
-		}
-		if certPEM != nil {
-			pair, err := tls.X509KeyPair(certPEM, keyPEM)
-			if err != nil {
-				return nil, fmt.Errorf("kubeconfig %s: user %q: client certificate: %w", path, userName, err)
-			}
-			tlsConf.Certificates = []tls.Certificate{pair}
-		}
-		break
-	}
-	if !found {
-		return nil, fmt.Errorf("kubeconfig %s has no user %q", path, userName)
-	}
-	client.http = newHTTPClient(tlsConf, timeout)
-	return client, nil
 }
 
 // inClusterTokenExists reports whether the pod's service account token is

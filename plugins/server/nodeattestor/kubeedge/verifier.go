@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"time"
+
+	configv1 "github.com/spiffe/spire-plugin-sdk/proto/spire/service/common/config/v1"
 )
 
 // Verifier runs the server side of a kubeedge attestation without SPIRE or
@@ -30,8 +32,11 @@ func NewVerifier(trustDomain, hclConfig string, opts ...VerifierOption) (*Verifi
 	for _, o := range opts {
 		o(&p.hooks)
 	}
-	st, err := p.build(trustDomain, hclConfig)
-	if err != nil {
+	st, cfgStatus := p.build(&configv1.ConfigureRequest{
+		CoreConfiguration: &configv1.CoreConfiguration{TrustDomain: trustDomain},
+		HclConfiguration:  hclConfig,
+	})
+	if err := cfgStatus.Err(); err != nil {
 		return nil, err
 	}
 	return &Verifier{st: st, hooks: p.hooks}, nil
