@@ -21,7 +21,7 @@ deps:
 	scripts/install-deps.sh
 
 tools:
-	scripts/build-tools.sh spire vault spiffe-helper kube
+	scripts/build-tools.sh spire vault spiffe-helper kube prometheus
 
 build:
 	$(GO) build ./...
@@ -33,7 +33,7 @@ build-bin:
 # Modules of their own (they pull in SPIRE, which the root go.mod stays
 # free of); vetting them in `make test` makes any drift from the root
 # module ("go: updates to go.mod needed") fail CI instead of `make bench`.
-BENCH_MODULES = test/bench/kubeedge/spirex509pop
+BENCH_MODULES = test/bench/kubeedge/spirex509pop test/bench/fleet
 
 vet:
 	$(GO) vet ./...
@@ -48,24 +48,28 @@ unit:
 # Each fuzz target runs for FUZZTIME on top of its committed seed corpus.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./plugins/common/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseStat$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseStatus$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSyscall$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAuxv$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseELFHeader$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseMapsLine$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzContainerID$$' -fuzztime $(FUZZTIME) ./plugins/agent/workloadattestor/deepstream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAttestationPayload$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeChallengeResponse$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeStrict$$' -fuzztime $(FUZZTIME) ./plugins/common/kubeedge/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseDenyList$$' -fuzztime $(FUZZTIME) ./plugins/server/nodeattestor/kubeedge/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./bootstrap/vaultboot/
-	$(GO) test -run '^$$' -fuzz '^FuzzIdentityRecipients$$' -fuzztime $(FUZZTIME) ./orchestrator/runner/
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./helper/config/
+	GO=$(GO) scripts/fuzz.sh ./plugins/common/deepstream/ FuzzParse $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/agent/workloadattestor/deepstream/ FuzzParseStat $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/agent/workloadattestor/deepstream/ FuzzParseStatus $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/agent/workloadattestor/deepstream/ FuzzParseSyscall $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/agent/workloadattestor/deepstream/ FuzzParseAuxv $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/agent/workloadattestor/deepstream/ FuzzParseELFHeader $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/agent/workloadattestor/deepstream/ FuzzParseMapsLine $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/agent/workloadattestor/deepstream/ FuzzContainerID $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/server/nodeattestor/kubeedge/ FuzzParseAttestationPayload $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/server/nodeattestor/kubeedge/ FuzzDecodeChallengeResponse $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/common/kubeedge/ FuzzDecodeStrict $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./plugins/server/nodeattestor/kubeedge/ FuzzParseDenyList $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./bootstrap/vaultboot/ FuzzParseManifest $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./orchestrator/runner/ FuzzIdentityRecipients $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./helper/config/ FuzzParse $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./helper/kafkagw/wire/ FuzzRequestFrame $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./helper/kafkagw/recordcrypt/batch/ FuzzDecode $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./helper/kafkagw/recordcrypt/ FuzzOpen $(FUZZTIME)
+	GO=$(GO) scripts/fuzz.sh ./helper/kafkagw/recordcrypt/ FuzzReplaceWrappedKey $(FUZZTIME)
 
 integration:
-	$(GO) test $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)
+	GO=$(GO) scripts/integration.sh $(GOFLAGS_T) -p 1 -timeout 40m -v $(INTEGRATION_PKGS)
 
 ## demo: the main chain on this machine, loopback only.
 demo: deps tools build-bin
@@ -77,12 +81,22 @@ dist: tools build-bin
 
 ## bench: benchmarks under test/bench; they print their figures.
 bench: deps tools
-	$(GO) test -run '^$$' -bench . -count 1 -timeout 30m ./test/bench/deepstream/ ./test/bench/kubeedge/ ./test/bench/orchestrator/
+	# -p 1: one benchmark binary at a time, so that none measures another's load.
+	$(GO) test -p 1 -run '^$$' -bench . -count 1 -timeout 40m ./test/bench/deepstream/ ./test/bench/kubeedge/ ./test/bench/orchestrator/
 	# The helper benchmarks run their measurement once per call (tens of seconds).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/helper/
+	# The gateway paths (direct, relay, cloud, edge) in one run, the policy decision cost, then record encryption.
+	$(GO) test -run '^$$' -bench . -count 1 -timeout 15m ./test/bench/gateway/
+	# Sealing one record with a current data key: its time, and no allocation.
+	$(GO) test -run '^$$' -bench Seal -benchmem -count 1 ./helper/kafkagw/recordcrypt/
 	# SPIRE's own x509pop next to kubeedge; a module of its own, so SPIRE
 	# never enters the root go.mod.
 	cd test/bench/kubeedge/spirex509pop && GONOSUMDB=github.com/GoogleCloudPlatform/cloudsql-proxy $(GO) test -run '^$$' -bench . -cpu 1 .
+	# Fleet scale: N simulated edge nodes (SPIRE's agent API) against one
+	# real SPIRE server, kubeedge next to x509pop, on SQLite and PostgreSQL;
+	# a module of its own for the same reason. FLEET_* variables reshape it
+	# (test/bench/fleet/README.md).
+	cd test/bench/fleet && GONOSUMDB=github.com/GoogleCloudPlatform/cloudsql-proxy $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 20m .
 
 clean:
 	rm -rf bin .run dist

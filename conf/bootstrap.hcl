@@ -17,6 +17,13 @@
 # Required. Created with mode 0700; secret files are 0600.
 state_dir = "/var/lib/edgeid/bootstrap"
 
+# The SPIFFE trust domain the intermediate signs SPIRE CAs for. It
+# name-constrains the intermediate (permitted_uri_domains) and names the
+# policy and the AppRole role (edgeid-spire-upstream-example-org,
+# spire-server-example-org). Without it the intermediate has no URI
+# constraint and the bootstrap warns.
+trust_domain = "example.org"
+
 # Also write the JSON summary here (optional; example).
 summary_file = "/var/lib/edgeid/bootstrap/summary.json"
 
@@ -170,11 +177,24 @@ pki_intermediate {
   key_name      = "edgeid-intermediate-key"
   # issuing_certificates    = [...]  default <vault.address>/v1/pki_int/ca
   # crl_distribution_points = [...]  default <vault.address>/v1/pki_int/crl
+
+  # Constraints the root puts on the intermediate. The chain is root →
+  # intermediate → cloud SPIRE CA → edge SPIRE CA → SVID, so 2 CAs may sit
+  # below it; an edge CA cannot make a CA of its own.
+  max_path_length = 2
+  # Names no SPIRE CA may certify. Vault's own names (vault_tls) are always
+  # excluded, and so is every IP address (SPIRE never issues IP SANs); the
+  # URI domain is limited to trust_domain.
+  excluded_dns_domains = []
+  # An existing intermediate without these constraints is signed again (same
+  # key) on the next run; the old issuer is kept, renamed
+  # edgeid-intermediate-unconstrained-<id>.
 }
 
 # The SPIRE server's access: a least-privilege policy and an AppRole.
 spire_upstream {
-  policy_name = "edgeid-spire-upstream"
+  # Default with trust_domain set: edgeid-spire-upstream-<trust domain, dots as dashes>.
+  policy_name = "edgeid-spire-upstream-example-org"
 
   # KV v2 mount where the vault_pki plugin publishes JWT authorities, at
   # <kv_mount>/data/edgeid/<trust domain>/jwt-authorities. Enabled as KV v2
@@ -182,27 +202,38 @@ spire_upstream {
   kv_mount = "secret"
 
   approle_mount = "approle"
-  role_name     = "spire-server"
+  # Default with trust_domain set: spire-server-<trust domain, dots as dashes>.
+  role_name     = "spire-server-example-org"
 
   # Tokens are short-lived and renewable; the plugin renews them and logs in
   # again when token_max_ttl is reached.
   token_ttl     = "30m"
   token_max_ttl = "2h"
 
-  # secret_id lifetime; "0s" means it does not expire (the SPIRE server logs
-  # in with it again after every token_max_ttl).
-  secret_id_ttl = "0s"
+  # secret_id lifetime ("0s": never expires). The vault_pki plugin with
+  # rotate_secret_id = true replaces its own at 2/3 of it; a server stopped
+  # for longer needs a new one (run with rotate_secret_id = true).
+  secret_id_ttl = "720h"
+
+  # Write each secret_id response-wrapped: the file holds a single-use token
+  # that the plugin unwraps once (and replaces with the secret_id). Deliver
+  # it before secret_id_wrap_ttl ends.
+  wrap_secret_id     = true
+  secret_id_wrap_ttl = "24h"
 
   # CIDRs the login and its tokens are bound to (none by default; example).
   bound_cidrs = []
 
-  # Files for the SPIRE server (mode 0600). A valid secret_id there is
-  # kept; a missing or invalid one is replaced, and every other secret_id
-  # of the role is destroyed.
-  role_id_file   = "/var/lib/edgeid/bootstrap/approle/role_id"
-  secret_id_file = "/var/lib/edgeid/bootstrap/approle/secret_id"
+  # Files for the SPIRE servers (mode 0600). A valid secret_id, or a wrapping
+  # token not yet unwrapped, is kept; a missing or unknown one is replaced.
+  # Each HA peer gets a file of its own in peer_secret_id_files: every
+  # server unwraps and rotates only its own.
+  role_id_file         = "/var/lib/edgeid/bootstrap/approle/role_id"
+  secret_id_file       = "/var/lib/edgeid/bootstrap/approle/secret_id"
+  peer_secret_id_files = []
 
-  # Issue a fresh secret_id on every run (and destroy the old ones).
+  # Issue fresh secret_ids on every run (and destroy every other secret_id
+  # of the role, the ones the servers made for themselves included).
   rotate_secret_id = false
 }
 
@@ -215,20 +246,25 @@ audit {
 }
 
 # Optional: Vault's own TLS. When this block is present, the bootstrap
-# issues Vault's server certificate from the intermediate (through a PKI
-# role limited to these names) and writes a TLS-enabled Vault listener
-# config next to it. The certificate is re-issued when the names change, the
-# intermediate changes, or less than a third of its lifetime is left.
+# issues Vault's server certificate from a CA of its own in a separate PKI
+# mount (never the SPIRE chain: a compromised SPIRE CA could otherwise mint
+# Vault's name), through a PKI role limited to these names, and writes a
+# TLS-enabled Vault listener config next to it. The certificate is
+# re-issued when the names change, the CA changes, or less than a third of
+# its lifetime is left.
 vault_tls {
   common_name = "vault.example.org" # required in this block
+  pki_mount      = "pki_vault_tls"
+  ca_common_name = "edgeid Vault TLS CA"
+  ca_ttl         = "87600h"
   dns_names   = ["vault"]
   ip_sans     = ["127.0.0.1"]
   ttl         = "2160h" # 90 days
   role_name   = "edgeid-vault-server"
 
-  cert_file   = "/var/lib/edgeid/bootstrap/vault-tls/vault.crt" # leaf + intermediate
+  cert_file   = "/var/lib/edgeid/bootstrap/vault-tls/vault.crt" # leaf
   key_file    = "/var/lib/edgeid/bootstrap/vault-tls/vault.key" # 0600
-  ca_file     = "/var/lib/edgeid/bootstrap/vault-tls/ca.crt"    # the root, for clients
+  ca_file     = "/var/lib/edgeid/bootstrap/vault-tls/ca.crt"    # the Vault TLS CA only, for clients
   config_file = "/var/lib/edgeid/bootstrap/vault-tls/vault-tls.hcl"
 
   listener_address = "0.0.0.0:8200"
@@ -243,3 +279,24 @@ vault_tls {
     cluster_addr = "https://vault.example.org:8201"
   EOT
 }
+
+# Optional: the Vault side of the Kafka gateways' record encryption
+# (`edgeid render` writes it from the topology's kafka.encryption). Needs
+# trust_domain. Transit key rings (aes256-gcm96, never deleted), cert auth
+# trusting the pki_root issuer (the root of every SVID), and per SPIFFE ID
+# a cert auth role bound by allowed_uri_sans with one policy of the same
+# name: produce = data keys only, consume = decrypt only. Roles and
+# policies edgeid wrote for identities no longer listed are deleted.
+# record_encryption {
+#   transit_mount   = "transit"
+#   cert_auth_mount = "cert"
+#   token_ttl       = "15m"
+#   key_rings       = ["detections", "commands"]
+#   identity "spiffe://example.org/edge/site-a/deepstream/cam-pipeline" {
+#     produce = ["detections"]
+#     consume = ["commands"]
+#   }
+#   identity "spiffe://example.org/cloud/analytics" {
+#     consume = ["detections"]
+#   }
+# }

@@ -94,9 +94,12 @@ site "site-b" {
 
   node "edge-b-1" {}
 
+  # The same pipeline with its own topic (site-b.detections): the Kafka
+  # policy rendered from this file lets each site write only its own
+  # topics, which `make demo` shows with a wrong-site write.
   workload "deepstream/cam-pipeline" {
     kind   = "deepstream"
-    config = "deepstream/test5_config.txt"
+    config = "deepstream/test5_config_site-b.txt"
   }
 }
 
@@ -105,11 +108,32 @@ kafka {
   # certificates and presents its own SVID. "external": your brokers.
   mode = "demo"
   port = 9093
-  # librdkafka's ssl.endpoint.identification.algorithm. The demo broker
-  # advertises 127.0.0.1, and SVIDs carry no IP SANs, so "none" (the chain is
-  # still verified against the bundle). Use "https" with a real cluster
-  # whose broker SVIDs carry DNS SANs.
-  endpoint_identification = "none"
+  # librdkafka's ssl.endpoint.identification.algorithm, "https" by default:
+  # the demo broker advertises a name its SVID carries ("localhost" on one
+  # machine, the cloud host's name between hosts). "none" skips the name
+  # check (the chain is still verified against the bundle).
+  endpoint_identification = "https"
+
+  # Record encryption (off unless this block is present): each pipeline's
+  # edge gateway seals the values of these topics before they leave the
+  # edge and opens them on Fetch, with data keys from Vault Transit; the
+  # brokers store only ciphertext. The gateway logs in to Vault with its
+  # SVID (cert auth), so Vault decides who may produce (data keys) or
+  # consume (decrypt) each key ring; `edgeid render` writes the gateways'
+  # encrypt blocks, a DNS name on their entries (the SVID's CN) and the
+  # bootstrap's record_encryption block. Needs real hosts: the embedded
+  # run's Vault has no TLS. Left commented so the demo is unchanged.
+  # encryption {
+  #   # Topic names, or prefixes written "site-b.*".
+  #   topics    = ["detections", "site-b.detections"]
+  #   # Transit key ring per entry: a name defaults to itself, a prefix
+  #   # needs one.
+  #   key_rings = { "site-b.detections" = "site-b" }
+  #   undecryptable = "quarantine" # or "pass"; never dropped
+  #   plaintext     = "allow"      # or "quarantine"
+  #   # Cloud consumers that may decrypt every ring.
+  #   consumers = ["spiffe://example.org/cloud/analytics"]
+  # }
 }
 
 # Accounts (orchestrator/README.md, "Accounts"): edgeid runs as root and

@@ -8,7 +8,7 @@
 # A binary already in the cache is reused, so a warm run costs seconds.
 # Builds run one after the other to stay inside memory on small machines.
 #
-# Usage: scripts/build-tools.sh [spire|vault|spiffe-helper|kube ...]   (default: spire vault)
+# Usage: scripts/build-tools.sh [spire|vault|spiffe-helper|kube|prometheus ...]   (default: spire vault)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +28,7 @@ version_of() {
 	spiffe-helper) "$2" -version 2>&1 ;;
 	etcd) "$2" --version 2>&1 | head -n 1 ;;
 	kube-apiserver) "$2" --version 2>&1 ;;
+	prometheus | promtool) "$2" --version 2>&1 | head -n 1 ;;
 	esac
 }
 
@@ -97,8 +98,15 @@ for t in "${tools[@]}"; do
 			"-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
 		build_one kube etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 		;;
+	prometheus)
+		# The demo's Prometheus and promtool (alert-rule tests).
+		for p in prometheus promtool; do
+			build_one prometheus "$p" "$PROMETHEUS_VERSION" "github.com/prometheus/prometheus/cmd/$p" \
+				"-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}"
+		done
+		;;
 	*)
-		echo "build-tools: unknown tool $t (want spire, vault, spiffe-helper or kube)" >&2
+		echo "build-tools: unknown tool $t (want spire, vault, spiffe-helper, kube or prometheus)" >&2
 		exit 2
 		;;
 	esac

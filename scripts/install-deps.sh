@@ -3,8 +3,9 @@
 # against, when they are missing: kcat (librdkafka, the Kafka client library
 # DeepStream uses), mosquitto and its clients, openssl, PostgreSQL,
 # iproute2 for the multi-host tests, a Java runtime (keytool), util-linux
-# (setpriv), systemd's tools (systemd-analyze) and python3 (the attack
-# suite's Python pipeline). It needs root (apt-get).
+# (setpriv), systemd's tools (systemd-analyze), python3 (the attack
+# suite's Python pipeline) and Chromium (the `edgeid ui` page test drives
+# it headless over the DevTools protocol). It needs root (apt-get).
 set -euo pipefail
 
 need=()
@@ -26,6 +27,8 @@ have setpriv || need+=(util-linux)
 have systemd-analyze || need+=(systemd)
 # The attack suite runs a Python DeepStream pipeline with Debian's python3.
 [[ -x /usr/bin/python3 ]] || need+=(python3)
+# test/integration/ui loads the trust-tree page in headless Chromium.
+have chromium || need+=(chromium)
 
 if [[ ${#need[@]} -eq 0 ]]; then
 	echo "install-deps: all Debian packages present"

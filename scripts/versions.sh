@@ -7,5 +7,9 @@ SPIFFE_HELPER_VERSION=v0.11.0
 # kube-apiserver and etcd, for the kubeedge Node check's integration tests.
 KUBE_VERSION=v1.34.2
 ETCD_VERSION=v3.6.4
+# Prometheus and promtool, for the demo's monitoring and the alert-rule
+# tests: release 3.16.0 is Go module github.com/prometheus/prometheus
+# v0.316.0 (scripts/tools/prometheus/go.mod).
+PROMETHEUS_VERSION=v3.16.0
 EDGEID_CACHE="${EDGEID_CACHE:-$HOME/.cache/edgeid}"
 EDGEID_BIN="$EDGEID_CACHE/bin"

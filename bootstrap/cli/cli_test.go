@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgeid/edgeid/internal/cliutil"
 )
 
 func TestRunUsageAndConfigErrors(t *testing.T) {
@@ -47,10 +49,10 @@ func TestRunUsageAndConfigErrors(t *testing.T) {
 
 func TestRunHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if err := Run(context.Background(), []string{"vault", "-h"}, &stdout, &stderr); err != nil {
-		t.Fatal(err)
+	if err := Run(context.Background(), []string{"vault", "-h"}, &stdout, &stderr); cliutil.ExitCode(err) != cliutil.ExitOK {
+		t.Fatalf("vault -h: %v, exit %d", err, cliutil.ExitCode(err))
 	}
-	if !strings.Contains(stderr.String(), "bootstrap vault --config") {
-		t.Fatalf("help %q", stderr.String())
+	if !strings.Contains(stdout.String(), "bootstrap vault --config") || stderr.Len() != 0 {
+		t.Fatalf("help: stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
 }

@@ -2,6 +2,8 @@ package vaultboot
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/edgeid/edgeid/bootstrap/internal/atomicfile"
+	"github.com/edgeid/edgeid/internal/fsutil"
 )
 
 // Step names, in order. They appear in log lines, in Summary.Changed and
@@ -25,9 +27,12 @@ const (
 	StepPKIIntermediate = "pki_intermediate"
 	StepPolicy          = "policy"
 	StepAppRole         = "approle"
-	StepAudit           = "audit"
-	StepVaultTLS        = "vault_tls"
-	StepSummary         = "summary"
+	// StepRecordEncryption sets up Transit and cert auth for the Kafka
+	// gateways' record encryption (record_encryption).
+	StepRecordEncryption = "record_encryption"
+	StepAudit            = "audit"
+	StepVaultTLS         = "vault_tls"
+	StepSummary          = "summary"
 )
 
 // Checkpoints inside steps, also passed to Options.AfterStep. Each marks a
@@ -88,6 +93,24 @@ func New(cfg *Config, opts Options) (*Bootstrapper, error) {
 	return b, nil
 }
 
+// RunFile is the whole bootstrap for a configuration file: LoadFile, New
+// and Run in one call. It is what `edgeid bootstrap vault --config <path>`
+// does, without the command line: the orchestrator and the CLI both call
+// it. Progress goes to opts.Logger; the summary is returned (and written to
+// summary_file when the configuration names one). Configuration problems
+// come back as a *ConfigError.
+func RunFile(ctx context.Context, path string, opts Options) (*Summary, error) {
+	cfg, err := LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return b.Run(ctx)
+}
+
 // run is the state of one bootstrap run.
 type run struct {
 	b   *Bootstrapper
@@ -111,8 +134,13 @@ type run struct {
 
 	rootIssuer *issuerInfo
 	intIssuer  *issuerInfo
+	tlsIssuer  *issuerInfo
 
 	sum *Summary
+
+	// generation is this run's random id, put in the metadata of the
+	// secret_ids it makes.
+	generation string
 }
 
 type step struct {
@@ -129,7 +157,11 @@ func (b *Bootstrapper) Run(ctx context.Context) (sum *Summary, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &run{b: b, c: b.c, log: b.log, v: v, sum: &Summary{VaultAddress: b.c.addr}}
+	gen := make([]byte, 8)
+	if _, err := rand.Read(gen); err != nil {
+		return nil, err
+	}
+	r := &run{b: b, c: b.c, log: b.log, v: v, sum: &Summary{VaultAddress: b.c.addr}, generation: hex.EncodeToString(gen)}
 	defer func() {
 		// Revoke with a context of its own: the run's may be cancelled.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*b.c.requestTimeout+10*time.Second)
@@ -141,22 +173,7 @@ func (b *Bootstrapper) Run(ctx context.Context) (sum *Summary, err error) {
 		clear(r.initShares)
 	}()
 
-	initTitle, unsealTitle := "Initialise Vault and store the encrypted key shares", "Unseal"
-	if b.c.autoUnseal {
-		initTitle, unsealTitle = "Initialise Vault and store the encrypted recovery shares", "Wait for Vault to unseal itself (auto-unseal)"
-	}
-	steps := []step{
-		{StepWait, "Wait for Vault", r.stepWait},
-		{StepInit, initTitle, r.stepInit},
-		{StepUnseal, unsealTitle, r.stepUnseal},
-		{StepRootToken, "Get a short-lived root token", r.stepRootToken},
-		{StepPKIRoot, "PKI root CA", r.stepPKIRoot},
-		{StepPKIIntermediate, "PKI intermediate CA", r.stepPKIIntermediate},
-		{StepPolicy, "Policy for the SPIRE server", r.stepPolicy},
-		{StepAppRole, "AppRole for the SPIRE server", r.stepAppRole},
-		{StepAudit, "Audit device", r.stepAudit},
-		{StepVaultTLS, "Vault's own TLS certificate", r.stepVaultTLS},
-	}
+	steps := r.steps()
 	total := len(steps) + 1
 	for i, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -185,21 +202,51 @@ func (b *Bootstrapper) Run(ctx context.Context) (sum *Summary, err error) {
 	if r.sum.Changed == nil {
 		r.sum.Changed = []string{}
 	}
-	if b.c.summary != "" {
-		data, err := json.MarshalIndent(r.sum, "", "  ")
-		if err != nil {
-			return nil, err
-		}
-		if err := atomicfile.MkdirAll(filepath.Dir(b.c.summary), 0o700); err != nil {
-			return nil, fmt.Errorf("vaultboot: summary file: %w", err)
-		}
-		if err := atomicfile.Write(b.c.summary, append(data, '\n'), 0o644); err != nil {
-			return nil, fmt.Errorf("vaultboot: summary file: %w", err)
-		}
+	if err := r.writeSummaryFile(); err != nil {
+		return nil, err
 	}
 	r.log.Info("Bootstrap complete", "changed", r.sum.Changed, "root_fingerprint", r.sum.PKIRoot.FingerprintSHA256, "intermediate_fingerprint", r.sum.PKIIntermediate.FingerprintSHA256)
 	b.afterStep(StepSummary)
 	return r.sum, nil
+}
+
+// steps are the bootstrap's steps, in order.
+func (r *run) steps() []step {
+	initTitle, unsealTitle := "Initialise Vault and store the encrypted key shares", "Unseal"
+	if r.c.autoUnseal {
+		initTitle, unsealTitle = "Initialise Vault and store the encrypted recovery shares", "Wait for Vault to unseal itself (auto-unseal)"
+	}
+	return []step{
+		{StepWait, "Wait for Vault", r.stepWait},
+		{StepInit, initTitle, r.stepInit},
+		{StepUnseal, unsealTitle, r.stepUnseal},
+		{StepRootToken, "Get a short-lived root token", r.stepRootToken},
+		{StepPKIRoot, "PKI root CA", r.stepPKIRoot},
+		{StepPKIIntermediate, "PKI intermediate CA", r.stepPKIIntermediate},
+		{StepPolicy, "Policy for the SPIRE server", r.stepPolicy},
+		{StepAppRole, "AppRole for the SPIRE server", r.stepAppRole},
+		{StepRecordEncryption, "Record encryption: Transit key rings, cert auth, roles and policies", r.stepRecordEncryption},
+		{StepAudit, "Audit device", r.stepAudit},
+		{StepVaultTLS, "Vault's own TLS certificate", r.stepVaultTLS},
+	}
+}
+
+// writeSummaryFile writes the summary to summary_file, when one is set.
+func (r *run) writeSummaryFile() error {
+	if r.c.summary == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(r.sum, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := fsutil.MkdirAllMode(filepath.Dir(r.c.summary), 0o700); err != nil {
+		return fmt.Errorf("vaultboot: summary file: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(r.c.summary, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("vaultboot: summary file: %w", err)
+	}
+	return nil
 }
 
 // WriteJSON writes the summary as indented JSON.
@@ -227,6 +274,9 @@ type Summary struct {
 	AppRole         AppRoleSummary   `json:"approle"`
 	Audit           AuditSummary     `json:"audit"`
 	VaultTLS        *VaultTLSSummary `json:"vault_tls,omitempty"`
+	// RecordEncryption is set when the run set up record encryption or
+	// removed grants of an earlier one.
+	RecordEncryption *RecordEncryptionSummary `json:"record_encryption,omitempty"`
 }
 
 // SealSummary describes Vault's seal.
@@ -289,6 +339,11 @@ type AppRoleSummary struct {
 	SecretIDFile string `json:"secret_id_file"`
 	TokenTTL     string `json:"token_ttl"`
 	TokenMaxTTL  string `json:"token_max_ttl"`
+	// PeerSecretIDFiles hold the other cloud servers' secret_ids.
+	PeerSecretIDFiles []string `json:"peer_secret_id_files,omitempty"`
+	SecretIDTTL       string   `json:"secret_id_ttl"`
+	// SecretIDWrapped says the files hold response-wrapping tokens.
+	SecretIDWrapped bool `json:"secret_id_wrapped"`
 }
 
 // AuditSummary describes the audit device.
@@ -306,4 +361,6 @@ type VaultTLSSummary struct {
 	ConfigFile        string    `json:"config_file"`
 	FingerprintSHA256 string    `json:"fingerprint_sha256"`
 	NotAfter          time.Time `json:"not_after"`
+	// CA is the Vault TLS CA (vault_tls.pki_mount) that issued it.
+	CA CASummary `json:"ca"`
 }

@@ -2,15 +2,12 @@ package vaultboot
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-cleanhttp"
-	"github.com/hashicorp/go-retryablehttp"
+	"github.com/edgeid/edgeid/internal/vaultconn"
 	vaultapi "github.com/hashicorp/vault/api"
 )
 
@@ -22,36 +19,17 @@ type vaultClient struct {
 }
 
 func newVaultClient(c *configuration) (*vaultClient, error) {
-	// Built by hand rather than with vaultapi.DefaultConfig, which reads
-	// VAULT_ADDR, VAULT_CACERT, VAULT_SKIP_VERIFY, proxies and more from the
-	// environment: the configuration file is the only source here.
-	hc := cleanhttp.DefaultPooledClient()
-	tr := hc.Transport.(*http.Transport)
-	tr.TLSHandshakeTimeout = 10 * time.Second
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	tr.Proxy = nil
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	cfg := &vaultapi.Config{
-		Address:      c.addr,
-		HttpClient:   hc,
-		Timeout:      c.requestTimeout,
-		MaxRetries:   0,
-		MinRetryWait: time.Second,
-		MaxRetryWait: 1500 * time.Millisecond,
-		Backoff:      retryablehttp.RateLimitLinearJitterBackoff,
-	}
-	if err := cfg.ConfigureTLS(&vaultapi.TLSConfig{CACert: c.caCertFile, TLSServerName: c.tlsServerName}); err != nil {
-		return nil, fmt.Errorf("vaultboot: vault client TLS: %w", err)
-	}
-	client, err := vaultapi.NewClient(cfg)
+	// vaultconn reads nothing from VAULT_* variables: the configuration
+	// file is the only source here.
+	client, err := vaultconn.NewClient(vaultconn.Config{
+		Address:       c.addr,
+		CACertFile:    c.caCertFile,
+		TLSServerName: c.tlsServerName,
+		Timeout:       c.requestTimeout,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("vaultboot: vault client: %w", err)
 	}
-	// NewClient still picks up VAULT_TOKEN, VAULT_NAMESPACE and
-	// VAULT_HEADERS; drop them.
-	client.ClearToken()
-	client.ClearNamespace()
-	client.SetHeaders(http.Header{vaultapi.RequestHeaderName: []string{"true"}})
 	return &vaultClient{c: client}, nil
 }
 
@@ -79,6 +57,26 @@ func (v *vaultClient) write(ctx context.Context, path string, data map[string]an
 	s, err := v.c.Logical().WriteWithContext(ctx, path, data)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// writeWrapped writes data to path and asks Vault to response-wrap the
+// answer for ttl: the secret comes back inside a single-use token.
+func (v *vaultClient) writeWrapped(ctx context.Context, path string, data map[string]any, ttl time.Duration) (*vaultapi.Secret, error) {
+	c, err := v.c.Clone()
+	if err != nil {
+		return nil, err
+	}
+	c.SetToken(v.c.Token())
+	if ns := v.c.Namespace(); ns != "" {
+		c.SetNamespace(ns)
+	}
+	wrap := fmt.Sprintf("%ds", int(ttl.Seconds()))
+	c.SetWrappingLookupFunc(func(string, string) string { return wrap })
+	s, err := c.Logical().WriteWithContext(ctx, path, data)
+	if err != nil {
+		return nil, fmt.Errorf("write %s (wrapped): %w", path, err)
 	}
 	return s, nil
 }

@@ -10,7 +10,11 @@
 // and from the generate-root flow (one-time password plus key shares)
 // afterwards; it is revoked before Run returns.
 //
-// Usage:
+// Usage, from a file:
+//
+//	summary, err := vaultboot.RunFile(ctx, "conf/bootstrap.hcl", vaultboot.Options{Logger: logger})
+//
+// or step by step:
 //
 //	cfg, err := vaultboot.LoadFile("conf/bootstrap.hcl")
 //	b, err := vaultboot.New(cfg, vaultboot.Options{Logger: logger})

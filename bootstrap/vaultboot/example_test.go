@@ -27,3 +27,14 @@ func ExampleBootstrapper_Run() {
 	}
 	summary.WriteJSON(os.Stdout)
 }
+
+// The same from a configuration file in one call, as the CLI and the
+// orchestrator run it.
+func ExampleRunFile() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	summary, err := vaultboot.RunFile(context.Background(), "conf/bootstrap.hcl", vaultboot.Options{Logger: logger})
+	if err != nil {
+		log.Fatal(err)
+	}
+	summary.WriteJSON(os.Stdout)
+}

@@ -18,7 +18,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	pgparmor "github.com/ProtonMail/go-crypto/openpgp/armor"
 
-	"github.com/edgeid/edgeid/bootstrap/internal/atomicfile"
+	"github.com/edgeid/edgeid/internal/fsutil"
 )
 
 // manifestName is the file in the shares directory that describes the
@@ -178,7 +178,7 @@ func (e *shareEncrypter) writeShares(dir, kind string, threshold int, keysHex, k
 	contents[manifestName] = append(mj, '\n')
 
 	parent := filepath.Dir(dir)
-	if err := atomicfile.MkdirAll(parent, 0o700); err != nil {
+	if err := fsutil.MkdirAllMode(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("vaultboot: shares directory: %w", err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
@@ -186,7 +186,7 @@ func (e *shareEncrypter) writeShares(dir, kind string, threshold int, keysHex, k
 		return nil, fmt.Errorf("vaultboot: shares directory: %w", err)
 	}
 	for name, data := range contents {
-		if err := atomicfile.Write(filepath.Join(tmp, name), data, 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(tmp, name), data, 0o600); err != nil {
 			os.RemoveAll(tmp)
 			return nil, fmt.Errorf("vaultboot: write shares: %w", err)
 		}
@@ -197,22 +197,10 @@ func (e *shareEncrypter) writeShares(dir, kind string, threshold int, keysHex, k
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("vaultboot: write shares: %w", err)
 	}
-	if err := syncDir(parent); err != nil {
-		return nil, err
+	if err := fsutil.SyncDir(parent); err != nil {
+		return nil, fmt.Errorf("vaultboot: %w", err)
 	}
 	return m, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("vaultboot: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("vaultboot: sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // checkSharesDirFree makes sure dir can receive a fresh set of shares: it
@@ -229,11 +217,11 @@ func checkSharesDirFree(dir string) error {
 		return fmt.Errorf("vaultboot: shares directory %s is not empty: it may hold the key shares of another Vault; move it away to initialise this one", dir)
 	}
 	parent := filepath.Dir(dir)
-	if err := atomicfile.MkdirAll(parent, 0o700); err != nil {
+	if err := fsutil.MkdirAllMode(parent, 0o700); err != nil {
 		return fmt.Errorf("vaultboot: shares directory: %w", err)
 	}
 	probe := filepath.Join(parent, ".write-probe")
-	if err := atomicfile.Write(probe, []byte("probe"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(probe, []byte("probe"), 0o600); err != nil {
 		return fmt.Errorf("vaultboot: shares directory %s is not writable: %w", parent, err)
 	}
 	return os.Remove(probe)
@@ -250,7 +238,7 @@ func (m *shareManifest) kind() string {
 
 // readManifest reads the shares manifest from dir.
 func readManifest(dir string) (*shareManifest, error) {
-	data, err := readLimited(filepath.Join(dir, manifestName), maxShareFileBytes)
+	data, err := fsutil.ReadFileLimited(filepath.Join(dir, manifestName), maxShareFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("vaultboot: key shares: %w", err)
 	}
@@ -300,7 +288,7 @@ func loadIdentities(c *configuration, enc shareEncryption, getenv func(string) s
 		return ids, nil
 	case encAge:
 		for _, f := range c.ageIdentityFiles {
-			data, err := readLimited(f, maxShareFileBytes)
+			data, err := fsutil.ReadFileLimited(f, maxShareFileBytes)
 			if err != nil {
 				return nil, fmt.Errorf("vaultboot: unseal.age_identity_files: %w", err)
 			}
@@ -330,7 +318,7 @@ func loadIdentities(c *configuration, enc shareEncryption, getenv func(string) s
 			passphrase = []byte(getenv(c.pgpPassphraseEnv))
 		}
 		for _, f := range c.pgpPrivateKeyFiles {
-			data, err := readLimited(f, 1<<20)
+			data, err := fsutil.ReadFileLimited(f, 1<<20)
 			if err != nil {
 				return nil, fmt.Errorf("vaultboot: unseal.pgp_private_key_files: %w", err)
 			}
@@ -389,7 +377,7 @@ func readPGPKeyRing(data []byte) (openpgp.EntityList, error) {
 // pgpPublicKeyBase64 turns a public key file (armored or binary) into the
 // base64 form Vault's pgp_keys takes, and returns its fingerprint.
 func pgpPublicKeyBase64(path string) (string, string, error) {
-	data, err := readLimited(path, 1<<20)
+	data, err := fsutil.ReadFileLimited(path, 1<<20)
 	if err != nil {
 		return "", "", err
 	}
@@ -412,22 +400,6 @@ func pgpPublicKeyBase64(path string) (string, string, error) {
 	return base64.StdEncoding.EncodeToString(data), hex.EncodeToString(el[0].PrimaryKey.Fingerprint), nil
 }
 
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is over %d bytes", path, limit)
-	}
-	return data, nil
-}
-
 // decryptShares decrypts up to want shares from dir with ids. It returns
 // the shares (hex) in file order. When fewer than want can be decrypted, the
 // error says how many and why, and names no secret.
@@ -441,7 +413,7 @@ func decryptShares(dir string, m *shareManifest, ids *identities, want int) ([]s
 			break
 		}
 		path := filepath.Join(dir, name)
-		data, err := readLimited(path, maxShareFileBytes)
+		data, err := fsutil.ReadFileLimited(path, maxShareFileBytes)
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", name, err))
 			continue

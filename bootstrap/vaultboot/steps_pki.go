@@ -3,233 +3,17 @@ package vaultboot
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
-	vaultapi "github.com/hashicorp/vault/api"
-
-	"github.com/edgeid/edgeid/bootstrap/internal/atomicfile"
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/internal/pemutil"
 )
-
-// issuerInfo is one PKI issuer as Vault reports it.
-type issuerInfo struct {
-	id      string
-	name    string
-	keyID   string
-	certPEM string
-	chain   []string
-	cert    *x509.Certificate
-}
-
-func (i *issuerInfo) fingerprint() string {
-	sum := sha256.Sum256(i.cert.Raw)
-	return hex.EncodeToString(sum[:])
-}
-
-// ensureMount makes sure a secrets engine of type typ is mounted at path,
-// with max_lease_ttl maxTTL when maxTTL > 0 and the given options.
-func (r *run) ensureMount(ctx context.Context, path, typ, desc string, options map[string]string, maxTTL int) (bool, error) {
-	mounts, err := r.v.c.Sys().ListMountsWithContext(ctx)
-	if err != nil {
-		return false, fmt.Errorf("vaultboot: list mounts: %w", err)
-	}
-	if m, ok := mounts[path+"/"]; ok {
-		if m.Type != typ {
-			return false, fmt.Errorf("vaultboot: mount %s/ exists with type %q, want %q", path, m.Type, typ)
-		}
-		for k, want := range options {
-			if m.Options[k] != want {
-				return false, fmt.Errorf("vaultboot: mount %s/ exists with option %s=%q, want %q", path, k, m.Options[k], want)
-			}
-		}
-		if maxTTL > 0 && m.Config.MaxLeaseTTL != maxTTL {
-			r.log.Info("Tuning the mount's max lease TTL", "mount", path, "from_seconds", m.Config.MaxLeaseTTL, "to_seconds", maxTTL)
-			if err := r.v.c.Sys().TuneMountWithContext(ctx, path, vaultapi.MountConfigInput{MaxLeaseTTL: fmt.Sprintf("%ds", maxTTL)}); err != nil {
-				return false, fmt.Errorf("vaultboot: tune mount %s: %w", path, err)
-			}
-			return true, nil
-		}
-		return false, nil
-	}
-	in := &vaultapi.MountInput{Type: typ, Description: desc, Options: options}
-	if maxTTL > 0 {
-		in.Config.MaxLeaseTTL = fmt.Sprintf("%ds", maxTTL)
-	}
-	if err := r.v.c.Sys().MountWithContext(ctx, path, in); err != nil {
-		return false, fmt.Errorf("vaultboot: mount %s at %s: %w", typ, path, err)
-	}
-	r.log.Info("Mounted a secrets engine", "type", typ, "path", path)
-	return true, nil
-}
-
-// readIssuer returns the issuer ref (id or name) of mount, or nil.
-func (r *run) readIssuer(ctx context.Context, mount, ref string) (*issuerInfo, error) {
-	data, err := r.v.read(ctx, mount+"/issuer/"+ref)
-	if err != nil {
-		// An unknown reference is a 4xx, not a missing entry.
-		if c := statusCode(err); c == 400 || c == 404 || c == 500 && strings.Contains(err.Error(), "unable to find") {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("vaultboot: %w", err)
-	}
-	if data == nil {
-		return nil, nil
-	}
-	info := &issuerInfo{
-		id:      str(data, "issuer_id"),
-		name:    str(data, "issuer_name"),
-		keyID:   str(data, "key_id"),
-		certPEM: strings.TrimSpace(str(data, "certificate")),
-		chain:   stringSlice(data["ca_chain"]),
-	}
-	if info.cert, err = parseCertPEM(info.certPEM); err != nil {
-		return nil, fmt.Errorf("vaultboot: issuer %s/%s: %w", mount, ref, err)
-	}
-	return info, nil
-}
-
-// listIssuers returns every issuer of mount.
-func (r *run) listIssuers(ctx context.Context, mount string) ([]*issuerInfo, error) {
-	ids, _, err := r.v.list(ctx, mount+"/issuers")
-	if err != nil {
-		return nil, fmt.Errorf("vaultboot: %w", err)
-	}
-	var out []*issuerInfo
-	for _, id := range ids {
-		info, err := r.readIssuer(ctx, mount, id)
-		if err != nil {
-			return nil, err
-		}
-		if info != nil {
-			out = append(out, info)
-		}
-	}
-	return out, nil
-}
-
-// keyID returns the id of the key named name in mount, or "".
-func (r *run) keyID(ctx context.Context, mount, name string) (string, error) {
-	ids, info, err := r.v.list(ctx, mount+"/keys")
-	if err != nil {
-		return "", fmt.Errorf("vaultboot: %w", err)
-	}
-	for _, id := range ids {
-		if m, ok := info[id].(map[string]any); ok && str(m, "key_name") == name {
-			return id, nil
-		}
-	}
-	return "", nil
-}
-
-// defaultIssuerID returns the mount's default issuer id, or "".
-func (r *run) defaultIssuerID(ctx context.Context, mount string) (string, error) {
-	data, err := r.v.read(ctx, mount+"/config/issuers")
-	if err != nil {
-		return "", fmt.Errorf("vaultboot: %w", err)
-	}
-	return str(data, "default"), nil
-}
-
-// findCA looks for the CA this bootstrap manages in mount: the issuer
-// named m.issuerName, else the issuer holding the key named m.keyName
-// (just imported, or left unnamed by an interrupted run; it is named
-// now), else an
-// existing default issuer with a key (a Vault set up by someone else).
-func (r *run) findCA(ctx context.Context, m *pkiMount) (*issuerInfo, bool, error) {
-	if is, err := r.readIssuer(ctx, m.path, m.issuerName); err != nil || is != nil {
-		return is, false, err
-	}
-	keyID, err := r.keyID(ctx, m.path, m.keyName)
-	if err != nil {
-		return nil, false, err
-	}
-	if keyID != "" {
-		all, err := r.listIssuers(ctx, m.path)
-		if err != nil {
-			return nil, false, err
-		}
-		for _, is := range all {
-			if is.keyID == keyID {
-				r.log.Info("Naming the issuer that holds the CA key", "mount", m.path, "issuer", is.id, "name", m.issuerName)
-				if _, err := r.v.c.Logical().JSONMergePatch(ctx, m.path+"/issuer/"+is.id, map[string]any{"issuer_name": m.issuerName}); err != nil {
-					return nil, false, fmt.Errorf("vaultboot: name issuer %s/%s: %w", m.path, is.id, err)
-				}
-				is.name = m.issuerName
-				return is, true, nil
-			}
-		}
-		return nil, false, nil
-	}
-	def, err := r.defaultIssuerID(ctx, m.path)
-	if err != nil || def == "" {
-		return nil, false, err
-	}
-	is, err := r.readIssuer(ctx, m.path, def)
-	if err != nil || is == nil || is.keyID == "" {
-		return nil, false, err
-	}
-	r.log.Info("Using the mount's existing default issuer", "mount", m.path, "issuer", is.id, "name", is.name, "subject", is.cert.Subject.String())
-	return is, false, nil
-}
-
-// finishCA makes the issuer the mount's default and sets the URLs.
-func (r *run) finishCA(ctx context.Context, m *pkiMount, is *issuerInfo, out *CASummary) (bool, error) {
-	changed := false
-	def, err := r.defaultIssuerID(ctx, m.path)
-	if err != nil {
-		return false, err
-	}
-	if def != is.id {
-		if _, err := r.v.write(ctx, m.path+"/config/issuers", map[string]any{"default": is.id}); err != nil {
-			return false, fmt.Errorf("vaultboot: %w", err)
-		}
-		r.log.Info("Set the default issuer", "mount", m.path, "issuer", is.id)
-		changed = true
-	}
-	urls, err := r.v.read(ctx, m.path+"/config/urls")
-	if err != nil {
-		return false, fmt.Errorf("vaultboot: %w", err)
-	}
-	if !slices.Equal(stringSlice(urls["issuing_certificates"]), m.issuingURLs) || !slices.Equal(stringSlice(urls["crl_distribution_points"]), m.crlURLs) {
-		if _, err := r.v.write(ctx, m.path+"/config/urls", map[string]any{
-			"issuing_certificates":    m.issuingURLs,
-			"crl_distribution_points": m.crlURLs,
-		}); err != nil {
-			return false, fmt.Errorf("vaultboot: %w", err)
-		}
-		r.log.Info("Set the issuing and CRL URLs", "mount", m.path, "issuing_certificates", m.issuingURLs, "crl_distribution_points", m.crlURLs)
-		changed = true
-	}
-	*out = CASummary{
-		Mount:             m.path,
-		IssuerID:          is.id,
-		IssuerName:        is.name,
-		Subject:           is.cert.Subject.String(),
-		FingerprintSHA256: is.fingerprint(),
-		NotAfter:          is.cert.NotAfter.UTC(),
-		IssuingURLs:       m.issuingURLs,
-		CRLURLs:           m.crlURLs,
-	}
-	r.log.Info("CA ready", "mount", m.path, "issuer", is.id, "subject", out.Subject, "sha256", out.FingerprintSHA256, "not_after", out.NotAfter)
-	return changed, nil
-}
-
-func caParams(m *pkiMount) map[string]any {
-	p := map[string]any{"common_name": m.commonName}
-	if m.organization != "" {
-		p["organization"] = m.organization
-	}
-	return p
-}
 
 // stepPKIRoot mounts pki and creates (or imports) the root CA.
 func (r *run) stepPKIRoot(ctx context.Context) (bool, error) {
@@ -361,7 +145,7 @@ func (r *run) createExternalRoot(ctx context.Context, m *pkiMount) (*issuerInfo,
 		return nil, err
 	}
 	if m.signedFile != "" {
-		data, err := readLimited(m.signedFile, 1<<20)
+		data, err := fsutil.ReadFileLimited(m.signedFile, 1<<20)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("vaultboot: pki_root.signed_cert_file: %w", err)
 		}
@@ -380,10 +164,10 @@ func (r *run) createExternalRoot(ctx context.Context, m *pkiMount) (*issuerInfo,
 			return r.importSigned(ctx, m, string(data), "")
 		}
 	}
-	if err := atomicfile.MkdirAll(filepath.Dir(m.csrFile), 0o700); err != nil {
+	if err := fsutil.MkdirAllMode(filepath.Dir(m.csrFile), 0o700); err != nil {
 		return nil, fmt.Errorf("vaultboot: pki_root.csr_file: %w", err)
 	}
-	if err := atomicfile.Write(m.csrFile, []byte(strings.TrimSpace(csrPEM)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(m.csrFile, []byte(strings.TrimSpace(csrPEM)+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("vaultboot: pki_root.csr_file: %w", err)
 	}
 	r.log.Warn("Have the offline root sign the CSR, set pki_root.signed_cert_file to the signed certificate (followed by its chain) and run again", "csr_file", m.csrFile, "signed_cert_file", m.signedFile)
@@ -409,42 +193,153 @@ func (r *run) stepPKIIntermediate(ctx context.Context) (bool, error) {
 		if err := r.ensureKey(ctx, m, CheckpointIntKeyCreated); err != nil {
 			return false, err
 		}
-		csrPEM, err := r.csrFor(ctx, m)
+		bundle, err := r.signIntermediate(ctx, m)
 		if err != nil {
 			return false, err
 		}
-		p := caParams(m)
-		p["csr"] = csrPEM
-		p["ttl"] = fmt.Sprintf("%ds", int(m.ttl.Seconds()))
-		p["issuer_ref"] = r.rootIssuer.id
-		p["format"] = "pem"
-		r.log.Info("Signing the intermediate CA with the root", "root_mount", r.c.root.path, "mount", m.path, "ttl", m.ttl)
-		s, err := r.v.write(ctx, r.c.root.path+"/root/sign-intermediate", p)
-		if err != nil {
-			return false, fmt.Errorf("vaultboot: sign the intermediate: %w", err)
-		}
-		if s == nil || str(s.Data, "certificate") == "" {
-			return false, errors.New("vaultboot: sign the intermediate: empty answer")
-		}
-		r.b.afterStep(CheckpointIntSigned)
-		bundle := strings.TrimSpace(str(s.Data, "certificate"))
-		for _, c := range stringSlice(s.Data["ca_chain"]) {
-			c = strings.TrimSpace(c)
-			if c != "" && !strings.Contains(bundle, c) {
-				bundle += "\n" + c
-			}
-		}
-		if is, err = r.importSigned(ctx, m, bundle+"\n", CheckpointIntImported); err != nil {
+		if is, err = r.importSigned(ctx, m, bundle, CheckpointIntImported); err != nil {
 			return false, err
 		}
 		changed = true
 		r.log.Info("Imported the signed intermediate", "mount", m.path, "issuer", is.id)
+	} else if reason := m.constraints.diff(is.cert); reason != "" && is.keyID != "" {
+		// The CA exists but lacks the configured constraints (made by an
+		// older edgeid, or the configuration changed). The root signs the
+		// same key again with them: certificates the old CA certificate
+		// signed still verify under the new one (same subject and key), and
+		// from now on the chain SPIRE hands out carries the constraints.
+		r.log.Warn("The intermediate CA lacks the configured constraints; the root signs its key again with them", "mount", m.path, "issuer", is.id, "reason", reason)
+		if is, err = r.resignIntermediate(ctx, m, is); err != nil {
+			return false, err
+		}
+		changed = true
 	} else {
+		if reason != "" {
+			r.log.Warn("The intermediate CA lacks the configured constraints, and its key is not in Vault, so it cannot be signed again; import a constrained one", "mount", m.path, "issuer", is.id, "reason", reason)
+		}
 		r.log.Info("The intermediate CA exists", "mount", m.path, "issuer", is.id)
 	}
 	r.intIssuer = is
 	fin, err := r.finishCA(ctx, m, is, &r.sum.PKIIntermediate)
 	return changed || fin, err
+}
+
+// signIntermediate has the root sign a CSR for the intermediate's key with
+// the configured constraints, and returns the certificate followed by its
+// chain.
+func (r *run) signIntermediate(ctx context.Context, m *pkiMount) (string, error) {
+	csrPEM, err := r.csrFor(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	p := caParams(m)
+	p["csr"] = csrPEM
+	p["ttl"] = fmt.Sprintf("%ds", int(m.ttl.Seconds()))
+	p["issuer_ref"] = r.rootIssuer.id
+	p["format"] = "pem"
+	for k, v := range m.constraints.params() {
+		p[k] = v
+	}
+	r.log.Info("Signing the intermediate CA with the root", "root_mount", r.c.root.path, "mount", m.path, "ttl", m.ttl,
+		"max_path_length", m.constraints.maxPathLen, "permitted_uri_domains", m.constraints.permittedURIDomains,
+		"excluded_dns_domains", m.constraints.excludedDNSDomains, "excluded_ip_ranges", m.constraints.excludedIPRanges)
+	s, err := r.v.write(ctx, r.c.root.path+"/root/sign-intermediate", p)
+	if err != nil {
+		return "", fmt.Errorf("vaultboot: sign the intermediate: %w", err)
+	}
+	if s == nil || str(s.Data, "certificate") == "" {
+		return "", errors.New("vaultboot: sign the intermediate: empty answer")
+	}
+	r.b.afterStep(CheckpointIntSigned)
+	bundle := strings.TrimSpace(str(s.Data, "certificate"))
+	cert, err := parseCertPEM(bundle)
+	if err != nil {
+		return "", fmt.Errorf("vaultboot: sign the intermediate: %w", err)
+	}
+	// Vault silently ignores a parameter it does not know: check that
+	// the certificate carries what was asked for.
+	if d := m.constraints.diff(cert); d != "" {
+		return "", fmt.Errorf("vaultboot: sign the intermediate: the signed certificate lacks the constraints: %s", d)
+	}
+	for _, c := range stringSlice(s.Data["ca_chain"]) {
+		c = strings.TrimSpace(c)
+		if c != "" && !strings.Contains(bundle, c) {
+			bundle += "\n" + c
+		}
+	}
+	return bundle + "\n", nil
+}
+
+// resignIntermediate gives the intermediate's key a certificate with the
+// configured constraints. An issuer left by an interrupted run (same key,
+// right constraints, signed by the root) is adopted instead of signing
+// again. The new issuer takes the name; the old one is renamed and kept,
+// so that chains it appears in can still be looked up.
+func (r *run) resignIntermediate(ctx context.Context, m *pkiMount, old *issuerInfo) (*issuerInfo, error) {
+	all, err := r.listIssuers(ctx, m.path)
+	if err != nil {
+		return nil, err
+	}
+	var fresh *issuerInfo
+	for _, is := range all {
+		if is.id != old.id && is.keyID == old.keyID && m.constraints.diff(is.cert) == "" && is.cert.CheckSignatureFrom(r.rootIssuer.cert) == nil {
+			fresh = is
+			r.log.Info("Adopting a constrained intermediate certificate an interrupted run imported", "mount", m.path, "issuer", is.id)
+			break
+		}
+	}
+	if fresh == nil {
+		bundle, err := r.signIntermediate(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		s, err := r.v.write(ctx, m.path+"/intermediate/set-signed", map[string]any{"certificate": bundle})
+		if err != nil {
+			return nil, fmt.Errorf("vaultboot: import the constrained intermediate into %s: %w", m.path, err)
+		}
+		r.b.afterStep(CheckpointIntImported)
+		want, _ := parseCertPEM(bundle)
+		var ids []string
+		if s != nil {
+			ids = stringSlice(s.Data["imported_issuers"])
+		}
+		if len(ids) == 0 {
+			// Already imported: find it by content.
+			for _, is := range all {
+				ids = append(ids, is.id)
+			}
+			if more, err := r.listIssuers(ctx, m.path); err == nil {
+				for _, is := range more {
+					ids = append(ids, is.id)
+				}
+			}
+		}
+		for _, id := range ids {
+			is, err := r.readIssuer(ctx, m.path, id)
+			if err != nil {
+				return nil, err
+			}
+			if is != nil && want != nil && bytes.Equal(is.cert.Raw, want.Raw) {
+				fresh = is
+				break
+			}
+		}
+		if fresh == nil {
+			return nil, fmt.Errorf("vaultboot: the constrained intermediate was imported into %s but no issuer holds it", m.path)
+		}
+	}
+	retired := fmt.Sprintf("%s-unconstrained-%s", m.issuerName, old.id[:min(8, len(old.id))])
+	if len(retired) > 128 {
+		retired = retired[:128]
+	}
+	for _, patch := range []struct{ id, name string }{{old.id, retired}, {fresh.id, m.issuerName}} {
+		if _, err := r.v.c.Logical().JSONMergePatch(ctx, m.path+"/issuer/"+patch.id, map[string]any{"issuer_name": patch.name}); err != nil {
+			return nil, fmt.Errorf("vaultboot: name issuer %s/%s: %w", m.path, patch.id, err)
+		}
+	}
+	fresh.name = m.issuerName
+	r.log.Info("The intermediate CA is now constrained", "mount", m.path, "issuer", fresh.id, "previous_issuer", old.id, "previous_renamed_to", retired)
+	return fresh, nil
 }
 
 // parseCertPEM returns the first certificate of a PEM string.

@@ -12,17 +12,13 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/edgeid/edgeid/bootstrap/internal/atomicfile"
+	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/internal/tlspolicy"
 )
 
 // vaultTLSCipherSuites are the TLS 1.2 suites the written Vault listener
-// allows: ECDHE with AES-GCM only.
-var vaultTLSCipherSuites = []string{
-	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-	"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-	"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-}
+// allows: edgeid's policy, by name.
+var vaultTLSCipherSuites = tlspolicy.Names()
 
 func (t *tlsSettings) names() []string {
 	names := []string{t.commonName}
@@ -34,17 +30,89 @@ func (t *tlsSettings) names() []string {
 	return names
 }
 
-// stepVaultTLS issues Vault's server certificate from the intermediate and
-// writes a TLS-enabled Vault configuration next to it.
+// stepVaultTLS issues Vault's server certificate from a CA of its own, in
+// a PKI mount of its own (vault_tls.pki_mount), and writes a TLS-enabled
+// Vault configuration next to it. That CA is not the SPIRE chain's: a
+// compromised SPIRE CA (cloud or edge) can sign any name, so clients of
+// Vault must not trust the SPIRE root for Vault's certificate. ca_file
+// holds this CA alone.
 func (r *run) stepVaultTLS(ctx context.Context) (bool, error) {
 	t := r.c.tls
 	if t == nil {
 		r.log.Info("Skipped: no vault_tls block in the configuration")
 		return false, nil
 	}
-	changed := false
+	var caSum CASummary
+	ca, changed, err := r.ensureVaultTLSCA(ctx, t, &caSum)
+	if err != nil {
+		return false, err
+	}
+	wroteRole, err := r.ensureVaultTLSRole(ctx, t)
+	if err != nil {
+		return false, err
+	}
+	for _, f := range []string{t.certFile, t.keyFile, t.caFile, t.configFile} {
+		if err := fsutil.MkdirAllMode(filepath.Dir(f), 0o700); err != nil {
+			return false, fmt.Errorf("vaultboot: vault_tls: %w", err)
+		}
+	}
+	issued, err := r.ensureVaultCert(ctx, t, ca)
+	if err != nil {
+		return false, err
+	}
+	wroteFiles, err := r.writeVaultTLSFiles(t, ca)
+	if err != nil {
+		return false, err
+	}
+	changed = changed || wroteRole || issued || wroteFiles
+
+	pair, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
+	if err != nil {
+		return false, fmt.Errorf("vaultboot: vault_tls: %w", err)
+	}
+	sum := sha256.Sum256(pair.Leaf.Raw)
+	r.sum.VaultTLS = &VaultTLSSummary{
+		CertFile:          t.certFile,
+		KeyFile:           t.keyFile,
+		CAFile:            t.caFile,
+		ConfigFile:        t.configFile,
+		FingerprintSHA256: hex.EncodeToString(sum[:]),
+		NotAfter:          pair.Leaf.NotAfter.UTC(),
+		CA:                caSum,
+	}
+	return changed, nil
+}
+
+// ensureVaultTLSCA mounts the Vault TLS CA and makes its root.
+func (r *run) ensureVaultTLSCA(ctx context.Context, t *tlsSettings, caSum *CASummary) (*issuerInfo, bool, error) {
+	changed, err := r.ensureMount(ctx, t.ca.path, "pki", "edgeid: CA of Vault's own TLS certificate", nil, int(t.ca.maxLeaseTTL.Seconds()))
+	if err != nil {
+		return nil, false, err
+	}
+	ca, named, err := r.findCA(ctx, &t.ca)
+	if err != nil {
+		return nil, false, err
+	}
+	changed = changed || named
+	if ca == nil {
+		if ca, err = r.createInternalRoot(ctx, &t.ca); err != nil {
+			return nil, false, err
+		}
+		changed = true
+	}
+	fin, err := r.finishCA(ctx, &t.ca, ca, caSum)
+	if err != nil {
+		return nil, false, err
+	}
+	r.tlsIssuer = ca
+	return ca, changed || fin, nil
+}
+
+// ensureVaultTLSRole writes the PKI role that issues Vault's certificate
+// unless Vault holds it as configured.
+func (r *run) ensureVaultTLSRole(ctx context.Context, t *tlsSettings) (bool, error) {
 	names := t.names()
-	rolePath := r.c.int.path + "/roles/" + t.roleName
+	rolePath := t.ca.path + "/roles/" + t.roleName
 	want := map[string]any{
 		"allowed_domains":    names,
 		"allow_bare_domains": true,
@@ -60,92 +128,78 @@ func (r *run) stepVaultTLS(ctx context.Context) (bool, error) {
 		"key_bits":           int64(256),
 		"max_ttl":            int64(t.ttl.Seconds()),
 	}
-	cur, err := r.v.read(ctx, rolePath)
-	if err != nil {
-		return false, fmt.Errorf("vaultboot: %w", err)
+	diff, err := r.writeRole(ctx, rolePath, want, "PKI role "+t.roleName)
+	if err != nil || diff == "" {
+		return false, err
 	}
-	if diff := roleDiff(cur, want); diff != "" {
-		if _, err := r.v.write(ctx, rolePath, want); err != nil {
-			return false, fmt.Errorf("vaultboot: write PKI role %s: %w", t.roleName, err)
-		}
-		r.log.Info("Wrote the PKI role for Vault's certificate", "role", t.roleName, "reason", diff)
-		changed = true
-	}
+	r.log.Info("Wrote the PKI role for Vault's certificate", "role", t.roleName, "reason", diff)
+	return true, nil
+}
 
-	for _, f := range []string{t.certFile, t.keyFile, t.caFile, t.configFile} {
-		if err := atomicfile.MkdirAll(filepath.Dir(f), 0o700); err != nil {
-			return false, fmt.Errorf("vaultboot: vault_tls: %w", err)
-		}
-	}
+// ensureVaultCert issues Vault's certificate unless the files on disk are
+// good, and writes the key and the chain.
+func (r *run) ensureVaultCert(ctx context.Context, t *tlsSettings, ca *issuerInfo) (bool, error) {
 	reason := r.tlsCertReason(t)
-	if reason != "" {
-		r.log.Info("Issuing Vault's server certificate", "reason", reason, "common_name", t.commonName, "dns_names", names, "ip_sans", t.ipSANs, "ttl", t.ttl)
-		p := map[string]any{
-			"common_name": t.commonName,
-			"alt_names":   strings.Join(names, ","),
-			"ttl":         fmt.Sprintf("%ds", int(t.ttl.Seconds())),
-			"format":      "pem",
-		}
-		if len(t.ipSANs) > 0 {
-			p["ip_sans"] = strings.Join(t.ipSANs, ",")
-		}
-		s, err := r.v.write(ctx, r.c.int.path+"/issue/"+t.roleName, p)
-		if err != nil {
-			return false, fmt.Errorf("vaultboot: issue Vault's certificate: %w", err)
-		}
-		if s == nil || str(s.Data, "certificate") == "" || str(s.Data, "private_key") == "" {
-			return false, fmt.Errorf("vaultboot: issue Vault's certificate: empty answer")
-		}
-		chain := strings.TrimSpace(str(s.Data, "certificate")) + "\n"
-		for _, c := range stringSlice(s.Data["ca_chain"]) {
-			c = strings.TrimSpace(c)
-			if c == "" || strings.TrimSpace(c) == strings.TrimSpace(r.rootIssuer.certPEM) {
-				continue
-			}
-			chain += c + "\n"
-		}
-		// Key first, then the certificate: each file is replaced atomically.
-		if err := atomicfile.Write(t.keyFile, []byte(strings.TrimSpace(str(s.Data, "private_key"))+"\n"), 0o600); err != nil {
-			return false, fmt.Errorf("vaultboot: vault_tls.key_file: %w", err)
-		}
-		if err := atomicfile.Write(t.certFile, []byte(chain), 0o644); err != nil {
-			return false, fmt.Errorf("vaultboot: vault_tls.cert_file: %w", err)
-		}
-		changed = true
-	} else {
+	if reason == "" {
 		r.log.Info("Vault's certificate is current", "file", t.certFile)
+		return false, nil
 	}
-	if wrote, err := atomicfile.WriteIfChanged(t.caFile, []byte(strings.TrimSpace(r.rootIssuer.certPEM)+"\n"), 0o644); err != nil {
-		return false, fmt.Errorf("vaultboot: vault_tls.ca_file: %w", err)
-	} else if wrote {
-		changed = true
+	names := t.names()
+	r.log.Info("Issuing Vault's server certificate", "reason", reason, "common_name", t.commonName, "dns_names", names, "ip_sans", t.ipSANs, "ttl", t.ttl)
+	p := map[string]any{
+		"common_name": t.commonName,
+		"alt_names":   strings.Join(names, ","),
+		"ttl":         fmt.Sprintf("%ds", int(t.ttl.Seconds())),
+		"format":      "pem",
 	}
-	if wrote, err := atomicfile.WriteIfChanged(t.configFile, []byte(renderVaultTLSConfig(t)), 0o640); err != nil {
-		return false, fmt.Errorf("vaultboot: vault_tls.config_file: %w", err)
-	} else if wrote {
-		r.log.Info("Wrote the TLS-enabled Vault configuration", "file", t.configFile)
-		changed = true
+	if len(t.ipSANs) > 0 {
+		p["ip_sans"] = strings.Join(t.ipSANs, ",")
 	}
-
-	pair, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
+	s, err := r.v.write(ctx, t.ca.path+"/issue/"+t.roleName, p)
 	if err != nil {
-		return false, fmt.Errorf("vaultboot: vault_tls: %w", err)
+		return false, fmt.Errorf("vaultboot: issue Vault's certificate: %w", err)
 	}
-	sum := sha256.Sum256(pair.Leaf.Raw)
-	r.sum.VaultTLS = &VaultTLSSummary{
-		CertFile:          t.certFile,
-		KeyFile:           t.keyFile,
-		CAFile:            t.caFile,
-		ConfigFile:        t.configFile,
-		FingerprintSHA256: hex.EncodeToString(sum[:]),
-		NotAfter:          pair.Leaf.NotAfter.UTC(),
+	if s == nil || str(s.Data, "certificate") == "" || str(s.Data, "private_key") == "" {
+		return false, fmt.Errorf("vaultboot: issue Vault's certificate: empty answer")
 	}
-	return changed, nil
+	chain := strings.TrimSpace(str(s.Data, "certificate")) + "\n"
+	for _, c := range stringSlice(s.Data["ca_chain"]) {
+		c = strings.TrimSpace(c)
+		if c == "" || strings.TrimSpace(c) == strings.TrimSpace(ca.certPEM) {
+			continue
+		}
+		chain += c + "\n"
+	}
+	// Key first, then the certificate: each file is replaced atomically.
+	if err := fsutil.WriteFileAtomic(t.keyFile, []byte(strings.TrimSpace(str(s.Data, "private_key"))+"\n"), 0o600); err != nil {
+		return false, fmt.Errorf("vaultboot: vault_tls.key_file: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(t.certFile, []byte(chain), 0o644); err != nil {
+		return false, fmt.Errorf("vaultboot: vault_tls.cert_file: %w", err)
+	}
+	return true, nil
+}
+
+// writeVaultTLSFiles writes ca_file (the Vault TLS CA alone, never the
+// SPIRE root) and the TLS-enabled Vault configuration.
+func (r *run) writeVaultTLSFiles(t *tlsSettings, ca *issuerInfo) (bool, error) {
+	wroteCA, err := fsutil.WriteIfChanged(t.caFile, []byte(strings.TrimSpace(ca.certPEM)+"\n"), 0o644)
+	if err != nil {
+		return false, fmt.Errorf("vaultboot: vault_tls.ca_file: %w", err)
+	}
+	wroteConfig, err := fsutil.WriteIfChanged(t.configFile, []byte(renderVaultTLSConfig(t)), 0o640)
+	if err != nil {
+		return false, fmt.Errorf("vaultboot: vault_tls.config_file: %w", err)
+	}
+	if wroteConfig {
+		r.log.Info("Wrote the TLS-enabled Vault configuration", "file", t.configFile)
+	}
+	return wroteCA || wroteConfig, nil
 }
 
 // tlsCertReason says why Vault's certificate must be (re)issued, or ""
 // when the files on disk are good: key and certificate match, the
-// certificate chains to the current intermediate, carries the configured
+// certificate was issued by the Vault TLS CA, carries the configured
 // names, and has more than a third of its lifetime left.
 func (r *run) tlsCertReason(t *tlsSettings) string {
 	pair, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
@@ -153,8 +207,8 @@ func (r *run) tlsCertReason(t *tlsSettings) string {
 		return "no usable certificate and key on disk"
 	}
 	leaf := pair.Leaf
-	if leaf.CheckSignatureFrom(r.intIssuer.cert) != nil {
-		return "not issued by the current intermediate"
+	if leaf.CheckSignatureFrom(r.tlsIssuer.cert) != nil {
+		return "not issued by the Vault TLS CA (vault_tls.pki_mount)"
 	}
 	dns := slices.Clone(leaf.DNSNames)
 	wantDNS := t.names()
@@ -185,7 +239,7 @@ func (r *run) tlsCertReason(t *tlsSettings) string {
 func renderVaultTLSConfig(t *tlsSettings) string {
 	var b strings.Builder
 	b.WriteString("# Vault server configuration with TLS, written by edgeid bootstrap.\n")
-	b.WriteString("# The certificate is issued by the edgeid intermediate CA; clients verify it\n")
+	b.WriteString("# The certificate is issued by edgeid's Vault TLS CA (not the SPIRE chain); clients verify it\n")
 	fmt.Fprintf(&b, "# with %s. Add your storage and seal stanzas through vault_tls.extra_config.\n\n", t.caFile)
 	b.WriteString("listener \"tcp\" {\n")
 	fmt.Fprintf(&b, "  address           = %s\n", strconv.Quote(t.listener))

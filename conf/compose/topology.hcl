@@ -56,7 +56,7 @@ site "site-b" {
 
   workload "deepstream/cam-pipeline" {
     kind   = "deepstream"
-    config = "../../conf/deepstream/test5_config.txt"
+    config = "../../conf/deepstream/test5_config_site-b.txt"
   }
 }
 

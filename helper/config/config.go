@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/helper/kafkaconf"
+	"github.com/edgeid/edgeid/helper/kafkagw"
 	"github.com/edgeid/edgeid/helper/tunnel"
 )
 
@@ -100,10 +101,15 @@ type Config struct {
 	// Tunnels are tunnel's own configs; the daemon adds the logger and
 	// metrics.
 	Tunnels []tunnel.Config
+	// KafkaGateways are edge-mode Kafka gateways (kafkagw's own configs);
+	// the daemon adds the logger and metrics.
+	KafkaGateways []kafkagw.Config
 
 	HealthChecks HealthChecks
 
 	LogLevel string
+	// LogFormat is "text" (default) or "json".
+	LogFormat string
 }
 
 // JWTSVID is one entry of jwt_svids.
@@ -152,6 +158,10 @@ type Kafka struct {
 
 	DeepStreamPartitionKey string
 	JavaKeystoreType       string
+	// Gateway names the kafka_gateway whose local listener the files
+	// point at (Settings.Plaintext is then true and BootstrapServers is
+	// filled in by the daemon once the gateway listens); "" for none.
+	Gateway string
 }
 
 // X509Enabled reports whether the three X.509 file names are set.

@@ -197,13 +197,29 @@ func (d *decoder) body(t reflect.Type, def hcl.Range, fields []field, where stri
 	return v
 }
 
-// block decodes a nested block: its attributes, and an error for each
-// block inside it (none of the helper's blocks nests another).
+// block decodes a nested block: its attributes, and the unlabelled blocks
+// its schema declares (kafka_gateway's encrypt); any other block inside
+// it is an error.
 func (d *decoder) block(t reflect.Type, b *hclsyntax.Block, where string) reflect.Value {
+	v := d.body(t, b.TypeRange, attributes(b.Body), where)
+	sc := schemaOf(t.Elem())
+	sp := v.Interface().(interface{ spanned() *spans }).spanned()
 	for _, nested := range b.Body.Blocks {
-		d.errorf(nested.TypeRange, "unknown block %q in %s", nested.Type, b.Type)
+		k, ok := sc.keys[nested.Type]
+		switch {
+		case !ok || k.kind != kBlock:
+			d.errorf(nested.TypeRange, "unknown block %q in %s", nested.Type, b.Type)
+		case len(nested.Labels) != 0:
+			d.errorf(nested.LabelRanges[0], "block %q takes no label", nested.Type)
+		case sp.has(nested.Type):
+			d.errorf(nested.TypeRange, "block %q given twice in %s", nested.Type, where)
+		default:
+			fv := v.Elem().Field(k.index)
+			fv.Set(d.block(fv.Type(), nested, where+": "+nested.Type))
+			sp.set(nested.Type, nested.TypeRange)
+		}
 	}
-	return d.body(t, b.TypeRange, attributes(b.Body), where)
+	return v
 }
 
 // attributes lists a body's attributes in file order.

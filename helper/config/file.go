@@ -48,19 +48,21 @@ type fileBody struct {
 	HealthChecks             *healthBlock `hcl:"health_checks,block,object"`
 
 	// edgeid
-	SPIFFEID            string         `hcl:"spiffe_id"`
-	OnRotate            string         `hcl:"on_rotate"`
-	StopTimeout         *time.Duration `hcl:"stop_timeout"`
-	RestartOnExit       *bool          `hcl:"restart_on_exit"`
-	RestartBackoffMin   *time.Duration `hcl:"restart_backoff_min"`
-	RestartBackoffMax   *time.Duration `hcl:"restart_backoff_max"`
-	HoldUntilSVID       bool           `hcl:"hold_until_svid"`
-	WorkloadAPITimeout  *time.Duration `hcl:"workload_api_timeout"`
-	CombinedPEMFileName string         `hcl:"combined_pem_file_name"`
-	LogLevel            string         `hcl:"log_level"`
-	PKCS12              *pkcs12Block   `hcl:"pkcs12,block,object"`
-	Kafka               *kafkaBlock    `hcl:"kafka,block"`
-	Tunnels             []*tunnelBlock `hcl:"tunnel,block"`
+	SPIFFEID            string          `hcl:"spiffe_id"`
+	OnRotate            string          `hcl:"on_rotate"`
+	StopTimeout         *time.Duration  `hcl:"stop_timeout"`
+	RestartOnExit       *bool           `hcl:"restart_on_exit"`
+	RestartBackoffMin   *time.Duration  `hcl:"restart_backoff_min"`
+	RestartBackoffMax   *time.Duration  `hcl:"restart_backoff_max"`
+	HoldUntilSVID       bool            `hcl:"hold_until_svid"`
+	WorkloadAPITimeout  *time.Duration  `hcl:"workload_api_timeout"`
+	CombinedPEMFileName string          `hcl:"combined_pem_file_name"`
+	LogLevel            string          `hcl:"log_level"`
+	LogFormat           string          `hcl:"log_format"`
+	PKCS12              *pkcs12Block    `hcl:"pkcs12,block,object"`
+	Kafka               *kafkaBlock     `hcl:"kafka,block"`
+	Tunnels             []*tunnelBlock  `hcl:"tunnel,block"`
+	KafkaGateways       []*gatewayBlock `hcl:"kafka_gateway,block"`
 }
 
 // jwtEntry is one object of jwt_svids.
@@ -108,6 +110,7 @@ type kafkaBlock struct {
 	JavaTemplate                    string               `hcl:"java_template"`
 	JavaProperties                  []kafkaconf.Property `hcl:"java_properties"`
 	JavaKeystoreType                string               `hcl:"java_keystore_type"`
+	Gateway                         string               `hcl:"gateway"`
 }
 
 // tunnelBlock is one tunnel "name" block.
@@ -119,8 +122,31 @@ type tunnelBlock struct {
 	Target             string        `hcl:"target"`
 	AllowedSPIFFEIDs   []string      `hcl:"allowed_spiffe_ids"`
 	AllowRemoteClients bool          `hcl:"allow_remote_clients"`
+	LocalUsers         []string      `hcl:"local_users"`
+	AllowAnyLocalUser  bool          `hcl:"allow_any_local_user"`
 	MaxConnLifetime    time.Duration `hcl:"max_conn_lifetime"`
 	DialTimeout        time.Duration `hcl:"dial_timeout"`
+}
+
+// gatewayBlock is one kafka_gateway "name" block: an edge-mode Kafka
+// gateway (helper/kafkagw) run by the helper.
+type gatewayBlock struct {
+	spans
+	Name               string        `hcl:",label"`
+	Upstreams          []string      `hcl:"upstreams"`
+	ListenHost         string        `hcl:"listen_host"`
+	AdvertisedHost     string        `hcl:"advertised_host"`
+	PortMin            int64         `hcl:"port_min"`
+	PortMax            int64         `hcl:"port_max"`
+	TrustDomain        string        `hcl:"trust_domain"`
+	UpstreamSPIFFEIDs  []string      `hcl:"upstream_spiffe_ids"`
+	AllowRemoteClients bool          `hcl:"allow_remote_clients"`
+	LocalUsers         []string      `hcl:"local_users"`
+	AllowAnyLocalUser  bool          `hcl:"allow_any_local_user"`
+	MaxConnLifetime    time.Duration `hcl:"max_conn_lifetime"`
+	DialTimeout        time.Duration `hcl:"dial_timeout"`
+	IdleTimeout        time.Duration `hcl:"idle_timeout"`
+	Encrypt            *encryptBlock `hcl:"encrypt,block"`
 }
 
 // spans records where a block and each of its keys were written.

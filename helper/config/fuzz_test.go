@@ -1,9 +1,12 @@
 package config
 
 import (
+	"net"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/edgeid/edgeid/helper/tunnel"
 )
 
 // FuzzParse: any bytes either load or fail with an error; a loaded config
@@ -18,6 +21,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(minimal + "health_checks = { bind_port = 1 }\njwt_svids = [{jwt_audience = \"a\", jwt_svid_file_name = \"t\"}]\ncert_file_mode = 0640\n"))
 	f.Add([]byte(minimal + "kafka {\n librdkafka_properties = { \"a.b\" = \"c\" }\n}\ntunnel \"t\" {\n mode = \"server\"\n}\n"))
+	f.Add([]byte(gatewayConf))
+	f.Add([]byte("kafka_gateway \"g\" {\n upstreams = [\"b:1\"]\n trust_domain = \"td\"\n port_min = 1\n port_max = 2\n listen_host = \"0.0.0.0\"\n allow_remote_clients = true\n}\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		c, _, err := Parse("fuzz.conf", src, Options{Getenv: noEnv})
 		if err != nil {
@@ -41,6 +46,14 @@ func FuzzParse(f *testing.F) {
 		}
 		if c.HealthChecks.BindPort < 1 || c.HealthChecks.BindPort > 65535 {
 			t.Fatalf("bind_port %d", c.HealthChecks.BindPort)
+		}
+		for _, g := range c.KafkaGateways {
+			if g.Mode != "edge" || g.TrustDomain == "" || len(g.Upstreams) == 0 || (g.PortMin == 0) != (g.PortMax == 0) || g.PortMin > g.PortMax {
+				t.Fatalf("kafka_gateway %+v", g)
+			}
+			if !g.AllowRemoteClients && tunnel.RequireLoopback(net.JoinHostPort(g.ListenHost, "0")) != nil {
+				t.Fatalf("kafka_gateway %q listens on %q without allow_remote_clients", g.Name, g.ListenHost)
+			}
 		}
 		if c.OnRotate != OnRotateSignal && c.OnRotate != OnRotateRestart {
 			t.Fatalf("on_rotate %q", c.OnRotate)

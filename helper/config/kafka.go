@@ -46,6 +46,7 @@ func (v *validator) kafka(b *kafkaBlock, c *Config) *Kafka {
 		k.Librdkafka.FileName = DefaultLibrdkafkaFileName
 	}
 	v.javaKeystore(b, k, c)
+	v.kafkaGatewayOf(b, k, c)
 	return k
 }
 

@@ -16,7 +16,7 @@ func TestSchemas(t *testing.T) {
 	}
 	for _, typ := range []reflect.Type{
 		reflect.TypeFor[fileBody](), reflect.TypeFor[jwtEntry](), reflect.TypeFor[healthBlock](),
-		reflect.TypeFor[pkcs12Block](), reflect.TypeFor[kafkaBlock](), reflect.TypeFor[tunnelBlock](),
+		reflect.TypeFor[pkcs12Block](), reflect.TypeFor[kafkaBlock](), reflect.TypeFor[tunnelBlock](), reflect.TypeFor[gatewayBlock](), reflect.TypeFor[encryptBlock](),
 	} {
 		for name := range schemaOf(typ).keys {
 			if !regexp.MustCompile(`\b` + name + `\b`).Match(readme) {

@@ -55,8 +55,14 @@ func (v *validator) tunnel(b *tunnelBlock) tunnel.Config {
 			}
 		}
 	}
-	if tc.Mode == tunnel.ModeServer && tc.AllowRemoteClients {
-		v.errorf(b.at("allow_remote_clients"), "%s: \"allow_remote_clients\" applies to client tunnels only (a server tunnel authenticates every client)", where)
+	if tc.Mode == tunnel.ModeServer {
+		for _, key := range []string{"allow_remote_clients", "local_users", "allow_any_local_user"} {
+			if _, set := b.keys[key]; set {
+				v.errorf(b.at(key), "%s: %q applies to client tunnels only (a server tunnel authenticates every client)", where, key)
+			}
+		}
+	} else {
+		tc.LocalUsers = v.localUsers(&b.spans, where, b.LocalUsers, b.AllowAnyLocalUser)
 	}
 	if len(tc.AllowedSPIFFEIDs) == 0 {
 		v.errorf(b.def, "%s: \"allowed_spiffe_ids\" is required (exact IDs, \"spiffe://td/prefix/*\" or \"spiffe://td\")", where)

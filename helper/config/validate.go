@@ -40,6 +40,7 @@ func (v *validator) config(f *fileBody) *Config {
 		JWTBundleFileMode:        modeOr(f.JWTBundleFileMode, DefaultJWTBundleFileMode),
 		JWTSVIDFileMode:          modeOr(f.JWTSVIDFileMode, DefaultJWTSVIDFileMode),
 		LogLevel:                 strings.ToLower(f.LogLevel),
+		LogFormat:                strings.ToLower(f.LogFormat),
 	}
 	v.workloadAPI(f, c)
 	v.process(f, c)
@@ -47,8 +48,9 @@ func (v *validator) config(f *fileBody) *Config {
 	c.JWTSVIDs = v.jwtSVIDs(f.JWTSVIDs)
 	c.HealthChecks = v.health(f.HealthChecks)
 	c.PKCS12 = v.pkcs12(f.PKCS12)
-	c.Kafka = v.kafka(f.Kafka, c)
 	c.Tunnels = v.tunnels(f.Tunnels)
+	c.KafkaGateways = v.kafkaGateways(f, c)
+	c.Kafka = v.kafka(f.Kafka, c)
 	v.outputs(f, c)
 	v.fileNames(f, c)
 	return c
@@ -100,6 +102,11 @@ func (v *validator) workloadAPI(f *fileBody, c *Config) {
 	case "", "debug", "info", "warn", "error":
 	default:
 		v.errorf(f.at("log_level"), "key \"log_level\": %q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		v.errorf(f.at("log_format"), "key \"log_format\": %q is not text or json", c.LogFormat)
 	}
 }
 
@@ -236,8 +243,8 @@ func (v *validator) pkcs12(b *pkcs12Block) *PKCS12 {
 // outputs checks that the file asks for something, and that what needs
 // the X.509 files has them.
 func (v *validator) outputs(f *fileBody, c *Config) {
-	if !c.X509Enabled() && c.JWTBundleFileName == "" && len(c.JWTSVIDs) == 0 && len(c.Tunnels) == 0 {
-		v.errorf(f.def, "at least one of the sets (\"svid_file_name\", \"svid_key_file_name\", \"svid_bundle_file_name\"), \"jwt_svids\", \"jwt_bundle_file_name\" or a tunnel block must be set")
+	if !c.X509Enabled() && c.JWTBundleFileName == "" && len(c.JWTSVIDs) == 0 && len(c.Tunnels) == 0 && len(c.KafkaGateways) == 0 {
+		v.errorf(f.def, "at least one of the sets (\"svid_file_name\", \"svid_key_file_name\", \"svid_bundle_file_name\"), \"jwt_svids\", \"jwt_bundle_file_name\", a tunnel or a kafka_gateway block must be set")
 	}
 	if (c.CombinedPEMFileName != "" || c.PKCS12 != nil || c.Kafka != nil) && !c.X509Enabled() {
 		v.errorf(f.at("combined_pem_file_name", "pkcs12", "kafka"),

@@ -22,6 +22,7 @@ import (
 	"github.com/edgeid/edgeid/helper/config"
 	"github.com/edgeid/edgeid/helper/health"
 	"github.com/edgeid/edgeid/helper/kafkaconf"
+	"github.com/edgeid/edgeid/helper/kafkagw"
 	"github.com/edgeid/edgeid/helper/process"
 	"github.com/edgeid/edgeid/helper/svidwriter"
 	"github.com/edgeid/edgeid/helper/tunnel"
@@ -52,6 +53,8 @@ type Daemon struct {
 	client  *workloadapi.Client
 	proc    *process.Manager
 	tunnels []*tunnel.Tunnel
+	// gateways are the kafka_gateway blocks, in config order.
+	gateways []*kafkagw.Gateway
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -61,6 +64,7 @@ type Daemon struct {
 	x509Status    atomic.Value // "unwritten", "written", "failed"
 	jwtStatus     sync.Map     // file name -> status
 	tunnelsUp     atomic.Bool
+	gatewaysUp    atomic.Bool
 	healthAddr    atomic.Value // net.Addr
 }
 
@@ -122,6 +126,9 @@ func New(cfg Config) (*Daemon, error) {
 	if len(d.tunnels) == 0 {
 		d.tunnelsUp.Store(true)
 	}
+	if err := d.setupGateways(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -166,6 +173,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer client.Close()
 	d.client = client
 
+	// Gateways listen before the first Kafka file is rendered and before
+	// the program starts, so both see the final bootstrap address. An
+	// early return cancels what already runs.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := d.startGateways(ctx); err != nil {
+		return err
+	}
+
 	// Every task stops when ctx ends; the first task that fails stops the
 	// others, and Run returns its error. What tasks return once they were
 	// told to stop is not an error.
@@ -195,20 +211,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 
 	if d.cfg.Cmd != "" || d.cfg.PIDFileName != "" {
-		sig := unix.SignalNum(d.cfg.RenewSignal)
-		d.proc = process.New(process.Config{
-			Path: d.cfg.Cmd, Args: d.cfg.CmdArgs,
-			Stdin: d.stdin, Stdout: d.stdout, Stderr: d.stderr,
-			RenewSignal: sig, Restart: d.cfg.OnRotate == config.OnRotateRestart,
-			StopTimeout: d.cfg.StopTimeout, RestartOnExit: d.cfg.RestartOnExit,
-			BackoffMin: d.cfg.RestartBackoffMin, BackoffMax: d.cfg.RestartBackoffMax,
-			PIDFileName: d.cfg.PIDFileName, Hold: d.cfg.HoldUntilSVID,
-			Logger: d.log, Hooks: d.metrics.processHooks(),
-		})
+		d.proc = d.newProcess()
 		goTask(d.proc.Run)
 	}
 
-	if d.cfg.X509Enabled() || len(d.tunnels) > 0 {
+	if d.cfg.X509Enabled() || len(d.tunnels) > 0 || len(d.gateways) > 0 {
 		d.log.Info("Watching the Workload API for X.509 SVIDs", "agent_address", d.cfg.AgentAddress)
 		goTask(func(ctx context.Context) error {
 			return client.WatchX509Context(ctx, &x509Watcher{d: d})
@@ -228,12 +235,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if len(d.tunnels) > 0 {
 		goTask(d.runTunnels)
 	}
+	if len(d.gateways) > 0 {
+		goTask(d.waitGateways)
+	}
 
 	err = g.Wait()
 	if err != nil {
 		d.log.Error("Stopping on error", "error", err)
 	}
 	return err
+}
+
+// newProcess is the manager of cmd (or of the PID file's process).
+func (d *Daemon) newProcess() *process.Manager {
+	sig := unix.SignalNum(d.cfg.RenewSignal)
+	return process.New(process.Config{
+		Path: d.cfg.Cmd, Args: d.cfg.CmdArgs,
+		Stdin: d.stdin, Stdout: d.stdout, Stderr: d.stderr,
+		RenewSignal: sig, Restart: d.cfg.OnRotate == config.OnRotateRestart,
+		StopTimeout: d.cfg.StopTimeout, RestartOnExit: d.cfg.RestartOnExit,
+		BackoffMin: d.cfg.RestartBackoffMin, BackoffMax: d.cfg.RestartBackoffMax,
+		PIDFileName: d.cfg.PIDFileName, Hold: d.cfg.HoldUntilSVID,
+		Logger: d.log, Hooks: d.metrics.processHooks(),
+	})
 }
 
 // runTunnels starts the tunnels once the first SVID is in hand.

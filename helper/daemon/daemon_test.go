@@ -14,7 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -23,8 +26,8 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/edgeid/edgeid/helper/config"
-	"github.com/edgeid/edgeid/helper/internal/fakewlapi"
 	"github.com/edgeid/edgeid/helper/internal/testpki"
+	"github.com/edgeid/edgeid/internal/fakewlapi"
 	"github.com/edgeid/edgeid/internal/pemutil"
 )
 
@@ -273,7 +276,9 @@ health_checks {
 		t.Errorf("published pair: %v", err)
 	}
 	_, metrics := get(t, base+"/metrics")
-	for _, want := range []string{"edgeid_helper_rotations_total 2\n", "edgeid_helper_process_starts_total 1\n", "edgeid_helper_process_signals_total 1\n", "edgeid_helper_svid_expiry_seconds "} {
+	for _, want := range []string{"edgeid_helper_rotations_total 2\n", "edgeid_helper_process_starts_total 1\n", "edgeid_helper_process_signals_total 1\n", "edgeid_helper_svid_expiry_seconds ",
+		// Both rotations in the latency histogram, for both stages.
+		"edgeid_helper_rotation_duration_seconds_count{stage=\"swap\"} 2\n", "edgeid_helper_rotation_duration_seconds_count{stage=\"signal\"} 2\n"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
 		}
@@ -282,7 +287,7 @@ health_checks {
 	// An update without the configured ID keeps the previous files.
 	api.Push([]*x509svid.SVID{other}, ca.Bundle())
 	eventually(t, "write error counted", func() error {
-		if v := d.metrics.writeErrors.Value("select"); v != 1 {
+		if v := testutil.ToFloat64(d.metrics.writeErrors.WithLabelValues("select")); v != 1 {
 			return fmt.Errorf("select errors %v", v)
 		}
 		return nil

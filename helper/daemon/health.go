@@ -8,11 +8,11 @@ import (
 	"net"
 	"time"
 
-	"github.com/edgeid/edgeid/helper/health"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics returns the metrics registry.
-func (d *Daemon) Metrics() *health.Registry { return d.metrics.reg }
+func (d *Daemon) Metrics() *prometheus.Registry { return d.metrics.reg }
 
 // HealthAddr is the bound health address once Run listens, else nil.
 func (d *Daemon) HealthAddr() net.Addr {
@@ -44,7 +44,7 @@ func (d *Daemon) Ready() error {
 		}
 	}
 	if st := d.src.get(); st == nil {
-		if d.writer != nil || len(d.tunnels) > 0 {
+		if d.writer != nil || len(d.tunnels) > 0 || len(d.gateways) > 0 {
 			return errors.New("no X.509 SVID yet")
 		}
 	} else if time.Now().After(st.svid.Certificates[0].NotAfter) {
@@ -63,6 +63,9 @@ func (d *Daemon) Ready() error {
 	}
 	if !d.tunnelsUp.Load() {
 		return errors.New("tunnels not listening yet")
+	}
+	if len(d.gateways) > 0 && !d.gatewaysUp.Load() {
+		return errors.New("kafka gateways not listening yet")
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ type jwtBundleWatcher struct{ d *Daemon }
 
 func (w *jwtBundleWatcher) OnJWTBundlesUpdate(set *jwtbundle.Set) {
 	if err := w.d.writeJWTBundles(set); err != nil {
-		w.d.metrics.writeErrors.Inc("jwt_bundle")
+		w.d.metrics.writeErrors.WithLabelValues("jwt_bundle").Inc()
 		w.d.log.Error("Unable to write JWT bundle", "error", err)
 	}
 }
@@ -99,7 +99,7 @@ func (d *Daemon) refreshJWTSVID(ctx context.Context, j config.JWTSVID) {
 		cancel()
 		var wait time.Duration
 		if err != nil {
-			d.metrics.writeErrors.Inc("jwt_svid")
+			d.metrics.writeErrors.WithLabelValues("jwt_svid").Inc()
 			d.log.Error("Unable to update JWT SVID", "audience", j.Audience, "error", err)
 			wait = backoff
 			backoff = min(backoff*2, time.Minute)

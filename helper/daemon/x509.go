@@ -56,26 +56,27 @@ func (d *Daemon) update(c *workloadapi.X509Context) {
 			return
 		}
 		d.x509Status.Store(statusWritten)
+		d.metrics.rotation.WithLabelValues("swap").Observe(time.Since(received).Seconds())
 	}
 	if d.proc != nil {
 		d.proc.Rotated()
 	}
 	elapsed := time.Since(received)
+	d.metrics.rotation.WithLabelValues("signal").Observe(elapsed.Seconds())
 	if d.writer != nil {
 		// The directory fsync, the removal of old versions and the
 		// preparation of the next version come after the program was told,
 		// off the rotation's critical path.
 		if err := d.writer.Settle(); err != nil {
-			d.metrics.writeErrors.Inc("settle")
+			d.metrics.writeErrors.WithLabelValues("settle").Inc()
 			d.log.Warn("Unable to settle the published files", "error", err)
 		}
 		if err := d.writer.Prepare(); err != nil {
-			d.metrics.writeErrors.Inc("prepare")
+			d.metrics.writeErrors.WithLabelValues("prepare").Inc()
 			d.log.Warn("Unable to prepare the next version; the next rotation writes it whole", "error", err)
 		}
 	}
 	d.metrics.rotations.Inc()
-	d.metrics.rotationSeconds.Set(elapsed.Seconds())
 	d.log.Info("X.509 SVID updated",
 		"spiffe_id", svid.ID.String(),
 		"serial", leaf.SerialNumber.Text(16),
@@ -86,7 +87,7 @@ func (d *Daemon) update(c *workloadapi.X509Context) {
 }
 
 func (d *Daemon) fail(kind string, err error) {
-	d.metrics.writeErrors.Inc(kind)
+	d.metrics.writeErrors.WithLabelValues(kind).Inc()
 	if d.writer != nil {
 		d.x509Status.Store(statusFailed)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -48,7 +49,35 @@ type Settings struct {
 	CipherSuites string
 	// Extra properties override or extend the rendered ones, in order.
 	Extra []Property
+	// Plaintext renders a client of a local edge-mode Kafka gateway
+	// (edgeid-helper's kafka_gateway block): security.protocol=plaintext
+	// to BootstrapServers on loopback and no TLS keys, because the gateway
+	// speaks mTLS upstream with the current SVID. Such a client never needs
+	// a restart on rotation.
+	Plaintext bool
+	// SealingGateway: that local gateway encrypts records (its encrypt
+	// block), which makes every record up to SealedRecordOverhead bytes
+	// longer on its way to the broker. librdkafka's batches are capped
+	// (SealedBatchBytes, SealedBatchRecords) so that a sealed batch stays
+	// under Kafka's default message.max.bytes; Extra can still override.
+	SealingGateway bool
 }
+
+// Batch limits for a client of a sealing gateway. librdkafka's defaults
+// (batch.size 1,000,000 bytes, up to 10,000 records) make batches that,
+// sealed, pass the 1,048,588 bytes a Kafka broker accepts by default, and
+// the broker answers MESSAGE_TOO_LARGE. With these a sealed batch is at
+// most 600,000 + 1,500 × 256 = 984,000 bytes.
+const (
+	SealedBatchBytes   = 600000
+	SealedBatchRecords = 1500
+	// SealedRecordOverhead bounds what sealing adds to one record whose
+	// value (and key) are encrypted: nonce and tag per field (28 bytes
+	// each), the edgeid-enc header with a Vault-wrapped data key (about
+	// 110 bytes plus the key ring's name, up to 64 characters here) and
+	// the record's own length fields. Each encrypted header adds 28 more.
+	SealedRecordOverhead = 256
+)
 
 // TemplateData is what a user template sees.
 type TemplateData struct {
@@ -68,6 +97,14 @@ func LibrdkafkaProperties(p Paths, s Settings) []Property {
 	if s.BootstrapServers != "" {
 		props = append(props, Property{"bootstrap.servers", s.BootstrapServers})
 	}
+	if s.Plaintext {
+		props = append(props, Property{"security.protocol", "plaintext"})
+		if s.SealingGateway {
+			props = append(props, Property{"batch.size", strconv.Itoa(SealedBatchBytes)},
+				Property{"batch.num.messages", strconv.Itoa(SealedBatchRecords)})
+		}
+		return apply(props, s.Extra)
+	}
 	props = append(props,
 		Property{"security.protocol", "ssl"},
 		Property{"ssl.ca.location", p.CA},
@@ -83,8 +120,13 @@ func LibrdkafkaProperties(p Paths, s Settings) []Property {
 func Librdkafka(p Paths, s Settings) ([]byte, error) {
 	props := LibrdkafkaProperties(p, s)
 	var b bytes.Buffer
-	b.WriteString("# Rendered by edgeid-helper on every SVID rotation. librdkafka reads these\n")
-	b.WriteString("# files once per client: restart the client after a rotation.\n")
+	if s.Plaintext {
+		b.WriteString("# Rendered by edgeid-helper. The client speaks plaintext to the helper's local\n")
+		b.WriteString("# Kafka gateway, which holds the current SVID: no restart on rotation.\n")
+	} else {
+		b.WriteString("# Rendered by edgeid-helper on every SVID rotation. librdkafka reads these\n")
+		b.WriteString("# files once per client: restart the client after a rotation.\n")
+	}
 	for _, pr := range props {
 		if err := checkLine(pr); err != nil {
 			return nil, err
@@ -141,6 +183,10 @@ func JavaProperties(p Paths, s Settings, storeType, password string) ([]Property
 	props := []Property{}
 	if s.BootstrapServers != "" {
 		props = append(props, Property{"bootstrap.servers", s.BootstrapServers})
+	}
+	if s.Plaintext {
+		props = append(props, Property{"security.protocol", "PLAINTEXT"})
+		return apply(props, s.Extra), nil
 	}
 	props = append(props, Property{"security.protocol", "SSL"})
 	switch storeType {

@@ -184,3 +184,76 @@ func TestReferencesPassword(t *testing.T) {
 		}
 	}
 }
+
+// A client of the local edge gateway gets plaintext to loopback and no
+// key or certificate path in any of the three files.
+func TestPlaintextThroughLocalGateway(t *testing.T) {
+	s := Settings{BootstrapServers: "127.0.0.1:19092", EndpointIdentificationAlgorithm: "https", Plaintext: true,
+		Extra: []Property{{"broker.address.family", "v4"}}}
+	lib, err := Librdkafka(paths, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := DeepStream(paths, s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	java, err := Java(paths, s, "PEM", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := lines(lib)
+	want := map[string]string{"bootstrap.servers": "127.0.0.1:19092", "security.protocol": "plaintext", "broker.address.family": "v4"}
+	if len(got) != len(want) {
+		t.Errorf("librdkafka: got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("librdkafka %s = %q, want %q", k, got[k], v)
+		}
+	}
+	if !strings.Contains(string(ds), `proto-cfg = "security.protocol=plaintext;broker.address.family=v4"`) {
+		t.Errorf("cfg_kafka.txt:\n%s", ds)
+	}
+	if lines(java)["security.protocol"] != "PLAINTEXT" {
+		t.Errorf("java:\n%s", java)
+	}
+	for name, out := range map[string][]byte{"librdkafka": lib, "deepstream": ds, "java": java} {
+		if strings.Contains(string(out), "ssl.") || strings.Contains(string(out), paths.Key) {
+			t.Errorf("%s names TLS settings or the key although the gateway holds the SVID:\n%s", name, out)
+		}
+	}
+}
+
+// A client of a sealing gateway gets batches capped so that, sealed, they
+// stay under a broker's default message size, in librdkafka's file and in
+// DeepStream's proto-cfg; extra properties still win.
+func TestSealingGatewayCapsBatches(t *testing.T) {
+	if max := SealedBatchBytes + SealedBatchRecords*SealedRecordOverhead; max >= 1048588 {
+		t.Fatalf("a sealed batch can reach %d bytes, over Kafka's default message.max.bytes", max)
+	}
+	s := Settings{BootstrapServers: "127.0.0.1:19092", Plaintext: true, SealingGateway: true}
+	lib, err := Librdkafka(paths, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := lines(lib)
+	if got["batch.size"] != "600000" || got["batch.num.messages"] != "1500" {
+		t.Errorf("librdkafka for a sealing gateway:\n%s", lib)
+	}
+	ds, err := DeepStream(paths, s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ds), "batch.size=600000;batch.num.messages=1500") {
+		t.Errorf("cfg_kafka.txt for a sealing gateway:\n%s", ds)
+	}
+	s.Extra = []Property{{"batch.size", "100000"}}
+	if lib, _ = Librdkafka(paths, s); lines(lib)["batch.size"] != "100000" {
+		t.Errorf("extra batch.size not applied:\n%s", lib)
+	}
+	s = Settings{BootstrapServers: "127.0.0.1:19092", Plaintext: true}
+	if lib, _ = Librdkafka(paths, s); strings.Contains(string(lib), "batch.") {
+		t.Errorf("batch limits without a sealing gateway:\n%s", lib)
+	}
+}

@@ -15,6 +15,11 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/edgeid/edgeid/helper/internal/bufconn"
+	"github.com/edgeid/edgeid/helper/internal/localpeer"
+	"github.com/edgeid/edgeid/internal/logonce"
+	"github.com/edgeid/edgeid/internal/tlspolicy"
 )
 
 // Modes.
@@ -25,15 +30,6 @@ const (
 
 // handshakeTimeout bounds a TLS handshake.
 const handshakeTimeout = 10 * time.Second
-
-// CipherSuites are the TLS 1.2 suites the tunnel allows: ECDHE with
-// AES-GCM. TLS 1.3 suites are fixed by Go and all AEAD.
-var CipherSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-}
 
 // Config is one tunnel.
 type Config struct {
@@ -48,6 +44,10 @@ type Config struct {
 	// connects to Listen, so by default New refuses any Listen host that
 	// is not a loopback address or "localhost".
 	AllowRemoteClients bool
+	// LocalUsers, in client mode, admits only connections whose socket
+	// belongs to one of its local accounts (the workload's own, by
+	// default). A nil guard admits any local account.
+	LocalUsers *localpeer.Guard
 	// MaxConnLifetime closes connections older than this; 0 never does.
 	MaxConnLifetime time.Duration
 	DialTimeout     time.Duration
@@ -66,6 +66,10 @@ type Metrics struct {
 	Active func(tunnel string, delta int)
 	// Bytes counts bytes proxied: "in" toward Target, "out" back.
 	Bytes func(tunnel, direction string, n int64)
+	// Setup observes, for an accepted connection, the time from accept
+	// to both sides connected: the local-user check, the TLS handshake
+	// and the dial.
+	Setup func(tunnel string, d time.Duration)
 }
 
 // Tunnel forwards connections between plaintext and SPIFFE mTLS.
@@ -79,7 +83,16 @@ type Tunnel struct {
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
+
+	// refusals lets one refusal per (reason, peer host) per
+	// RefusalLogInterval be logged; every refusal is counted.
+	refusals *logonce.Limiter[string]
 }
+
+// RefusalLogInterval is how often the same kind of refusal from the same
+// peer host is logged: a peer can make connections fail at will and must
+// not fill the disk with log lines (every refusal is still counted).
+const RefusalLogInterval = time.Minute
 
 // New builds a tunnel that takes its SVID from svids and verifies peers
 // against bundles.
@@ -109,14 +122,14 @@ func New(cfg Config, svids x509svid.Source, bundles x509bundle.Source) (*Tunnel,
 	} else {
 		tc = tlsconfig.MTLSClientConfig(svids, bundles, authorizer)
 	}
-	tc.MinVersion = tls.VersionTLS12
-	tc.CipherSuites = CipherSuites
+	tlspolicy.Apply(tc)
 	return &Tunnel{
-		cfg:     cfg,
-		log:     cfg.Logger.With("tunnel", cfg.Name, "mode", cfg.Mode),
-		tls:     tc,
-		matcher: m,
-		conns:   map[net.Conn]struct{}{},
+		cfg:      cfg,
+		log:      cfg.Logger.With("tunnel", cfg.Name, "mode", cfg.Mode),
+		tls:      tc,
+		matcher:  m,
+		conns:    map[net.Conn]struct{}{},
+		refusals: logonce.New[string](RefusalLogInterval),
 	}, nil
 }
 
@@ -198,11 +211,14 @@ func (t *Tunnel) Serve(ctx context.Context) error {
 }
 
 func (t *Tunnel) handle(ctx context.Context, raw net.Conn) {
+	start := time.Now()
 	in := raw
 	var out net.Conn
 	var err error
 	if t.cfg.Mode == ModeServer {
 		in, out, err = t.acceptServer(ctx, raw)
+	} else if err = t.cfg.LocalUsers.Admit(raw); err != nil {
+		t.refuseLocal(raw, err)
 	} else {
 		out, err = t.dialClient(ctx)
 	}
@@ -214,6 +230,9 @@ func (t *Tunnel) handle(ctx context.Context, raw net.Conn) {
 	defer t.track(in, out, false)
 	if t.cfg.Metrics.Accepted != nil {
 		t.cfg.Metrics.Accepted(t.cfg.Name)
+	}
+	if t.cfg.Metrics.Setup != nil {
+		t.cfg.Metrics.Setup(t.cfg.Name, time.Since(start))
 	}
 	if t.cfg.Metrics.Active != nil {
 		t.cfg.Metrics.Active(t.cfg.Name, 1)
@@ -230,18 +249,29 @@ func (t *Tunnel) handle(ctx context.Context, raw net.Conn) {
 	t.pipe(in, out)
 }
 
+// refuseLocal counts a connection from a local account that is not
+// admitted, and logs it once per account per localpeer.RefusalLogInterval.
+func (t *Tunnel) refuseLocal(raw net.Conn, err error) {
+	if t.cfg.LocalUsers.ShouldLog(err) {
+		t.log.Warn("Refused local connection", "reason", "local_user", "error", err.Error(), "remote", raw.RemoteAddr().String(),
+			"note", "further refusals of this account are counted and logged again after "+localpeer.RefusalLogInterval.String())
+	}
+	if t.cfg.Metrics.Rejected != nil {
+		t.cfg.Metrics.Rejected(t.cfg.Name, "local_user")
+	}
+}
+
 // acceptServer completes the TLS handshake on a server-mode connection,
 // which authorises the client, then dials the plaintext target.
 func (t *Tunnel) acceptServer(ctx context.Context, raw net.Conn) (net.Conn, net.Conn, error) {
-	bc := newBufferedConn(raw)
-	tc := tls.Server(bc, t.tls)
+	tc := bufconn.Server(raw, t.tls)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		t.reject("handshake", "Refused connection", raw.RemoteAddr(), err)
 		return nil, nil, err
 	}
-	peer := peerID(tc)
+	peer := peerID(tc.Conn)
 	out, err := (&net.Dialer{Timeout: t.cfg.DialTimeout}).DialContext(ctx, "tcp", t.cfg.Target)
 	if err != nil {
 		t.reject("target", "Unable to reach target", raw.RemoteAddr(), err)
@@ -249,7 +279,7 @@ func (t *Tunnel) acceptServer(ctx context.Context, raw net.Conn) (net.Conn, net.
 		return nil, nil, err
 	}
 	t.log.Debug("Accepted connection", "peer", peer, "remote", raw.RemoteAddr().String())
-	return &secureConn{Conn: tc, raw: bc}, out, nil
+	return tc, out, nil
 }
 
 // dialClient opens the mTLS connection to the target, which authorises the
@@ -260,8 +290,7 @@ func (t *Tunnel) dialClient(ctx context.Context) (net.Conn, error) {
 		t.reject("target", "Unable to reach target", nil, err)
 		return nil, err
 	}
-	bc := newBufferedConn(raw)
-	c := tls.Client(bc, t.tls)
+	c := bufconn.Client(raw, t.tls)
 	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
 	if err := c.HandshakeContext(hctx); err != nil {
@@ -269,16 +298,24 @@ func (t *Tunnel) dialClient(ctx context.Context) (net.Conn, error) {
 		t.reject("handshake", "Unable to open tunnel to target", nil, err)
 		return nil, err
 	}
-	t.log.Debug("Opened connection", "peer", peerID(c), "target", t.cfg.Target)
-	return &secureConn{Conn: c, raw: bc}, nil
+	t.log.Debug("Opened connection", "peer", peerID(c.Conn), "target", t.cfg.Target)
+	return c, nil
 }
 
 func (t *Tunnel) reject(reason, msg string, remote net.Addr, err error) {
 	args := []any{"reason", reason, "error", err.Error()}
+	key := reason
 	if remote != nil {
 		args = append(args, "remote", remote.String())
+		if host, _, splitErr := net.SplitHostPort(remote.String()); splitErr == nil {
+			key += " " + host
+		}
 	}
-	t.log.Warn(msg, args...)
+	if t.refusals.Allow(key, time.Now()) {
+		t.log.Warn(msg, append(args, "note", "the same refusal from this host is counted and logged again after "+RefusalLogInterval.String())...)
+	} else {
+		t.log.Debug(msg, args...)
+	}
 	if t.cfg.Metrics.Rejected != nil {
 		t.cfg.Metrics.Rejected(t.cfg.Name, reason)
 	}

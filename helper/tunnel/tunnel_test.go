@@ -6,14 +6,18 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/helper/internal/localpeer"
 	"github.com/edgeid/edgeid/helper/internal/testpki"
+	"github.com/edgeid/edgeid/test/harness"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
@@ -124,6 +128,7 @@ type counters struct {
 	rejected []string
 	bytes    map[string]int64
 	active   int
+	setups   int
 }
 
 func (c *counters) metrics() Metrics {
@@ -133,6 +138,22 @@ func (c *counters) metrics() Metrics {
 		Rejected: func(_, r string) { c.mu.Lock(); c.rejected = append(c.rejected, r); c.mu.Unlock() },
 		Active:   func(_ string, d int) { c.mu.Lock(); c.active += d; c.mu.Unlock() },
 		Bytes:    func(_, dir string, n int64) { c.mu.Lock(); c.bytes[dir] += n; c.mu.Unlock() },
+		Setup:    func(string, time.Duration) { c.mu.Lock(); c.setups++; c.mu.Unlock() },
+	}
+}
+
+// waitRejected waits up to 5 s for n refusals: a server may record the
+// last one just after the client gave up.
+func (c *counters) waitRejected(n int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		got := len(c.rejected)
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -211,8 +232,8 @@ func TestClientServerPairCarriesTraffic(t *testing.T) {
 	}
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
-	if sm.accepted != 1 || sm.active != 0 || sm.bytes["in"] != int64(len(msg)) || sm.bytes["out"] != int64(len(msg)) {
-		t.Fatalf("server metrics: accepted %d active %d bytes %v", sm.accepted, sm.active, sm.bytes)
+	if sm.accepted != 1 || sm.setups != 1 || sm.active != 0 || sm.bytes["in"] != int64(len(msg)) || sm.bytes["out"] != int64(len(msg)) {
+		t.Fatalf("server metrics: accepted %d setups observed %d active %d bytes %v", sm.accepted, sm.setups, sm.active, sm.bytes)
 	}
 }
 
@@ -263,17 +284,7 @@ func TestWrongIDRefused(t *testing.T) {
 			}
 		})
 	}
-	// The server may record the last refusal just after the client gave up.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		sm.mu.Lock()
-		n := len(sm.rejected)
-		sm.mu.Unlock()
-		if n >= 3 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sm.waitRejected(3)
 	sm.mu.Lock()
 	defer sm.mu.Unlock()
 	if sm.accepted != 1 || len(sm.rejected) != 3 {
@@ -375,5 +386,73 @@ func TestTLSPolicy(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: err %v, want ok=%v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// TestClientTunnelCarriesOnlyItsLocalUsers: a client tunnel carries a
+// connection only if the connecting socket's owner is one of LocalUsers
+// (the kernel's answer, localpeer); this test's own connections are
+// refused when only another uid is admitted, and carried when its uid is.
+func TestClientTunnelCarriesOnlyItsLocalUsers(t *testing.T) {
+	e := newEnv(t)
+	target := echoServer(t)
+	server := start(t, Config{Name: "srv", Mode: ModeServer, Target: target,
+		AllowedSPIFFEIDs: []string{"spiffe://example.org/edge/site-a/*"}},
+		e.ca.SVID(t, "spiffe://example.org/edge/site-a/mosquitto", time.Hour), e.bundles)
+	svid := e.ca.SVID(t, "spiffe://example.org/edge/site-a/app", time.Hour)
+	me := uint32(os.Getuid())
+	for _, tc := range []struct {
+		name    string
+		uids    []uint32
+		carried bool
+	}{
+		{"other account only", []uint32{me + 1}, false},
+		{"own account", []uint32{me + 1, me}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			guard, err := localpeer.NewGuard(tc.uids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cm counters
+			client := start(t, Config{Name: "cli", Mode: ModeClient, Target: server.Addr().String(),
+				AllowedSPIFFEIDs: []string{"spiffe://example.org/edge/site-a/mosquitto"},
+				LocalUsers:       guard, Metrics: cm.metrics()}, svid, e.bundles)
+			err = roundTrip(client.Addr().String())
+			if carried := err == nil; carried != tc.carried {
+				t.Fatalf("uid %d with local users %v: carried %v (%v), want %v", me, tc.uids, carried, err, tc.carried)
+			}
+			cm.mu.Lock()
+			defer cm.mu.Unlock()
+			if !tc.carried && (len(cm.rejected) != 1 || cm.rejected[0] != "local_user") {
+				t.Fatalf("rejections %v, want one local_user", cm.rejected)
+			}
+		})
+	}
+}
+
+// TestRefusalsLoggedOncePerHost: a peer can make handshakes fail at will;
+// every refusal is counted, but the same refusal from the same host is
+// logged (at warning level) once per RefusalLogInterval.
+func TestRefusalsLoggedOncePerHost(t *testing.T) {
+	e := newEnv(t)
+	var logs harness.SyncBuffer
+	var sm counters
+	server := start(t, Config{Name: "srv", Mode: ModeServer, Target: echoServer(t),
+		AllowedSPIFFEIDs: []string{"spiffe://example.org/app"}, Metrics: sm.metrics(),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))},
+		e.ca.SVID(t, "spiffe://example.org/broker", time.Hour), e.bundles)
+	intruder := start(t, Config{Name: "cli", Mode: ModeClient, Target: server.Addr().String(),
+		AllowedSPIFFEIDs: []string{"spiffe://example.org/broker"}}, e.ca.SVID(t, "spiffe://example.org/intruder", time.Hour), e.bundles)
+	for range 4 {
+		if err := roundTrip(intruder.Addr().String()); err == nil {
+			t.Fatal("the intruder got through")
+		}
+	}
+	sm.waitRejected(4)
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	if got := strings.Count(logs.String(), "Refused connection"); len(sm.rejected) != 4 || got != 1 {
+		t.Fatalf("4 refused handshakes: %d counted, %d logged; want 4 and 1:\n%s", len(sm.rejected), got, logs.String())
 	}
 }

@@ -11,6 +11,7 @@
 package fsutil
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,83 @@ func WriteFileAtomicOwned(path string, data []byte, mode os.FileMode, owner Owne
 	}
 	committed = true
 	return SyncDir(dir)
+}
+
+// WriteIfChanged writes data to path like WriteFileAtomic, unless path
+// already holds exactly data with mode. It reports whether it wrote.
+func WriteIfChanged(path string, data []byte, mode os.FileMode) (bool, error) {
+	if info, err := os.Stat(path); err == nil && info.Mode().Perm() == mode.Perm() {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			return false, nil
+		}
+	}
+	if err := WriteFileAtomic(path, data, mode); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// WriteFileAtomicMkdir is WriteFileAtomicOwned into a directory that is
+// made first (0755, with its parents, see MkdirAll) when it is missing. An
+// existing directory keeps its mode.
+func WriteFileAtomicMkdir(path string, data []byte, mode os.FileMode, owner Owner) error {
+	if err := MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return WriteFileAtomicOwned(path, data, mode, owner)
+}
+
+// MkdirAll makes dir and any missing parents with mode perm (less the
+// umask), like os.MkdirAll, and syncs the parent of each directory it
+// makes, so that the new directories survive a crash. Existing directories
+// are left as they are.
+func MkdirAll(dir string, perm os.FileMode) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err == nil {
+			if !st.IsDir() {
+				return fmt.Errorf("fsutil: %s exists and is not a directory", d)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("fsutil: %w", err)
+		}
+		missing = append(missing, d)
+		if parent := filepath.Dir(d); parent == d {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], perm); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("fsutil: %w", err)
+		}
+		if err := SyncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MkdirAllMode is MkdirAll that also gives dir itself exactly mode perm,
+// when it existed already too: a directory an older version made too open
+// is closed again.
+func MkdirAllMode(dir string, perm os.FileMode) error {
+	if err := MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("fsutil: %w", err)
+	}
+	if st.Mode().Perm() != perm {
+		if err := os.Chmod(dir, perm); err != nil {
+			return fmt.Errorf("fsutil: %w", err)
+		}
+	}
+	return nil
 }
 
 // SyncDir fsyncs a directory, making renames and creations in it durable.

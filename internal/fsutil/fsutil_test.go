@@ -52,3 +52,85 @@ func TestReadFileLimited(t *testing.T) {
 		t.Fatalf("missing file: %v, want a not-exist error", err)
 	}
 }
+
+func TestWriteIfChanged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	for i, tc := range []struct {
+		data string
+		mode os.FileMode
+		want bool
+	}{
+		{"a", 0o600, true},
+		{"a", 0o600, false},
+		{"a", 0o644, true},
+		{"b", 0o644, true},
+		{"b", 0o644, false},
+	} {
+		wrote, err := WriteIfChanged(path, []byte(tc.data), tc.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrote != tc.want {
+			t.Fatalf("write %d: wrote = %v, want %v", i, wrote, tc.want)
+		}
+	}
+}
+
+func TestMkdirAll(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "a", "b", "c")
+	if err := MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{filepath.Join(base, "a"), filepath.Join(base, "a", "b"), dir} {
+		st, err := os.Stat(d)
+		if err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
+			t.Fatalf("%s: %v, %v", d, st, err)
+		}
+	}
+	// An existing directory keeps its mode.
+	if err := MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(base); st.Mode().Perm() != 0o711 {
+		t.Fatalf("existing directory's mode changed to %v", st.Mode().Perm())
+	}
+	file := filepath.Join(base, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(filepath.Join(file, "sub"), 0o700); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("MkdirAll below a file: %v", err)
+	}
+}
+
+func TestMkdirAllModeFixesMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAllMode(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("mode %v, %v; want 0700", st.Mode().Perm(), err)
+	}
+}
+
+func TestWriteFileAtomicMkdir(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x", "y", "f")
+	if err := WriteFileAtomicMkdir(path, []byte("z"), 0o640, Keep); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	st, _ := os.Stat(path)
+	if err != nil || string(data) != "z" || st.Mode().Perm() != 0o640 {
+		t.Fatalf("got %q mode %v, %v", data, st.Mode().Perm(), err)
+	}
+	if st, _ := os.Stat(filepath.Dir(path)); st.Mode().Perm()&0o700 != 0o700 {
+		t.Fatalf("directory mode %v", st.Mode().Perm())
+	}
+}

@@ -337,10 +337,7 @@ func ParsePrivateKeyPEM(keyPEM []byte) (crypto.Signer, error) {
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("kubeedgeca: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(path, data, mode); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(path, data, mode, fsutil.Keep); err != nil {
 		return fmt.Errorf("kubeedgeca: %w", err)
 	}
 	return nil

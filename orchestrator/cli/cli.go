@@ -1,5 +1,6 @@
 // Package cli implements the edgeid command: up, down, status, render,
-// bootstrap vault, and the internal kafka-demo broker.
+// bootstrap vault, kafka acls|reproduce|rewrap, ui, and the internal kafka-demo broker and
+// kafka-gateway.
 package cli
 
 import (
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	bootstrapcli "github.com/edgeid/edgeid/bootstrap/cli"
+	"github.com/edgeid/edgeid/internal/cliutil"
+	"github.com/edgeid/edgeid/internal/version"
 	"github.com/edgeid/edgeid/orchestrator/kafkademo"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/runner"
@@ -23,57 +26,85 @@ import (
 )
 
 // ErrUsage marks a malformed command line (exit status 2).
-var ErrUsage = errors.New("usage")
+var ErrUsage = cliutil.ErrUsage
 
-const usage = `edgeid: an edge identity control plane on SPIRE.
+// command is one edgeid subcommand.
+type command struct {
+	name string
+	help cliutil.Command
+	run  func(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error
+	// hidden commands are internal (the services edgeid starts).
+	hidden bool
+}
 
-Usage:
-  edgeid up      [-f topology.hcl] [--run-dir .run] [--bin-dir bin]   run the topology on this machine
-  edgeid down    [-f topology.hcl] [--run-dir .run] [--purge]         stop it (and delete its state)
-  edgeid supervise [-f topology.hcl] [--run-dir .run]                 keep it up: restart what stops
-      up, down and supervise with --host NAME [--root /var/lib/edgeid] [--trust-bundle F]
-      run one host of the topology on a real machine (scripts/deploy-*.sh)
-  edgeid status  [-f topology.hcl] [--run-dir .run] [-o text|json]    Vault → cloud → edges → workloads
-  edgeid render  [-f topology.hcl] --out DIR [--host NAME] [--plugin-dir bin]
-                                                                       write per-host config bundles
-  edgeid validate [-f topology.hcl]                                    check a topology file
-  edgeid register --entries FILE --socket SOCK [--spire-server BIN]   load a rendered spire/entries.json
-                                                                       into a running server, idempotently
-  edgeid bootstrap vault --config bootstrap.hcl                        bootstrap a Vault's PKI and SPIRE login
-`
+// commands are edgeid's subcommands, in the order the help lists them.
+func commands() []command {
+	return []command{
+		{name: "up", run: up, help: cliutil.Command{Usage: "edgeid up [-f topology.hcl] [--run-dir .run] [--bin-dir bin] [flags]",
+			Summary: "Run the topology: Vault, the cloud and edge SPIRE servers, their agents and the workloads, in dependency order. With --host, run one host of the topology on a real machine (scripts/deploy-*.sh)."}},
+		{name: "down", run: down, help: cliutil.Command{Usage: "edgeid down [-f topology.hcl] [--run-dir .run] [--purge]",
+			Summary: "Stop every process of the run, in reverse start order (and delete its state with --purge)."}},
+		{name: "supervise", run: supervise, help: cliutil.Command{Usage: "edgeid supervise [-f topology.hcl] [--run-dir .run] [--interval 2s]",
+			Summary: "Keep the run up: restart, in dependency order, any service that stops."}},
+		{name: "status", run: status, help: cliutil.Command{Usage: "edgeid status [-f topology.hcl] [--run-dir .run] [-o text|json] [--check] [--fleet [--timeout 5s]]",
+			Summary: "Show the trust tree: Vault → cloud → edges → workloads, with each process's health, uid and SVIDs. With --check, print only the problems and exit 1 if there is any: a service down, not ready or under the wrong uid, an unhealthy server, a CA or SVID past its rotation point. With --fleet (on the cloud host), every host's, read from each host's status endpoint over SPIFFE mTLS; a host not read is a problem."}},
+		{name: "ui", run: uiCmd, help: cliutil.Command{Usage: "edgeid ui [-f topology.hcl] [--run-dir .run] [--listen 127.0.0.1:8443] [--allow-remote] [--interval 2s]",
+			Summary: "Serve the live trust-tree page: Vault root and intermediate, cloud and site CAs, agents and workloads with SPIFFE IDs, serials and expiry countdowns, process health and the demo's Kafka messages, updated over server-sent events. Loopback only unless --allow-remote."}},
+		{name: "render", run: renderCmd, help: cliutil.Command{Usage: "edgeid render [-f topology.hcl] --out DIR [--host NAME] [--plugin-dir bin]",
+			Summary: "Write per-host configuration bundles for hand deployments and compose."}},
+		{name: "validate", run: validate, help: cliutil.Command{Usage: "edgeid validate [-f topology.hcl]",
+			Summary: "Check a topology file; errors name the file, line and key."}},
+		{name: "register", run: register, help: cliutil.Command{Usage: "edgeid register --entries FILE --socket SOCK [--spire-server BIN]",
+			Summary: "Load a rendered spire/entries.json into a running SPIRE server, idempotently."}},
+		{name: "bootstrap", run: bootstrap, help: cliutil.Command{Usage: "edgeid bootstrap vault --config bootstrap.hcl",
+			Summary: "Bootstrap a Vault's PKI and the SPIRE servers' login (see bootstrap/README.md)."}},
+		{name: "kafka", run: kafkaCmd, help: cliutil.Command{Usage: "edgeid kafka acls plan|apply --policy FILE --brokers HOST:PORT[,...] [TLS flags]\n" +
+			"  edgeid kafka reproduce DIR --brokers HOST:PORT[,...] [--topic T] [--reasons R,...] [--dry-run] [TLS flags]\n" +
+			"  edgeid kafka rewrap DIR --vault-addr URL [--topic T] [--dry-run] [SVID flags]",
+			Summary: "Push the gateway policy to a Kafka cluster as User:spiffe://… ACLs, showing the diff first (see `edgeid kafka acls plan -h`); " +
+				"produce a gateway's quarantined records again (`edgeid kafka reproduce -h`); re-wrap their data keys after a key ring rotation (`edgeid kafka rewrap -h`)."}},
+		{name: "version", run: versionCmd, help: cliutil.Command{Usage: "edgeid version",
+			Summary: "Print edgeid's version, the Go version, and the SPIRE and Vault versions it was built for."}},
+		{name: "kafka-demo", run: kafkaDemo, hidden: true, help: cliutil.Command{Usage: "edgeid kafka-demo [flags]",
+			Summary: "The demo Kafka broker that `edgeid up` starts (internal)."}},
+		{name: "kafka-gateway", run: kafkaGateway, hidden: true, help: cliutil.Command{Usage: "edgeid kafka-gateway [flags]",
+			Summary: "The cloud-mode Kafka gateway that `edgeid up` starts in front of the demo broker: authorizes every request by the client's SPIFFE ID (internal)."}},
+	}
+}
+
+// usage is edgeid's help: every public command's synopsis.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("edgeid: an edge identity control plane on SPIRE.\n\nUsage:\n")
+	for _, c := range commands() {
+		if !c.hidden {
+			fmt.Fprintf(&b, "  %s\n", c.help.Usage)
+		}
+	}
+	b.WriteString("\nRun `edgeid <command> -h` for a command's flags.\n" +
+		"Exit status: 0 success (and help), 1 failure, 2 a malformed command line.\n")
+	return b.String()
+}
 
 // Run runs the edgeid command line args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: no command", ErrUsage)
+		err := fmt.Errorf("%w: no command", ErrUsage)
+		fmt.Fprintf(stderr, "%v\n\n%s", err, usage())
+		return err
 	}
-	switch args[0] {
-	case "up":
-		return up(ctx, args[1:], stdout, stderr)
-	case "down":
-		return down(args[1:], stdout, stderr)
-	case "supervise":
-		return supervise(ctx, args[1:], stdout, stderr)
-	case "status":
-		return status(ctx, args[1:], stdout, stderr)
-	case "render":
-		return renderCmd(args[1:], stdout, stderr)
-	case "validate":
-		return validate(args[1:], stdout, stderr)
-	case "register":
-		return register(ctx, args[1:], stdout, stderr)
-	case "bootstrap":
-		return bootstrapcli.Run(ctx, args[1:], stdout, stderr)
-	case "kafka-demo":
-		return kafkaDemo(ctx, args[1:], stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	if cliutil.IsHelpArg(args[0]) {
+		fmt.Fprint(stdout, usage())
 		return nil
-	default:
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: unknown command %q", ErrUsage, args[0])
 	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, c, args[1:], stdout, stderr)
+		}
+	}
+	err := fmt.Errorf("%w: unknown command %q", ErrUsage, args[0])
+	fmt.Fprintf(stderr, "%v\n\n%s", err, usage())
+	return err
 }
 
 type common struct {
@@ -108,29 +139,18 @@ func defaultBinDir() string {
 	return filepath.Dir(exe)
 }
 
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
-	}
-	return nil
-}
-
 // register loads an entries file that render wrote into a running SPIRE
 // server, converging like up: for hand deployments and compose.
-func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func register(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("register", flag.ContinueOnError)
 	file := fs.String("entries", "", "entries file written by edgeid render (<root>/"+render.EntriesFile+")")
 	socket := fs.String("socket", "", "the SPIRE server's admin socket (<root>/"+render.PrivateSocketDir+"/server.sock)")
 	bin := fs.String("spire-server", filepath.Join(render.DefaultBinDir, "spire-server"), "spire-server program")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *file == "" || *socket == "" {
-		return fmt.Errorf("%w: register needs --entries and --socket", ErrUsage)
+		return cliutil.Usagef(fs, cmd.help, stderr, "register needs --entries and --socket")
 	}
 	entries, err := render.ReadEntriesFile(*file)
 	if err != nil {
@@ -155,12 +175,13 @@ func inspectRunner(c common, out io.Writer) (*runner.Runner, error) {
 		Host: c.host, HostConfig: c.hc, SingleUID: c.singleUID, Inspect: true})
 }
 
-func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func up(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	var c common
 	c.register(fs)
 	timeout := fs.Duration("step-timeout", 2*time.Minute, "longest wait for any one step")
-	if err := parse(fs, args, stderr); err != nil {
+	supervised := fs.Bool("supervise", false, "once up, leave a detached `edgeid supervise` running (restarts what stops; serves the orchestrator's metrics)")
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -180,15 +201,22 @@ func up(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, p := range r.Phases() {
 		fmt.Fprintf(stdout, "  %-75s %8s\n", p.Name, p.Duration.Round(time.Millisecond))
 	}
+	if *supervised {
+		logDir := c.runDir // next to supervisor.pid
+		if c.host != "" {
+			logDir = filepath.Join(c.hc.Root, "logs")
+		}
+		return startSupervisor(args, logDir, stdout)
+	}
 	return nil
 }
 
-func down(args []string, stdout, stderr io.Writer) error {
+func down(_ context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
 	var c common
 	c.register(fs)
 	purge := fs.Bool("purge", false, "also delete the run directory")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
 	}
 	r, err := inspectRunner(c, stdout)
@@ -198,13 +226,13 @@ func down(args []string, stdout, stderr io.Writer) error {
 	return r.Down(*purge)
 }
 
-func supervise(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func supervise(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("supervise", flag.ContinueOnError)
 	var c common
 	c.register(fs)
 	timeout := fs.Duration("step-timeout", 2*time.Minute, "longest wait for any one step")
 	interval := fs.Duration("interval", 2*time.Second, "how often to check the services")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
 	}
 	r, err := newRunner(c, stdout, *timeout)
@@ -220,36 +248,69 @@ func supervise(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
-func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func status(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	var c common
 	c.register(fs)
 	output := fs.String("o", "text", "output: text or json")
-	if err := parse(fs, args, stderr); err != nil {
+	asJSON := fs.Bool("json", false, "output JSON (as -o json)")
+	check := fs.Bool("check", false, "print only the problems, one line each, and exit 1 if there is any (for cron or a systemd timer)")
+	fleet := fs.Bool("fleet", false, "on the cloud host: read every host's status endpoint over mTLS with the orchestrator's SVID (a host not read is a problem)")
+	timeout := fs.Duration("timeout", 5*time.Second, "with --fleet: longest wait for each host")
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
+	}
+	if *asJSON {
+		*output = "json"
+	}
+	if *output != "text" && *output != "json" {
+		return cliutil.Usagef(fs, cmd.help, stderr, "-o %q is not text or json", *output)
 	}
 	r, err := inspectRunner(c, io.Discard)
 	if err != nil {
 		return err
 	}
+	if *fleet {
+		return fleetStatus(ctx, r, *output, *check, *timeout, stdout)
+	}
 	st := r.Status(ctx)
-	switch *output {
-	case "json":
+	st.Problems = r.Check(st, time.Now())
+	switch {
+	case *output == "json":
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
-	case "text":
-		st.WriteTree(stdout)
-		return nil
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	case *check:
+		for _, p := range st.Problems {
+			fmt.Fprintln(stdout, p)
+		}
+		if len(st.Problems) == 0 {
+			fmt.Fprintf(stdout, "ok: %d processes running and ready, no rotation overdue\n", len(st.Processes))
+		}
 	default:
-		return fmt.Errorf("%w: -o %q is not text or json", ErrUsage, *output)
+		st.WriteTree(stdout)
+		if url := runningUIURL(c); url != "" {
+			fmt.Fprintf(stdout, "live trust-tree page (edgeid ui): %s\n", url)
+		} else {
+			where := "--run-dir " + c.runDir
+			if c.host != "" {
+				where = "--host " + c.host + " --root " + c.hc.Root
+			}
+			fmt.Fprintf(stdout, "live trust-tree page: not served; `edgeid ui -f %s %s` serves it at http://%s/\n", c.topology, where, DefaultUIListen)
+		}
 	}
+	if *check && len(st.Problems) > 0 {
+		return fmt.Errorf("status: %d problem(s)", len(st.Problems))
+	}
+	return nil
 }
 
-func validate(args []string, stdout, stderr io.Writer) error {
+func validate(_ context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	path := fs.String("f", "conf/topology.hcl", "topology file")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
 	}
 	top, err := topology.ParseFile(*path)
@@ -266,7 +327,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func renderCmd(args []string, stdout, stderr io.Writer) error {
+func renderCmd(_ context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	path := fs.String("f", "conf/topology.hcl", "topology file")
 	out := fs.String("out", "", "output directory: one sub-directory per host")
@@ -275,11 +336,11 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 	root := fs.String("root", render.DefaultHostRoot, "state directory on the hosts")
 	binDir := fs.String("host-bin-dir", render.DefaultBinDir, "directory of every program on the hosts")
 	localUnseal := fs.Bool("insecure-local-unseal", false, "throw-away demos only (docker compose): let a managed Vault keep its unseal share encrypted to an identity on its own host")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *out == "" {
-		return fmt.Errorf("%w: render needs --out", ErrUsage)
+		return cliutil.Usagef(fs, cmd.help, stderr, "render needs --out")
 	}
 	top, err := topology.ParseFile(*path)
 	if err != nil {
@@ -311,17 +372,18 @@ func renderCmd(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func kafkaDemo(ctx context.Context, args []string, stderr io.Writer) error {
+func kafkaDemo(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kafka-demo", flag.ContinueOnError)
 	var cfg kafkademo.Config
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9093", "broker address")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9093", "address the broker binds")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "host name the broker advertises, which its SVID carries (default: the bound host)")
 	fs.StringVar(&cfg.WorkloadAPI, "workload-api", "", "Workload API address (unix://...)")
 	fs.StringVar(&cfg.SPIFFEID, "spiffe-id", "", "the broker's SPIFFE ID")
 	fs.StringVar(&cfg.TrustDomain, "trust-domain", "", "trust domain whose members may connect")
 	fs.StringVar(&cfg.MessageLog, "log", "messages.log", "consumed-message log (JSON lines)")
 	topics := fs.String("topics", "", "comma-separated topics to consume and log")
 	allowed := fs.String("allow", "", "comma-separated client SPIFFE IDs (default: any member of the trust domain)")
-	if err := parse(fs, args, stderr); err != nil {
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
 		return err
 	}
 	if *topics != "" {
@@ -332,4 +394,18 @@ func kafkaDemo(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	return kafkademo.Run(ctx, cfg)
+}
+
+// bootstrap is edgeid-bootstrap's command line under edgeid.
+func bootstrap(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
+	return bootstrapcli.Run(ctx, args, stdout, stderr)
+}
+
+func versionCmd(_ context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if err := cliutil.Parse(fs, cmd.help, args, stdout, stderr); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, version.String("edgeid"))
+	return nil
 }

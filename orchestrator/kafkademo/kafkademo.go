@@ -19,20 +19,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/svidsource"
+	"github.com/edgeid/edgeid/internal/tlspolicy"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config configures the demo broker.
 type Config struct {
-	// Listen is the broker's address, host:port. The broker advertises
-	// the address it binds, so the host must be one clients can reach
-	// (127.0.0.1 on one machine, the cloud host's name between hosts).
+	// Listen is the address the broker binds, host:port.
 	Listen string
+	// Advertise is the host name the broker gives clients in Metadata
+	// (with Listen's port), which its SVID carries as a DNS SAN so that
+	// clients can verify the broker by name (librdkafka's
+	// ssl.endpoint.identification.algorithm = https). Empty: Listen's
+	// host, as bound.
+	Advertise string
 	// WorkloadAPI is the agent's Workload API address (unix://...).
 	WorkloadAPI string
 	// SPIFFEID is the broker's own ID, picked from the SVIDs offered.
@@ -60,14 +64,6 @@ type Message struct {
 	Value    string `json:"value"`
 }
 
-// TLSSuites are the TLS 1.2 suites allowed: ECDHE with AES-GCM only.
-var TLSSuites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-}
-
 // Run serves until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
@@ -82,30 +78,58 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("kafkademo: %w", err)
 	}
-	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	source, err := workloadapi.NewX509Source(startCtx,
-		workloadapi.WithClientOptions(workloadapi.WithAddr(cfg.WorkloadAPI)),
-		workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
-			for _, s := range svids {
-				if s.ID == self {
-					return s
-				}
-			}
-			return svids[0]
-		}))
+	source, err := svidsource.New(ctx, cfg.WorkloadAPI, self, 60*time.Second)
 	if err != nil {
-		return fmt.Errorf("kafkademo: no SVID from %s: %w", cfg.WorkloadAPI, err)
+		return fmt.Errorf("kafkademo: %w", err)
 	}
 	defer source.Close()
 
+	authorizer, err := clientAuthorizer(cfg, td, self, log)
+	if err != nil {
+		return err
+	}
+	serverTLS := tlsconfig.MTLSServerConfig(source, source, authorizer)
+	serverTLS.MinVersion = tls.VersionTLS12
+	serverTLS.CipherSuites = tlspolicy.CipherSuites
+
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		// kfake binds 127.0.0.1 on a port it is given; bind the
+		// configured address instead.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			l, err := net.Listen(network, cfg.Listen)
+			if err != nil || cfg.Advertise == "" {
+				return l, err
+			}
+			return advertised{Listener: l, host: cfg.Advertise}, nil
+		}),
+		kfake.TLS(serverTLS),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(1),
+	)
+	if err != nil {
+		return fmt.Errorf("kafkademo: start broker on %s: %w", cfg.Listen, err)
+	}
+	defer cluster.Close()
+	log.Info("Kafka demo broker listening", "addrs", cluster.ListenAddrs(), "spiffe_id", cfg.SPIFFEID)
+
+	clientTLS := tlsconfig.MTLSClientConfig(source, source, tlsconfig.AuthorizeID(self))
+	clientTLS.MinVersion = tls.VersionTLS12
+	clientTLS.CipherSuites = tlspolicy.CipherSuites
+	return consume(ctx, cluster.ListenAddrs(), clientTLS, cfg.Topics, cfg.MessageLog, log)
+}
+
+// clientAuthorizer admits the members of td, or only cfg.AllowedIDs (and
+// the broker itself, whose consumer connects too) when set, and logs each
+// client's SPIFFE ID the first time it connects.
+func clientAuthorizer(cfg Config, td spiffeid.TrustDomain, self spiffeid.ID, log *slog.Logger) (tlsconfig.Authorizer, error) {
 	authorizer := tlsconfig.AuthorizeMemberOf(td)
 	if len(cfg.AllowedIDs) > 0 {
 		var ids []spiffeid.ID
 		for _, s := range cfg.AllowedIDs {
 			id, err := spiffeid.FromString(s)
 			if err != nil {
-				return fmt.Errorf("kafkademo: allowed ID: %w", err)
+				return nil, fmt.Errorf("kafkademo: allowed ID: %w", err)
 			}
 			ids = append(ids, id)
 		}
@@ -124,29 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	}
-	serverTLS := tlsconfig.MTLSServerConfig(source, source, chain(authorizer, logged))
-	serverTLS.MinVersion = tls.VersionTLS12
-	serverTLS.CipherSuites = TLSSuites
-
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		// kfake binds 127.0.0.1 on a port it is given; bind the
-		// configured address instead.
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, cfg.Listen) }),
-		kfake.TLS(serverTLS),
-		kfake.AllowAutoTopicCreation(),
-		kfake.DefaultNumPartitions(1),
-	)
-	if err != nil {
-		return fmt.Errorf("kafkademo: start broker on %s: %w", cfg.Listen, err)
-	}
-	defer cluster.Close()
-	log.Info("Kafka demo broker listening", "addrs", cluster.ListenAddrs(), "spiffe_id", cfg.SPIFFEID)
-
-	clientTLS := tlsconfig.MTLSClientConfig(source, source, tlsconfig.AuthorizeID(self))
-	clientTLS.MinVersion = tls.VersionTLS12
-	clientTLS.CipherSuites = TLSSuites
-	return consume(ctx, cluster.ListenAddrs(), clientTLS, cfg.Topics, cfg.MessageLog, log)
+	return chain(authorizer, logged), nil
 }
 
 func chain(a, b tlsconfig.Authorizer) tlsconfig.Authorizer {
@@ -158,8 +160,6 @@ func chain(a, b tlsconfig.Authorizer) tlsconfig.Authorizer {
 	}
 }
 
-// port is the port of a host:port address (0, an error at start, when
-// there is none).
 // consume reads topics from the start and appends each message to the log.
 func consume(ctx context.Context, brokers []string, tlsCfg *tls.Config, topics []string, logPath string, log *slog.Logger) error {
 	if len(topics) == 0 {
@@ -205,3 +205,21 @@ func consume(ctx context.Context, brokers []string, tlsCfg *tls.Config, topics [
 		})
 	}
 }
+
+// advertised is a listener that names its address by host: kfake
+// advertises its listener's address to clients.
+type advertised struct {
+	net.Listener
+	host string
+}
+
+func (l advertised) Addr() net.Addr {
+	_, port, _ := net.SplitHostPort(l.Listener.Addr().String())
+	return namedAddr(net.JoinHostPort(l.host, port))
+}
+
+// namedAddr is a TCP address given by host name.
+type namedAddr string
+
+func (a namedAddr) Network() string { return "tcp" }
+func (a namedAddr) String() string  { return string(a) }

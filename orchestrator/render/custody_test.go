@@ -2,6 +2,7 @@ package render
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -248,4 +249,21 @@ func TestRenderSealTransit(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSecretIDPerCloudServer: each cloud server has a secret_id file of
+// its own (a wrapped secret_id can be unwrapped once, and each server
+// rotates its own), the bootstrap writes every one of them, and the file a
+// server on another host needs is its own.
+func TestSecretIDPerCloudServer(t *testing.T) {
+	b := &builder{top: &topology.Topology{Cloud: topology.Cloud{Hosts: []string{"cloud-1", "cloud-2", "cloud-3"}}}}
+	h := &Host{Name: "cloud-1", Root: "/r"}
+	got := []string{b.secretIDFile(h, 0, "cloud-1"), b.secretIDFile(h, 1, "cloud-2"), b.secretIDFile(h, 2, "cloud-3")}
+	want := []string{"/r/vault/bootstrap/approle/secret_id", "/r/vault/bootstrap/approle/secret_id.cloud-2", "/r/vault/bootstrap/approle/secret_id.cloud-3"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("secret_id files %v, want %v", got, want)
+	}
+	if peers := b.peerSecretIDFiles(h); !slices.Equal(peers, want[1:]) {
+		t.Errorf("peer_secret_id_files %v, want %v", peers, want[1:])
+	}
 }

@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -82,17 +81,9 @@ const maxEntriesFile = 16 << 20
 // -data` format, the fields render writes) back into entries. Unknown
 // fields, malformed SPIFFE IDs and selectors are errors that name the entry.
 func ReadEntriesFile(path string) ([]Entry, error) {
-	f, err := os.Open(path)
+	data, err := fsutil.ReadFileLimited(path, maxEntriesFile)
 	if err != nil {
 		return nil, fmt.Errorf("render: entries: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxEntriesFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("render: entries: %w", err)
-	}
-	if len(data) > maxEntriesFile {
-		return nil, fmt.Errorf("render: entries file %s is larger than %d bytes", path, maxEntriesFile)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -2,10 +2,7 @@ package render
 
 import (
 	"fmt"
-	"maps"
 	"os"
-	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,6 +24,8 @@ type Binaries struct {
 	Vault       string
 	Edgeid      string
 	Helper      string
+	// Prometheus, when set, runs in an embedded run with metrics on.
+	Prometheus string
 
 	VaultPKI       Binary
 	KubeEdgeServer Binary
@@ -76,6 +75,12 @@ type Env struct {
 	// UnsealRecipient is the age recipient a managed Vault's unseal share
 	// is encrypted to.
 	UnsealRecipient string
+	// OrchestratorAccount and OrchestratorExe are the account and the
+	// program of edgeid itself (`supervise`, `status --fleet`), which the
+	// entries of the status endpoints' identities pin: root (the zero
+	// Account) and Bins.Edgeid unless set.
+	OrchestratorAccount Account
+	OrchestratorExe     string
 	// PostgresDSN is the datastore of HA cloud servers.
 	PostgresDSN string
 	// Now stamps generated files; tests fix it.
@@ -88,6 +93,9 @@ type Plan struct {
 	Hosts       []*Host
 	// Entries are the registration entries, per SPIRE server.
 	Entries []Entry
+	// Orchestrator is the identity `edgeid status --fleet` uses, on the
+	// cloud host.
+	Orchestrator *Orchestrator
 }
 
 // Host is one machine of the topology.
@@ -101,6 +109,14 @@ type Host struct {
 	Dirs     []Dir
 	Files    []File
 	Services []Service
+	// SupervisorMetrics is where `edgeid supervise` on this host serves
+	// its /metrics (host:port; empty when metrics are off), and
+	// SupervisorMetricsURL where Prometheus scrapes it.
+	SupervisorMetrics    string
+	SupervisorMetricsURL string
+	// Status is the host's status endpoint (nil on a host without a
+	// Workload API agent).
+	Status *StatusEndpoint
 }
 
 // File is a file a host needs, at Path (absolute on the host).
@@ -129,13 +145,18 @@ const (
 	// node's upstream agent, an edge node's.
 	KindSpireAgent ServiceKind = "spire-agent"
 	KindKafka      ServiceKind = "kafka"
+	// KindKafkaGateway is the cloud-mode Kafka gateway in front of the
+	// demo broker (edgeid kafka-gateway).
+	KindKafkaGateway ServiceKind = "kafka-gateway"
 	// KindHelper is a workload's edgeid-helper (and the app it runs).
 	KindHelper ServiceKind = "helper"
+	// KindPrometheus scrapes every service's metrics (embedded runs).
+	KindPrometheus ServiceKind = "prometheus"
 )
 
 type Service struct {
 	// Name is unique per host: vault, spire-server, spire-agent,
-	// upstream-agent, kafka, helper-<workload>.
+	// upstream-agent, kafka, kafka-gateway, helper-<workload>.
 	Name string
 	// Kind says what the service is and how to check its readiness.
 	Kind ServiceKind
@@ -174,6 +195,11 @@ type Service struct {
 	// server's Vault login); NeedsFrom names that host.
 	Needs     []string
 	NeedsFrom string
+	// MetricsURL is where Prometheus scrapes the service, and HealthURL
+	// its readiness endpoint. Empty when the topology turns metrics off or
+	// the service has none.
+	MetricsURL string
+	HealthURL  string
 }
 
 // Entry is a registration entry, created through the named server.
@@ -261,6 +287,9 @@ func Build(top *topology.Topology, env Env) (*Plan, error) {
 		if b.kafka, err = b.account(top.Users.KafkaDemo); err != nil {
 			return nil, fmt.Errorf("render: users.kafka_demo: %w", err)
 		}
+		if b.gatewayUser, err = b.account(top.Users.KafkaGateway); err != nil {
+			return nil, fmt.Errorf("render: users.kafka_gateway: %w", err)
+		}
 	}
 	if err := b.build(); err != nil {
 		return nil, err
@@ -293,412 +322,4 @@ func hostOrder(h *Host) int {
 		}
 	}
 	return 1
-}
-
-type builder struct {
-	top   *topology.Topology
-	env   Env
-	plan  *Plan
-	hosts map[string]*Host
-	// topics collects what the DeepStream pipelines publish to, as
-	// buildWorkload reads it from their configs.
-	topics map[string]bool
-	// control runs Vault and SPIRE; kafka the demo broker.
-	control, kafka Account
-}
-
-func (b *builder) host(name string) *Host {
-	if h, ok := b.hosts[name]; ok {
-		return h
-	}
-	h := &Host{Name: name, Root: b.env.HostRoot(name), Addr: b.env.HostAddr(name)}
-	b.hosts[name] = h
-	b.plan.Hosts = append(b.plan.Hosts, h)
-	b.layout(h)
-	return h
-}
-
-// layout gives a host its directories. Root owns what only edgeid changes;
-// the control account owns SPIRE's and Vault's state, keys and admin
-// sockets (0700), which no workload reaches; a workload reaches only
-// run/public (the agents' Workload API) and its own directory.
-func (b *builder) layout(h *Host) {
-	root := Account{}
-	for _, d := range []Dir{
-		{h.Root, 0o755, root},
-		{h.path("run"), 0o755, root},
-		{h.path(PublicSocketDir), 0o755, b.control},
-		{h.path(PrivateSocketDir), 0o700, b.control},
-		{h.path("pids"), 0o755, root},
-		{h.path("logs"), 0o700, root},
-		{h.path("spire"), 0o700, b.control},
-		{h.path("kubeedge"), 0o700, b.control},
-		{h.path("kubeedge", "ca"), 0o700, b.control},
-		{h.path("kubeedge", "certs"), 0o700, b.control},
-		{h.path("workloads"), 0o755, root},
-	} {
-		h.addDir(d.Path, d.Mode, d.Owner)
-	}
-}
-
-func (h *Host) addRole(role string) {
-	for _, r := range h.Roles {
-		if r == role {
-			return
-		}
-	}
-	h.Roles = append(h.Roles, role)
-}
-
-func (h *Host) path(parts ...string) string {
-	return filepath.Join(append([]string{h.Root}, parts...)...)
-}
-
-// Socket directories under a host's root. Workloads are given PublicSocketDir
-// (the agents' Workload API) and nothing else: the servers' admin sockets
-// and the upstream agent that serves an edge server its CA identity stay in
-// PrivateSocketDir, which only edgeid's own services reach.
-const (
-	PublicSocketDir  = "run/public"
-	PrivateSocketDir = "run/private"
-)
-
-// publicSocket and privateSocket return a socket path in those directories.
-func (h *Host) publicSocket(name string) string  { return h.path(PublicSocketDir, name) }
-func (h *Host) privateSocket(name string) string { return h.path(PrivateSocketDir, name) }
-
-// addFile adds a root-owned file.
-func (h *Host) addFile(path string, content []byte, mode os.FileMode) {
-	h.Files = append(h.Files, File{Path: path, Content: content, Mode: mode})
-}
-
-// addOwnedFile adds a file that owner reads (and may change).
-func (h *Host) addOwnedFile(path string, content []byte, mode os.FileMode, owner Account) {
-	h.Files = append(h.Files, File{Path: path, Content: content, Mode: mode, Owner: owner})
-}
-
-// addGroupFile adds a root-owned file that group reads (0640) and cannot
-// change.
-func (h *Host) addGroupFile(path string, content []byte, group Account) {
-	h.Files = append(h.Files, File{Path: path, Content: content, Mode: 0o640, Group: group})
-}
-
-// addService adds a service and its data directory (0700, owned by the
-// service's account).
-func (h *Host) addService(s Service) {
-	if s.DataDir != "" {
-		h.addDir(s.DataDir, 0o700, s.Account)
-	}
-	h.Services = append(h.Services, s)
-}
-
-func (b *builder) build() error {
-	top := b.top
-	cloudServers := make([]string, 0, len(top.Cloud.Hosts))
-	if top.Vault.Managed && !b.env.Embedded && !b.env.InsecureLocalUnseal && !top.Vault.HasUnsealCustody() {
-		return noCustodyError(top)
-	}
-
-	// Vault (managed).
-	if top.Vault.Managed {
-		h := b.host(top.Vault.Host)
-		h.addRole("vault")
-		port := b.env.Port(h.Name, "vault", 8200)
-		addr := fmt.Sprintf("%s:%d", h.Addr, port)
-		// Plain HTTP on the loopback of an embedded run, TLS between real
-		// hosts.
-		url := "https://" + addr
-		if b.env.Embedded {
-			url = "http://" + addr
-		}
-		cfg := b.renderVaultConfig(h, addr, url)
-		h.addDir(h.path("vault"), 0o700, b.control)
-		h.addDir(h.path("vault", "bootstrap"), 0o700, b.control)
-		h.addOwnedFile(h.path("vault", "vault.hcl"), cfg, 0o600, b.control)
-		// The bootstrap runs in edgeid's own process, as root.
-		h.addFile(h.path("vault", "bootstrap.hcl"), b.renderBootstrap(h, url), 0o600)
-		h.addService(Service{
-			Name: "vault", Kind: KindVault, Addr: addr, URL: url, Account: b.control,
-			Argv:    []string{b.env.Bins.Vault, "server", "-config", h.path("vault", "vault.hcl")},
-			DataDir: h.path("vault", "data"),
-		})
-	}
-
-	// Cloud servers.
-	for i, hostName := range top.Cloud.Hosts {
-		h := b.host(hostName)
-		h.addRole("cloud")
-		port := b.env.Port(h.Name, "spire-server", top.Cloud.Port)
-		svc := Service{
-			Name: "spire-server", Kind: KindSpireServer, Account: b.control,
-			Addr:    fmt.Sprintf("%s:%d", h.Addr, port),
-			Socket:  h.privateSocket("server.sock"),
-			DataDir: h.path("spire", "server-data"),
-			Argv:    []string{b.env.Bins.SpireServer, "run", "-config", h.path("spire", "server.conf")},
-		}
-		h.addOwnedFile(h.path("spire", "server.conf"), b.renderCloudServer(h, svc, i), 0o600, b.control)
-		if top.Vault.Managed && !b.env.Embedded && hostName != top.Vault.Host {
-			vh := b.host(top.Vault.Host)
-			cert, _ := VaultTLSFiles(vh)
-			svc.Needs = []string{cert, b.roleIDFile(vh), b.secretIDFile(vh)}
-			svc.NeedsFrom = vh.Name
-		}
-		h.addService(svc)
-		cloudServers = append(cloudServers, Ref(h.Name, svc.Name))
-	}
-	cloudRef := cloudServers[0]
-	_, cloudSvc := b.plan.Service(cloudRef)
-	cloudAddr := cloudSvc.Addr
-	if top.Cloud.Address != "" {
-		cloudAddr = top.Cloud.Address
-	}
-
-	// The cloud host's own agent, for cloud workloads (the Kafka broker).
-	cloudHost := b.host(top.Cloud.Hosts[0])
-	cloudAgent := Service{
-		Name: "spire-agent", Kind: KindSpireAgent, Account: b.control, Caps: workloadAgentCaps(),
-		Socket:     cloudHost.publicSocket("agent.sock"),
-		DataDir:    cloudHost.path("spire", "agent-data"),
-		BundlePath: cloudHost.path("spire", "bootstrap-cloud.pem"),
-		AgentID:    CloudID(top.TrustDomain, "agent/"+cloudHost.Name),
-		Server:     cloudRef,
-		Argv:       []string{b.env.Bins.SpireAgent, "run", "-config", cloudHost.path("spire", "agent.conf")},
-	}
-	cloudHost.addOwnedFile(cloudHost.path("spire", "agent.conf"), b.renderJoinTokenAgent(cloudHost, cloudAgent, cloudAddr), 0o600, b.control)
-	cloudHost.addService(cloudAgent)
-
-	// Kafka demo broker on the cloud host, with its own SVID. The topics it
-	// consumes are filled in once the sites' pipelines have been read.
-	kafkaAddr := ""
-	kafkaIndex := -1
-	if top.Kafka.Demo {
-		port := b.env.Port(cloudHost.Name, "kafka", top.Kafka.Port)
-		kafkaAddr = fmt.Sprintf("%s:%d", cloudHost.Addr, port)
-		brokerID := CloudID(top.TrustDomain, "kafka")
-		cloudHost.addService(Service{
-			Name: "kafka", Kind: KindKafka, Addr: kafkaAddr, Account: b.kafka,
-			Argv: []string{b.env.Bins.Edgeid, "kafka-demo",
-				"-listen", kafkaAddr,
-				"-workload-api", "unix://" + cloudAgent.Socket,
-				"-spiffe-id", brokerID,
-				"-trust-domain", top.TrustDomain,
-				"-topics", "", // filled in below
-				"-log", cloudHost.path("kafka", "messages.log")},
-			Socket:  cloudAgent.Socket,
-			DataDir: cloudHost.path("kafka"),
-		})
-		kafkaIndex = len(cloudHost.Services) - 1
-		b.plan.Entries = append(b.plan.Entries, Entry{
-			Server: cloudRef, ParentID: cloudAgent.AgentID, SPIFFEID: brokerID,
-			Selectors: []string{b.kafka.Selector(), "unix:path:" + b.env.Bins.Edgeid},
-			X509TTL:   top.Cloud.X509SVIDTTL, DNSNames: []string{"localhost"}, Workload: "kafka",
-		})
-	} else {
-		kafkaAddr = strings.Join(top.Kafka.Brokers, ",")
-	}
-
-	// Edge sites.
-	for _, site := range top.Sites {
-		if err := b.buildSite(site, cloudRef, cloudAddr, kafkaAddr); err != nil {
-			return err
-		}
-	}
-	if kafkaIndex >= 0 {
-		argv := cloudHost.Services[kafkaIndex].Argv
-		argv[slices.Index(argv, "-topics")+1] = strings.Join(slices.Sorted(maps.Keys(b.topics)), ",")
-	}
-	return nil
-}
-
-func (b *builder) buildSite(site topology.Site, cloudRef, cloudAddr, kafkaAddr string) error {
-	top := b.top
-	td := top.TrustDomain
-	sh := b.host(site.ServerNode)
-	sh.addRole("edge-server")
-
-	// The cloud agent on the server node: it attests to the cloud with
-	// the node's KubeEdge certificate and hands the edge server its
-	// downstream identity.
-	nodeCert, nodeKey := b.nodeCredPaths(sh)
-	upstream := Service{
-		Name: "upstream-agent", Kind: KindSpireAgent, Site: site.Name, Account: b.control,
-		Socket:     sh.privateSocket("upstream.sock"),
-		DataDir:    sh.path("spire", "upstream-agent-data"),
-		BundlePath: sh.path("spire", "bootstrap-cloud.pem"),
-		AgentID:    AgentID(td, top.KubeEdge.Cluster, sh.Name),
-		Server:     cloudRef,
-		NodeCert:   nodeCert, NodeKey: nodeKey,
-		Argv: []string{b.env.Bins.SpireAgent, "run", "-config", sh.path("spire", "upstream-agent.conf")},
-	}
-	sh.addOwnedFile(sh.path("spire", "upstream-agent.conf"), b.renderKubeEdgeAgent(sh, upstream, cloudAddr, false), 0o600, b.control)
-	sh.addService(upstream)
-
-	port := b.env.Port(sh.Name, "spire-server", site.Port)
-	edge := Service{
-		Name: "spire-server", Kind: KindSpireServer, Site: site.Name, Account: b.control,
-		Addr:    fmt.Sprintf("%s:%d", sh.Addr, port),
-		Socket:  sh.privateSocket("server.sock"),
-		DataDir: sh.path("spire", "server-data"),
-		Server:  Ref(sh.Name, upstream.Name),
-		Argv:    []string{b.env.Bins.SpireServer, "run", "-config", sh.path("spire", "server.conf")},
-	}
-	sh.addOwnedFile(sh.path("spire", "server.conf"), b.renderEdgeServer(sh, edge, upstream, cloudAddr, site), 0o600, b.control)
-	sh.addService(edge)
-	edgeRef := Ref(sh.Name, edge.Name)
-	b.plan.Entries = append(b.plan.Entries, Entry{
-		Server: cloudRef, ParentID: upstream.AgentID, SPIFFEID: EdgeServerID(td, site.Name),
-		Selectors: []string{b.control.Selector(), "unix:path:" + b.env.Bins.SpireServer},
-		X509TTL:   site.X509SVIDTTL, Downstream: true, Site: site.Name, Workload: "spire-server",
-	})
-
-	// Edge agents, one per node of the site.
-	agents := map[string]Service{}
-	for _, node := range site.Nodes {
-		h := b.host(node.Name)
-		h.addRole("edge-node")
-		cert, key := b.nodeCredPaths(h)
-		agent := Service{
-			Name: "spire-agent", Kind: KindSpireAgent, Site: site.Name, Account: b.control, Caps: workloadAgentCaps(),
-			Socket:     h.publicSocket("agent.sock"),
-			DataDir:    h.path("spire", "agent-data"),
-			BundlePath: h.path("spire", "bootstrap-site.pem"),
-			AgentID:    AgentID(td, top.KubeEdge.Cluster, node.Name),
-			Server:     edgeRef,
-			NodeCert:   cert, NodeKey: key,
-			Argv: []string{b.env.Bins.SpireAgent, "run", "-config", h.path("spire", "agent.conf")},
-		}
-		h.addOwnedFile(h.path("spire", "agent.conf"), b.renderKubeEdgeAgent(h, agent, edge.Addr, true), 0o600, b.control)
-		h.addService(agent)
-		agents[node.Name] = agent
-	}
-
-	// Workloads, each under its own edgeid-helper.
-	for _, w := range site.Workloads {
-		h := b.host(w.Node)
-		agent := agents[w.Node]
-		if err := b.buildWorkload(h, agent, site, w, kafkaAddr, edgeRef); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// nodeCredPaths are where a node's edgecore certificate and key live: in
-// the embedded mode the orchestrator issues them into the host root.
-func (b *builder) nodeCredPaths(h *Host) (string, string) {
-	if b.env.Embedded {
-		return h.path("kubeedge", "certs", "server.crt"), h.path("kubeedge", "certs", "server.key")
-	}
-	cert, key := b.top.KubeEdge.NodeCertPath, b.top.KubeEdge.NodeKeyPath
-	if b.env.NodeCert != "" {
-		cert = b.env.NodeCert
-	}
-	if b.env.NodeKey != "" {
-		key = b.env.NodeKey
-	}
-	return cert, key
-}
-
-// workloadAgentCaps are the capabilities of an agent that attests other
-// accounts' processes.
-func workloadAgentCaps() []string { return []string{CapSysPtrace, CapDacReadSearch} }
-
-func (b *builder) buildWorkload(h *Host, agent Service, site topology.Site, w topology.Workload, kafkaAddr, edgeRef string) error {
-	td := b.top.TrustDomain
-	dir := h.path("workloads", workloadDir(w.Name))
-	certDir := filepath.Join(dir, "svid")
-	id := WorkloadID(td, site.Name, w.Name)
-	acct, err := b.account(w.User)
-	if err != nil {
-		return fmt.Errorf("render: workload %q user: %w", w.Name, err)
-	}
-	// Every workload's entry pins what its helper cannot lie about: the
-	// account it runs as and the helper binary (SPIRE's unix attestor,
-	// discover_workload_path).
-	selectors := append([]string{acct.Selector(), "unix:path:" + b.env.Bins.Helper}, w.Selectors...)
-	cmd := w.Command
-	args := w.Args
-
-	if w.Kind == topology.KindDeepStream {
-		src, err := os.ReadFile(w.Config)
-		if err != nil {
-			return fmt.Errorf("render: workload %q: %w", w.Name, err)
-		}
-		pipeline, topics, err := renderPipelineConfig(src, kafkaAddr, filepath.Join(certDir, "cfg_kafka.txt"))
-		if err != nil {
-			return fmt.Errorf("render: workload %q config %s: %w", w.Name, w.Config, err)
-		}
-		configPath := filepath.Join(dir, filepath.Base(w.Config))
-		// Root's file, readable by the workload's group only: the
-		// pipeline cannot change the config its identity is bound to.
-		h.addGroupFile(configPath, pipeline, acct)
-		if len(w.Topics) > 0 {
-			topics = w.Topics
-		}
-		if len(args) == 0 {
-			args = []string{"-c", ConfigPlaceholder}
-		}
-		args = slices.Clone(args)
-		for i, a := range args {
-			args[i] = strings.ReplaceAll(a, ConfigPlaceholder, configPath)
-		}
-		if cmd == "" {
-			cmd = filepath.Join(filepath.Dir(b.env.Bins.Helper), w.App)
-			if b.env.Embedded {
-				// The embedded run uses edgeid's DeepStream stand-in, which
-				// publishes a detection every 2 s through kcat and logs
-				// what it sent, so the run can count what arrives.
-				args = append(args, "-publish-interval", "2s", "-sent-log", filepath.Join(dir, "sent.log"))
-			}
-		}
-		exeSum, err := b.appSHA256(w, cmd)
-		if err != nil {
-			return err
-		}
-		// The argv-derived selectors (config, topics) count only for an
-		// app its helper held at exec (deepstream:launch:held); the
-		// binary's hash is a kernel fact.
-		selectors = append(selectors,
-			"deepstream:app:"+w.App,
-			"deepstream:exe_sha256:"+exeSum,
-			"deepstream:config_sha256:"+sha256Hex(pipeline),
-			"deepstream:launch:held",
-		)
-		for _, t := range topics {
-			selectors = append(selectors, "deepstream:publish_topic:"+t)
-			b.topics[t] = true
-		}
-	}
-	sort.Strings(selectors)
-	helperConf := b.renderHelper(h, agent, w, certDir, cmd, args, kafkaAddr, id)
-	h.addGroupFile(filepath.Join(dir, "helper.conf"), helperConf, acct)
-	h.addService(Service{
-		Name: "helper-" + workloadDir(w.Name), Kind: KindHelper, Site: site.Name, Workload: w.Name,
-		Account:   acct,
-		Socket:    agent.Socket,
-		DataDir:   dir,
-		ReadyFile: filepath.Join(certDir, "svid.pem"),
-		Argv:      []string{b.env.Bins.Helper, "-config", filepath.Join(dir, "helper.conf")},
-	})
-	b.plan.Entries = append(b.plan.Entries, Entry{
-		Server: edgeRef, ParentID: agent.AgentID, SPIFFEID: id, Selectors: selectors,
-		X509TTL: w.X509SVIDTTL, Site: site.Name, Workload: w.Name,
-	})
-	return nil
-}
-
-// appSHA256 is the SHA-256 of a DeepStream workload's app binary: from the
-// topology's exe_sha256, else from the binary at cmd on this host.
-func (b *builder) appSHA256(w topology.Workload, cmd string) (string, error) {
-	if w.ExeSHA256 != "" {
-		return w.ExeSHA256, nil
-	}
-	if !filepath.IsAbs(cmd) {
-		return "", fmt.Errorf("render: workload %q: command %q is not an absolute path, so its binary cannot be hashed for deepstream:exe_sha256; give an absolute command or exe_sha256", w.Name, cmd)
-	}
-	sum, err := b.env.HashFile(cmd)
-	if err != nil {
-		return "", fmt.Errorf("render: workload %q: hash the app binary for deepstream:exe_sha256: %w (set exe_sha256 in the topology when the binary is not on this host)", w.Name, err)
-	}
-	return sum, nil
 }

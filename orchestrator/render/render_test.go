@@ -255,7 +255,8 @@ func TestPlanEntries(t *testing.T) {
 			workloads++
 			// The argv-derived selectors count only for a held launch, by
 			// the helper binary, under the workload's own account.
-			want := []string{"deepstream:app:deepstream-test5-app", "deepstream:publish_topic:detections",
+			topic := map[string]string{"site-a": "detections", "site-b": "site-b.detections"}[e.Site]
+			want := []string{"deepstream:app:deepstream-test5-app", "deepstream:publish_topic:" + topic,
 				"deepstream:launch:held", "deepstream:exe_sha256:" + strings.Repeat("e", 64),
 				"unix:path:/opt/edgeid/bin/edgeid-helper", "unix:uid:611"}
 			for _, w := range want {
@@ -367,7 +368,10 @@ func TestRenderedHelperConfigsLoad(t *testing.T) {
 			if err != nil || len(warns) > 0 {
 				t.Fatalf("%s: %v %v", f.Path, err, warns)
 			}
-			if !cfg.HoldUntilSVID || cfg.OnRotate != "restart" || cfg.Kafka == nil || cfg.Kafka.DeepStream.FileName != "cfg_kafka.txt" {
+			// The pipeline goes through its helper's edge gateway: plaintext
+			// files, no restart on rotation, a loopback listener.
+			if !cfg.HoldUntilSVID || cfg.OnRotate == "restart" || cfg.Kafka == nil || cfg.Kafka.DeepStream.FileName != "cfg_kafka.txt" ||
+				!cfg.Kafka.Plaintext || cfg.Kafka.Gateway != "cloud" || len(cfg.KafkaGateways) != 1 || cfg.KafkaGateways[0].ListenHost != "127.0.0.1" {
 				t.Fatalf("%s parsed as %+v", f.Path, cfg)
 			}
 		}

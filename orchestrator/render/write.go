@@ -85,7 +85,8 @@ func FileSHA256(path string) (string, error) {
 }
 
 // WriteBundle writes the files of one host (or every host when host is "")
-// under out/<host>/, mirroring their paths on the host, plus a
+// under out/<host>/, mirroring their paths on the host, plus one systemd
+// unit per service under etc/systemd/system (see SystemdUnits), a
 // services.txt listing the host's services in start order with the account
 // each runs as, and an ownership.txt with the mode and owner every
 // directory and file needs on the host. Each file is written atomically.
@@ -98,14 +99,19 @@ func WriteBundle(plan *Plan, out, host string) ([]string, error) {
 		}
 		root := filepath.Join(out, h.Name)
 		for _, f := range h.Files {
-			if err := WriteFileAtomic(filepath.Join(root, strings.TrimPrefix(f.Path, "/")), f.Content, f.Mode); err != nil {
+			if err := fsutil.WriteFileAtomicMkdir(filepath.Join(root, strings.TrimPrefix(f.Path, "/")), f.Content, f.Mode, fsutil.Keep); err != nil {
 				return written, err
 			}
 		}
-		if err := WriteFileAtomic(filepath.Join(root, "services.txt"), servicesManifest(h), 0o644); err != nil {
+		for _, f := range SystemdUnits(plan, h) {
+			if err := fsutil.WriteFileAtomicMkdir(filepath.Join(root, strings.TrimPrefix(f.Path, "/")), f.Content, f.Mode, fsutil.Keep); err != nil {
+				return written, err
+			}
+		}
+		if err := fsutil.WriteFileAtomicMkdir(filepath.Join(root, "services.txt"), servicesManifest(h), 0o644, fsutil.Keep); err != nil {
 			return written, err
 		}
-		if err := WriteFileAtomic(filepath.Join(root, "ownership.txt"), ownershipManifest(h), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomicMkdir(filepath.Join(root, "ownership.txt"), ownershipManifest(h), 0o644, fsutil.Keep); err != nil {
 			return written, err
 		}
 		written = append(written, h.Name)
@@ -200,23 +206,6 @@ func setModeOwner(path string, mode os.FileMode, o fsutil.Owner) error {
 		}
 	}
 	if err := os.Chmod(path, mode); err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	return nil
-}
-
-// WriteFileAtomic writes a file that edgeid itself (root) owns, making its
-// directory first if needed; see fsutil.WriteFileAtomic.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return WriteFileAtomicOwned(path, data, mode, fsutil.Keep)
-}
-
-// WriteFileAtomicOwned is WriteFileAtomic for a file owned by owner.
-func WriteFileAtomicOwned(path string, data []byte, mode os.FileMode, owner fsutil.Owner) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("render: %w", err)
-	}
-	if err := fsutil.WriteFileAtomicOwned(path, data, mode, owner); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
 	return nil

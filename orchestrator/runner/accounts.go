@@ -42,7 +42,7 @@ func singleUIDUsers(top *topology.Topology) topology.Users {
 			top.Sites[i].Workloads[j].User = me
 		}
 	}
-	return topology.Users{Control: me, KafkaDemo: me}
+	return topology.Users{Control: me, KafkaDemo: me, KafkaGateway: me}
 }
 
 // chownFiles gives files to owner (fsutil.Keep leaves them as they are).

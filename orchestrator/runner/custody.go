@@ -21,6 +21,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 )
@@ -43,7 +44,7 @@ func (r *Runner) checkVaultCustody(root string) error {
 			return fmt.Errorf("runner: vault.seal_transit.token_file in %s: %w", r.top.Path, err)
 		}
 		if st.CACert != "" {
-			data, err := readBounded(st.CACert, 1<<20)
+			data, err := fsutil.ReadFileLimited(st.CACert, 1<<20)
 			if err == nil {
 				_, err = pemutil.ParseCertificates(data)
 			}
@@ -81,7 +82,7 @@ func checkTransitTokenFile(path string) error {
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("%s has mode %04o: others may read the token; make it 0600 (or 0400), owned by the user Vault runs as", path, perm)
 	}
-	data, err := readBounded(path, maxTokenFileBytes)
+	data, err := fsutil.ReadFileLimited(path, maxTokenFileBytes)
 	if err != nil {
 		return err
 	}
@@ -92,22 +93,6 @@ func checkTransitTokenFile(path string) error {
 		return fmt.Errorf("%s holds white space at byte %d (a trailing newline?): Vault reads the file verbatim and would send it as part of the token; write the token alone, for example with printf '%%s' \"$TOKEN\" > %s", path, i, path)
 	}
 	return nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is over %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 type custodianIdentity struct {
@@ -144,7 +129,7 @@ func findCustodianIdentities(root string, custodians []string) ([]custodianIdent
 		if err != nil || info.Size() > maxIdentityFileBytes {
 			return nil
 		}
-		data, err := readBounded(path, maxIdentityFileBytes)
+		data, err := fsutil.ReadFileLimited(path, maxIdentityFileBytes)
 		if err != nil || !bytes.Contains(data, []byte("AGE-SECRET-KEY-1")) {
 			return nil
 		}
@@ -236,7 +221,7 @@ func (r *Runner) markBootstrapped(cfgPath string) error {
 	if err != nil {
 		return err
 	}
-	return render.WriteFileAtomic(bootstrapStamp(cfgPath), []byte(sum+"\n"), 0o600)
+	return fsutil.WriteFileAtomicMkdir(bootstrapStamp(cfgPath), []byte(sum+"\n"), 0o600, fsutil.Keep)
 }
 
 type sealStatus struct {
@@ -248,20 +233,11 @@ type sealStatus struct {
 // vaultSealStatus reads sys/seal-status, trusting caFile (the managed
 // Vault's self-signed certificate) for https.
 func vaultSealStatus(ctx context.Context, url, caFile string) (*sealStatus, error) {
-	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
-	if strings.HasPrefix(url, "https://") {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s holds no certificate", caFile)
-		}
-		tr.TLSClientConfig.RootCAs = pool
+	client, err := httpClient(url, caFile, 5*time.Second)
+	if err != nil {
+		return nil, err
 	}
-	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	defer tr.CloseIdleConnections()
+	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/sys/seal-status", nil)
 	if err != nil {
 		return nil, err
@@ -279,6 +255,24 @@ func vaultSealStatus(ctx context.Context, url, caFile string) (*sealStatus, erro
 		return nil, fmt.Errorf("sys/seal-status: %w", err)
 	}
 	return &st, nil
+}
+
+// httpClient is a client for url: plain HTTP, or HTTPS trusting only the
+// certificates in caFile (the managed Vault's own CA).
+func httpClient(url, caFile string, timeout time.Duration) (*http.Client, error) {
+	tr := &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}}
+	if strings.HasPrefix(url, "https://") {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no certificate", caFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
 // custodyHint explains, after a failed bootstrap on a real host with

@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 )
 
@@ -138,7 +139,7 @@ func TestTransitTokenFile(t *testing.T) {
 		{"trailing newline", "hvs.CAESIexample\n", 0o600, "holds white space at byte 16 (a trailing newline?): Vault reads the file verbatim and would send it as part of the token; write the token alone, for example with printf '%s' \"$TOKEN\" > "},
 		{"readable by others", "hvs.CAESIexample", 0o644, "has mode 0644: others may read the token; make it 0600 (or 0400), owned by the user Vault runs as"},
 		{"empty", "", 0o600, "is empty"},
-		{"too big", strings.Repeat("a", maxTokenFileBytes+1), 0o600, "is over 4096 bytes"},
+		{"too big", strings.Repeat("a", maxTokenFileBytes+1), 0o600, "is over the 4096 byte limit"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +189,7 @@ func TestBootstrapCurrent(t *testing.T) {
 	defer srv.Close()
 	root := t.TempDir()
 	cfg := filepath.Join(root, "vault", "bootstrap.hcl")
-	if err := render.WriteFileAtomic(cfg, []byte("state_dir = \"x\"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(cfg, []byte("state_dir = \"x\"\n"), 0o600, fsutil.Keep); err != nil {
 		t.Fatal(err)
 	}
 	r := &Runner{cfg: Config{Out: io.Discard}, env: render.Env{}}
@@ -208,7 +209,7 @@ func TestBootstrapCurrent(t *testing.T) {
 	sealed = true
 	check("sealed", false)
 	sealed = false
-	if err := render.WriteFileAtomic(cfg, []byte("state_dir = \"y\"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(cfg, []byte("state_dir = \"y\"\n"), 0o600, fsutil.Keep); err != nil {
 		t.Fatal(err)
 	}
 	check("config changed", false)

@@ -34,12 +34,12 @@ func (r *Runner) exportTrustBundle(ctx context.Context, jobs []job) error {
 	if r.cfg.Host == "" || len(jobs) == 0 {
 		return nil
 	}
-	pem, err := r.server(jobs[0].ref).bundlePEM(ctx)
+	pem, err := r.cp.bundlePEM(ctx, jobs[0].ref)
 	if err != nil {
 		return err
 	}
 	path := TrustBundleExport(r.cfg.Root)
-	if err := render.WriteFileAtomic(path, pem, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(path, pem, 0o644, fsutil.Keep); err != nil {
 		return err
 	}
 	r.logf("      trust bundle for the other hosts: %s", path)
@@ -68,7 +68,7 @@ func (r *Runner) copyTrustBundle(serverRef, path string) error {
 			return fmt.Errorf("trust bundle %s: %q is not a CA certificate", r.cfg.TrustBundle, c.Subject)
 		}
 	}
-	return render.WriteFileAtomic(path, data, 0o644)
+	return fsutil.WriteFileAtomicMkdir(path, data, 0o644, fsutil.Keep)
 }
 
 // vaultTLSLifetime is how long the managed Vault's self-signed certificate
@@ -120,10 +120,10 @@ func ensureVaultTLS(h *render.Host, vault fsutil.Owner) error {
 		return err
 	}
 	// Vault reads its key as the control account.
-	if err := render.WriteFileAtomicOwned(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600, vault); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600, vault); err != nil {
 		return err
 	}
-	return render.WriteFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return fsutil.WriteFileAtomicMkdir(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644, fsutil.Keep)
 }
 
 // checkHost checks that Config.Host is a host of the topology.

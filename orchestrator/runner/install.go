@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/internal/kubeedgeca"
 	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
@@ -80,16 +81,16 @@ func (r *Runner) kubeedgeCredentials() error {
 		if err != nil {
 			return err
 		}
-		if err := render.WriteFileAtomic(keyPath, key, 0o600); err != nil {
+		if err := fsutil.WriteFileAtomicMkdir(keyPath, key, 0o600, fsutil.Keep); err != nil {
 			return err
 		}
-		if err := render.WriteFileAtomic(certPath, c.CertificatePEM(), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomicMkdir(certPath, c.CertificatePEM(), 0o644, fsutil.Keep); err != nil {
 			return err
 		}
 		ca = c
 	}
 	for _, h := range r.plan.Hosts {
-		if err := render.WriteFileAtomic(filepath.Join(h.Root, "kubeedge", "ca", "rootCA.crt"), ca.CertificatePEM(), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomicMkdir(filepath.Join(h.Root, "kubeedge", "ca", "rootCA.crt"), ca.CertificatePEM(), 0o644, fsutil.Keep); err != nil {
 			return err
 		}
 	}
@@ -143,7 +144,7 @@ func (r *Runner) unsealRecipient(root string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := render.WriteFileAtomic(path, []byte(id.String()+"\n"), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomicMkdir(path, []byte(id.String()+"\n"), 0o600, fsutil.Keep); err != nil {
 			return "", err
 		}
 		return id.Recipient().String(), nil

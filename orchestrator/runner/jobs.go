@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,8 +75,13 @@ func (r *Runner) startAll(jobs []job) error {
 			return err
 		}
 		// The operator copied them, most likely as root; the service
-		// reads them as its own account.
+		// reads them as its own account, and replaces some (vault_pki
+		// writes its unwrapped and rotated secret_id back, by rename in
+		// the file's directory), so their directories become its too.
 		if err := chownFiles(r.owner(j.ref.s.Account), j.ref.s.Needs...); err != nil {
+			return err
+		}
+		if err := chownFiles(r.owner(j.ref.s.Account), parentDirs(j.ref.s.Needs)...); err != nil {
 			return err
 		}
 	}
@@ -156,4 +162,15 @@ func (r *Runner) readsChanged(s *render.Service) bool {
 		}
 	}
 	return false
+}
+
+// parentDirs are the distinct directories of paths.
+func parentDirs(paths []string) []string {
+	var dirs []string
+	for _, p := range paths {
+		if d := filepath.Dir(p); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	bootstrapcli "github.com/edgeid/edgeid/bootstrap/cli"
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 )
@@ -25,7 +24,7 @@ func (r *Runner) upVault(ctx context.Context) error {
 	}
 	for _, ref := range r.services(render.KindVault, "") {
 		addr := ref.s.URL
-		if err := r.startAll([]job{{ref, func() error { return dial(ctx, ref.s.Addr) }}}); err != nil {
+		if err := r.startAll(r.jobs(ctx, ref)); err != nil {
 			return err
 		}
 		cfgPath := filepath.Join(ref.h.Root, "vault", "bootstrap.hcl")
@@ -35,11 +34,11 @@ func (r *Runner) upVault(ctx context.Context) error {
 			r.logf("      Vault %s is unsealed and bootstrapped with this configuration already; bootstrap skipped", addr)
 			continue
 		}
-		var stdout, stderr bytes.Buffer
-		if err := bootstrapcli.Run(ctx, []string{"vault", "--config", cfgPath}, &stdout, &stderr); err != nil {
-			return fmt.Errorf("bootstrap of %s: %w%s\n%s", addr, err, r.custodyHint(), lastLines(stderr.String(), 15))
+		log, err := r.cp.bootstrapVault(ctx, cfgPath)
+		if err != nil {
+			return fmt.Errorf("bootstrap of %s: %w%s", addr, err, r.custodyHint())
 		}
-		if err := render.WriteFileAtomic(filepath.Join(ref.h.Root, "logs", "bootstrap.log"), stderr.Bytes(), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomicMkdir(filepath.Join(ref.h.Root, "logs", "bootstrap.log"), log, 0o600, fsutil.Keep); err != nil {
 			return err
 		}
 		// The bootstrap ran here, as root; the cloud servers read its
@@ -64,18 +63,28 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func (r *Runner) server(ref svcRef) serverCLI {
-	return serverCLI{bin: r.env.Bins.SpireServer, socket: ref.s.Socket}
+// jobs are the refs' services, each ready when the control plane says so.
+func (r *Runner) jobs(ctx context.Context, refs ...svcRef) []job {
+	jobs := make([]job, len(refs))
+	for i, ref := range refs {
+		jobs[i] = job{ref, func() error { return r.cp.ready(ctx, ref) }}
+	}
+	return jobs
+}
+
+// servers are the SPIRE servers of the cloud (cloud true) or of the sites.
+func (r *Runner) servers(cloud bool) []svcRef {
+	var out []svcRef
+	for _, ref := range r.services(render.KindSpireServer, "") {
+		if (ref.s.Site == "") == cloud {
+			out = append(out, ref)
+		}
+	}
+	return out
 }
 
 func (r *Runner) upCloud(ctx context.Context) error {
-	var jobs []job
-	for _, ref := range r.services(render.KindSpireServer, "") {
-		if ref.s.Site == "" {
-			srv := r.server(ref)
-			jobs = append(jobs, job{ref, func() error { return srv.healthy(ctx) }})
-		}
-	}
+	jobs := r.jobs(ctx, r.servers(true)...)
 	if err := r.startAll(jobs); err != nil {
 		return err
 	}
@@ -93,11 +102,11 @@ func (r *Runner) writeBundle(ctx context.Context, serverRef string, path string)
 	if !r.isLocal(h.Name) {
 		return r.copyTrustBundle(serverRef, path)
 	}
-	pem, err := r.server(svcRef{h, s}).bundlePEM(ctx)
+	pem, err := r.cp.bundlePEM(ctx, svcRef{h, s})
 	if err != nil {
 		return err
 	}
-	return render.WriteFileAtomic(path, pem, 0o644)
+	return fsutil.WriteFileAtomicMkdir(path, pem, 0o644, fsutil.Keep)
 }
 
 // createEntries registers the plan's entries held by the servers matching
@@ -117,7 +126,7 @@ func (r *Runner) createEntries(ctx context.Context, keep func(server string) boo
 	var total EntryCounts
 	for _, ref := range servers {
 		h, s := r.plan.Service(ref)
-		c, err := r.server(svcRef{h, s}).ensureEntries(ctx, byServer[ref])
+		c, err := r.cp.ensureEntries(ctx, svcRef{h, s}, byServer[ref])
 		total.Created, total.Updated, total.Present = total.Created+c.Created, total.Updated+c.Updated, total.Present+c.Present
 		if err != nil {
 			return err
@@ -151,8 +160,7 @@ func (r *Runner) upCloudAgents(ctx context.Context) error {
 				return err
 			}
 		}
-		agent := agentCLI{bin: r.env.Bins.SpireAgent, socket: ref.s.Socket}
-		jobs = append(jobs, job{ref, func() error { return agent.healthy(ctx) }})
+		jobs = append(jobs, r.jobs(ctx, ref)...)
 	}
 	return r.startAll(jobs)
 }
@@ -165,22 +173,15 @@ func (r *Runner) ensureJoinToken(ctx context.Context, ref svcRef) error {
 		return nil
 	}
 	h, s := r.plan.Service(ref.s.Server)
-	token, err := r.server(svcRef{h, s}).joinToken(ctx, ref.s.AgentID)
+	token, err := r.cp.joinToken(ctx, svcRef{h, s}, ref.s.AgentID)
 	if err != nil {
 		return err
 	}
-	return render.WriteFileAtomicOwned(filepath.Join(ref.h.Root, "spire", "join-token"), []byte(token+"\n"), 0o600, r.owner(ref.s.Account))
+	return fsutil.WriteFileAtomicMkdir(filepath.Join(ref.h.Root, "spire", "join-token"), []byte(token+"\n"), 0o600, r.owner(ref.s.Account))
 }
 
 func (r *Runner) upEdgeServers(ctx context.Context) error {
-	var jobs []job
-	for _, ref := range r.services(render.KindSpireServer, "") {
-		if ref.s.Site != "" {
-			srv := r.server(ref)
-			jobs = append(jobs, job{ref, func() error { return srv.healthy(ctx) }})
-		}
-	}
-	return r.startAll(jobs)
+	return r.startAll(r.jobs(ctx, r.servers(false)...))
 }
 
 func (r *Runner) upEdgeAgents(ctx context.Context) error {
@@ -195,26 +196,26 @@ func (r *Runner) upEdgeAgents(ctx context.Context) error {
 		if err := r.writeBundle(ctx, ref.s.Server, ref.s.BundlePath); err != nil {
 			return err
 		}
-		agent := agentCLI{bin: r.env.Bins.SpireAgent, socket: ref.s.Socket}
-		jobs = append(jobs, job{ref, func() error { return agent.healthy(ctx) }})
+		jobs = append(jobs, r.jobs(ctx, ref)...)
 	}
 	return r.startAll(jobs)
 }
 
+// upKafka starts the demo broker, then the cloud Kafka gateway in front
+// of it (the broker is its upstream); the pipelines reach only the gateway.
 func (r *Runner) upKafka(ctx context.Context) error {
-	var jobs []job
-	for _, ref := range r.services(render.KindKafka, "") {
-		jobs = append(jobs, job{ref, func() error { return dial(ctx, ref.s.Addr) }})
+	if err := r.startAll(r.jobs(ctx, r.services(render.KindKafka, "")...)); err != nil {
+		return err
 	}
-	return r.startAll(jobs)
+	return r.startAll(r.jobs(ctx, r.services(render.KindKafkaGateway, "")...))
+}
+
+func (r *Runner) upPrometheus(ctx context.Context) error {
+	return r.startAll(r.jobs(ctx, r.services(render.KindPrometheus, "")...))
 }
 
 func (r *Runner) upWorkloads(ctx context.Context) error {
-	var jobs []job
-	for _, ref := range r.services(render.KindHelper, "") {
-		jobs = append(jobs, job{ref, func() error { return svidValid(ref.s.ReadyFile) }})
-	}
-	return r.startAll(jobs)
+	return r.startAll(r.jobs(ctx, r.services(render.KindHelper, "")...))
 }
 
 // dial checks that something accepts TCP connections at addr.

@@ -7,7 +7,7 @@ import (
 	"net"
 	"os"
 
-	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/internal/fsutil"
 )
 
 // portBook allocates loopback ports for an embedded run and remembers them
@@ -76,5 +76,5 @@ func (b *portBook) save() error {
 	if err != nil {
 		return err
 	}
-	return render.WriteFileAtomic(b.path, data, 0o644)
+	return fsutil.WriteFileAtomicMkdir(b.path, data, 0o644, fsutil.Keep)
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 )
 
@@ -128,11 +129,11 @@ func (p *proc) start() (bool, error) {
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Errorf("start %s: %w", p.name, err)
 	}
-	if err := render.WriteFileAtomic(p.pidFile+".argv", []byte(strings.Join(p.argv, "\x00")), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(p.pidFile+".argv", []byte(strings.Join(p.argv, "\x00")), 0o644, fsutil.Keep); err != nil {
 		_ = cmd.Process.Kill()
 		return false, err
 	}
-	if err := render.WriteFileAtomic(p.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(p.pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644, fsutil.Keep); err != nil {
 		_ = cmd.Process.Kill()
 		return false, err
 	}

@@ -10,15 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/version"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
-)
-
-// Pinned versions of the third-party programs; scripts/versions.sh holds
-// the same (a test keeps them in step).
-const (
-	SpireVersion = "v1.13.3"
-	VaultVersion = "v1.21.0"
 )
 
 // Config configures a Runner.
@@ -31,11 +25,12 @@ type Config struct {
 	// BinDir holds edgeid's own programs: edgeid, edgeid-helper, the
 	// plugins and the DeepStream stand-in.
 	BinDir string
-	// SpireServer, SpireAgent and Vault are the pinned programs; they
-	// default to the build cache (see DefaultToolPath).
+	// SpireServer, SpireAgent, Vault and Prometheus are the pinned
+	// programs; they default to the build cache (see DefaultToolPath).
 	SpireServer string
 	SpireAgent  string
 	Vault       string
+	Prometheus  string
 	// Out receives progress lines.
 	Out io.Writer
 	// StepTimeout bounds each wait (health, first SVID, first message).
@@ -102,8 +97,15 @@ type Runner struct {
 	// reads one is restarted so that a re-run of up converges.
 	changed map[string]bool
 
-	// launch is the process seam (nil: real processes).
+	// edgeidExe is the edgeid program in BinDir as given (before staging
+	// moves BinDir into the run directory): the one that runs `up`,
+	// `supervise` and `status`, which the status identities pin.
+	edgeidExe string
+
+	// launch is the process seam (nil: real processes), cp the seam to
+	// what the started programs answer.
 	launch launcher
+	cp     controlPlane
 }
 
 // Phase is one step of `up` with how long it took.
@@ -123,7 +125,7 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, top: top, privsep: !cfg.SingleUID}
+	r := &Runner{cfg: cfg, top: top, privsep: !cfg.SingleUID, edgeidExe: filepath.Join(cfg.BinDir, "edgeid")}
 	if r.privsep && os.Geteuid() != 0 {
 		return nil, errors.New("runner: edgeid runs the control plane and every workload under accounts of their own, which needs root; run as root, or pass --single-uid on a development machine (no privilege separation: every workload can then reach the SPIRE admin sockets and keys)")
 	}
@@ -166,6 +168,7 @@ func New(cfg Config) (*Runner, error) {
 		}
 	}
 	r.plan = plan
+	r.cp = liveControl{bins: r.env.Bins}
 	return r, nil
 }
 
@@ -200,13 +203,16 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	cfg.RunDir = abs
 	if cfg.SpireServer == "" {
-		cfg.SpireServer = DefaultToolPath("spire-server", SpireVersion)
+		cfg.SpireServer = DefaultToolPath("spire-server", version.SPIRE)
 	}
 	if cfg.SpireAgent == "" {
-		cfg.SpireAgent = DefaultToolPath("spire-agent", SpireVersion)
+		cfg.SpireAgent = DefaultToolPath("spire-agent", version.SPIRE)
 	}
 	if cfg.Vault == "" {
-		cfg.Vault = DefaultToolPath("vault", VaultVersion)
+		cfg.Vault = DefaultToolPath("vault", version.Vault)
+	}
+	if cfg.Prometheus == "" {
+		cfg.Prometheus = DefaultToolPath("prometheus", version.Prometheus)
 	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
@@ -242,6 +248,7 @@ func (r *Runner) setEnv(bins render.Binaries) (*portBook, error) {
 		r.env.NodeCert, r.env.NodeKey = r.cfg.NodeCert, r.cfg.NodeKey
 	}
 	r.env.LookupUser = lookupUser
+	r.setOrchestratorIdentity()
 	return ports, nil
 }
 
@@ -308,30 +315,39 @@ func (r *Runner) Up(ctx context.Context) error {
 	r.mu.Lock()
 	r.phases = nil
 	r.mu.Unlock()
-	const total = 9
-	steps := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
+	steps := r.upSteps()
+	for i, st := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.phase(i+1, len(steps), st.name, func() error { return st.fn(ctx) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step is one phase of up.
+type step struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// upSteps are the phases of up, in dependency order: each layer of the
+// nested topology starts once the one it attests to serves.
+func (r *Runner) upSteps() []step {
+	return []step{
 		{"Render configs and KubeEdge node certificates", r.install},
 		{"Vault and its bootstrap", r.upVault},
 		{"Cloud SPIRE servers (UpstreamAuthority vault_pki)", r.upCloud},
 		{"Cloud agents (join token on the cloud host, kubeedge on edge server nodes)", r.upCloudAgents},
 		{"Edge SPIRE servers (UpstreamAuthority spire)", r.upEdgeServers},
 		{"Workload entries and edge agents (kubeedge)", r.upEdgeAgents},
-		{"Demo Kafka broker (mTLS, its own SVID)", r.upKafka},
+		{"Demo Kafka broker and the cloud Kafka gateway in front of it (mTLS, their own SVIDs)", r.upKafka},
 		{"Workloads under edgeid-helper", r.upWorkloads},
+		{"Prometheus (scrapes every service, evaluates the alert rules)", r.upPrometheus},
 		{"First message from every site consumed in the cloud", r.waitMessages},
 	}
-	for i, st := range steps {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := r.phase(i+1, total, st.name, func() error { return st.fn(ctx) }); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Down stops every process of the run in reverse start order. With purge

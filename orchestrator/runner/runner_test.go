@@ -7,19 +7,6 @@ import (
 	"testing"
 )
 
-// The runner's pinned versions must match the ones the build script uses.
-func TestVersionsMatchBuildScript(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "scripts", "versions.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"SPIRE_VERSION=" + SpireVersion + "\n", "VAULT_VERSION=" + VaultVersion + "\n"} {
-		if !strings.Contains(string(data), want) {
-			t.Errorf("scripts/versions.sh does not say %q", strings.TrimSpace(want))
-		}
-	}
-}
-
 func TestMissingProgramsAreAllNamed(t *testing.T) {
 	_, err := New(Config{
 		TopologyPath: filepath.Join("..", "..", "conf", "topology.hcl"),

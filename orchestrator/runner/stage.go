@@ -150,6 +150,9 @@ func (r *Runner) stage() (render.Binaries, error) {
 	if r.top.Vault.Managed {
 		progs = append(progs, &r.cfg.Vault)
 	}
+	if r.top.Observability.Metrics {
+		progs = append(progs, &r.cfg.Prometheus)
+	}
 	srcs := make([]string, 0, len(progs)+8)
 	for _, p := range progs {
 		srcs = append(srcs, *p)
@@ -216,6 +219,10 @@ func (r *Runner) binaries() (render.Binaries, error) {
 	}
 	if r.top.Vault.Managed && r.isLocal(r.top.Vault.Host) {
 		b.Vault = need(r.cfg.Vault, "pinned Vault; run `make tools`")
+	}
+	if r.cfg.Host == "" && r.top.Observability.Metrics {
+		// An embedded run scrapes itself (observability.metrics).
+		b.Prometheus = need(r.cfg.Prometheus, "pinned Prometheus; run `make tools`, or set observability { metrics = false }")
 	}
 	for _, s := range r.top.Sites {
 		for _, w := range s.Workloads {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgeid/edgeid/internal/pemutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 )
 
@@ -24,9 +24,16 @@ type Status struct {
 	Cloud       []ServerStatus `json:"cloud"`
 	Sites       []SiteStatus   `json:"sites"`
 	Kafka       *KafkaStatus   `json:"kafka,omitempty"`
+	// Prometheus is the run's own Prometheus, when it has one.
+	Prometheus *VaultStatus `json:"prometheus,omitempty"`
+	// KafkaGateways are the cloud Kafka gateways with their policy's
+	// decision counts.
+	KafkaGateways []*GatewayStatus `json:"kafka_gateways,omitempty"`
 	// Processes lists every service of the run on this machine with the
 	// account it runs as.
 	Processes []ProcessStatus `json:"processes"`
+	// Problems are what Check finds wrong, one line each.
+	Problems []string `json:"problems"`
 }
 
 // ProcessStatus is one service process and its account.
@@ -38,28 +45,42 @@ type ProcessStatus struct {
 	// WantUID the account the plan gives the service.
 	UID     *int `json:"uid,omitempty"`
 	WantUID int  `json:"want_uid"`
+	// Health is "ready" when the service's health endpoint says so, what
+	// is wrong otherwise, and empty for a service with none.
+	Health string `json:"health,omitempty"`
 }
 
-// VaultStatus is a managed Vault's state.
+// VaultStatus is a managed Vault's state (and the run's Prometheus's).
 type VaultStatus struct {
 	Addr    string `json:"addr"`
 	Running bool   `json:"running"`
+	// Root and Intermediate are the PKI root and intermediate CAs that
+	// the trust domain chains to, read from Vault.
+	Root         *CertInfo `json:"root,omitempty"`
+	Intermediate *CertInfo `json:"intermediate,omitempty"`
+	Error        string    `json:"error,omitempty"`
 }
 
 // ServerStatus is one SPIRE server.
 type ServerStatus struct {
-	Host      string        `json:"host"`
-	Addr      string        `json:"addr"`
-	Running   bool          `json:"running"`
-	Healthy   bool          `json:"healthy"`
-	CAExpires *time.Time    `json:"ca_expires,omitempty"`
-	Agents    []AgentStatus `json:"agents"`
-	Error     string        `json:"error,omitempty"`
+	Host      string     `json:"host"`
+	Addr      string     `json:"addr"`
+	Running   bool       `json:"running"`
+	Healthy   bool       `json:"healthy"`
+	CAIssued  *time.Time `json:"ca_issued,omitempty"`
+	CAExpires *time.Time `json:"ca_expires,omitempty"`
+	// AuthorityID is the active CA's subject key ID, as SPIRE names it;
+	// CA the certificate itself, as the workloads' SVID chains carry it.
+	AuthorityID string        `json:"authority_id,omitempty"`
+	CA          *CertInfo     `json:"ca,omitempty"`
+	Agents      []AgentStatus `json:"agents"`
+	Error       string        `json:"error,omitempty"`
 }
 
 // AgentStatus is one agent known to a server.
 type AgentStatus struct {
 	ID          string     `json:"spiffe_id"`
+	Serial      string     `json:"serial,omitempty"`
 	SVIDExpires *time.Time `json:"svid_expires,omitempty"`
 	Banned      bool       `json:"banned,omitempty"`
 }
@@ -76,7 +97,12 @@ type WorkloadStatus struct {
 	Name        string     `json:"name"`
 	SPIFFEID    string     `json:"spiffe_id"`
 	Running     bool       `json:"running"`
+	SVIDIssued  *time.Time `json:"svid_issued,omitempty"`
 	SVIDExpires *time.Time `json:"svid_expires,omitempty"`
+	// Serial is the SVID's serial number (decimal); LastRotation when the
+	// helper last wrote it.
+	Serial       string     `json:"serial,omitempty"`
+	LastRotation *time.Time `json:"last_rotation,omitempty"`
 }
 
 // KafkaStatus is the demo broker's state.
@@ -91,6 +117,9 @@ func (r *Runner) Status(ctx context.Context) *Status {
 	st := &Status{TrustDomain: r.top.TrustDomain}
 	for _, ref := range r.services(render.KindVault, "") {
 		st.Vault = &VaultStatus{Addr: ref.s.URL, Running: r.proc(ref.h, ref.s).pid() != 0}
+		if st.Vault.Running {
+			r.vaultCAs(ctx, ref.h, ref.s, st.Vault)
+		}
 	}
 	for _, ref := range r.services(render.KindSpireServer, "") {
 		s := r.serverStatus(ctx, ref)
@@ -102,6 +131,7 @@ func (r *Runner) Status(ctx context.Context) *Status {
 	}
 	// Workloads, under their site; on a real host the site's server may
 	// run elsewhere.
+	chains := map[string][]*x509.Certificate{}
 	for _, w := range r.services(render.KindHelper, "") {
 		i := slices.IndexFunc(st.Sites, func(s SiteStatus) bool { return s.Name == w.s.Site })
 		if i < 0 {
@@ -113,18 +143,23 @@ func (r *Runner) Status(ctx context.Context) *Status {
 			SPIFFEID: render.WorkloadID(r.top.TrustDomain, w.s.Site, w.s.Workload),
 			Running:  r.proc(w.h, w.s).pid() != 0,
 		}
-		if data, err := os.ReadFile(w.s.ReadyFile); err == nil {
-			if certs, err := pemutil.ParseCertificates(data); err == nil {
-				t := certs[0].NotAfter
-				ws.SVIDExpires = &t
-			}
+		if certs, written, err := readSVIDChain(w.s.ReadyFile); err == nil {
+			from, t := certs[0].NotBefore, certs[0].NotAfter
+			ws.SVIDIssued, ws.SVIDExpires = &from, &t
+			ws.Serial, ws.LastRotation = certs[0].SerialNumber.String(), &written
+			chains[ws.SPIFFEID] = certs
 		}
 		st.Sites[i].Workloads = append(st.Sites[i].Workloads, ws)
+	}
+	attachCAs(st, chains)
+	for _, ref := range r.services(render.KindPrometheus, "") {
+		st.Prometheus = &VaultStatus{Addr: ref.s.URL, Running: r.proc(ref.h, ref.s).pid() != 0}
 	}
 	for _, ref := range r.services(render.KindKafka, "") {
 		msgs, _ := ConsumedFrom(ref.s.DataDir + "/messages.log")
 		st.Kafka = &KafkaStatus{Addr: ref.s.Addr, Running: r.proc(ref.h, ref.s).pid() != 0, Messages: msgs}
 	}
+	st.KafkaGateways = r.gatewayStatuses(ctx)
 	for _, h := range r.plan.Hosts {
 		if !r.isLocal(h.Name) {
 			continue
@@ -140,6 +175,7 @@ func (r *Runner) Status(ctx context.Context) *Status {
 				if uid, err := processUID(ps.PID); err == nil {
 					ps.UID = &uid
 				}
+				ps.Health = r.health(ctx, h, &h.Services[i])
 			}
 			st.Processes = append(st.Processes, ps)
 		}
@@ -179,13 +215,18 @@ func (r *Runner) serverStatus(ctx context.Context, ref svcRef) ServerStatus {
 	if out, err := cli.run(ctx, "localauthority", "x509", "show", "-output", "json"); err == nil {
 		var resp struct {
 			Active struct {
-				ExpiresAt json.RawMessage `json:"expires_at"`
+				AuthorityID string          `json:"authority_id"`
+				ExpiresAt   json.RawMessage `json:"expires_at"`
 			} `json:"active"`
 		}
 		if json.Unmarshal([]byte(out), &resp) == nil {
 			if t, ok := unixTime(resp.Active.ExpiresAt); ok {
-				s.CAExpires = &t
+				// SPIRE does not say when the CA was made; its ca_ttl
+				// does, unless the upstream capped it.
+				from := t.Add(-r.caTTL(ref.s.Site))
+				s.CAIssued, s.CAExpires = &from, &t
 			}
+			s.AuthorityID = resp.Active.AuthorityID
 		}
 	}
 	if out, err := cli.run(ctx, "agent", "list", "-output", "json"); err == nil {
@@ -195,13 +236,14 @@ func (r *Runner) serverStatus(ctx context.Context, ref svcRef) ServerStatus {
 					TrustDomain string `json:"trust_domain"`
 					Path        string `json:"path"`
 				} `json:"id"`
+				Serial    string          `json:"x509svid_serial_number"`
 				ExpiresAt json.RawMessage `json:"x509svid_expires_at"`
 				Banned    bool            `json:"banned"`
 			} `json:"agents"`
 		}
 		if json.Unmarshal([]byte(out), &resp) == nil {
 			for _, a := range resp.Agents {
-				as := AgentStatus{ID: "spiffe://" + a.ID.TrustDomain + a.ID.Path, Banned: a.Banned}
+				as := AgentStatus{ID: "spiffe://" + a.ID.TrustDomain + a.ID.Path, Serial: a.Serial, Banned: a.Banned}
 				if t, ok := unixTime(a.ExpiresAt); ok {
 					as.SVIDExpires = &t
 				}
@@ -210,6 +252,18 @@ func (r *Runner) serverStatus(ctx context.Context, ref svcRef) ServerStatus {
 		}
 	}
 	return s
+}
+
+// caTTL is the configured CA lifetime of the cloud's servers (site "")
+// or of a site's.
+func (r *Runner) caTTL(site string) time.Duration {
+	if site == "" {
+		return r.top.Cloud.CATTL
+	}
+	if s, err := r.top.Site(site); err == nil {
+		return s.CATTL
+	}
+	return 0
 }
 
 // unixTime reads a protojson int64 (a number or a quoted number).
@@ -252,9 +306,15 @@ func (st *Status) WriteTree(w io.Writer) {
 		}
 		top = append(top, k)
 	}
+	for _, g := range st.KafkaGateways {
+		top = append(top, g.treeNode())
+	}
 	fmt.Fprintf(w, "trust domain %s\n", st.TrustDomain)
 	if st.Vault != nil {
 		fmt.Fprintf(w, "Vault %s (%s)\n", st.Vault.Addr, running(st.Vault.Running))
+	}
+	if st.Prometheus != nil {
+		fmt.Fprintf(w, "Prometheus %s (%s): targets %s/targets, alerts %s/alerts\n", st.Prometheus.Addr, running(st.Prometheus.Running), st.Prometheus.Addr, st.Prometheus.Addr)
 	}
 	for i, n := range top {
 		n.write(w, "", i == len(top)-1)
@@ -345,4 +405,8 @@ func (n *treeNode) write(w io.Writer, indent string, last bool) {
 	for i, c := range n.children {
 		c.write(w, indent+next, i == len(n.children)-1)
 	}
+}
+
+func (r *Runner) server(ref svcRef) serverCLI {
+	return serverCLI{bin: r.env.Bins.SpireServer, socket: ref.s.Socket}
 }

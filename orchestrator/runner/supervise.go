@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/edgeid/edgeid/orchestrator/render"
+	"github.com/edgeid/edgeid/internal/fsutil"
 )
 
 // ErrSupervised means another supervisor already watches the run.
@@ -24,14 +24,25 @@ const maxSuperviseBackoff = time.Minute
 // it checks that each service runs; when one has stopped it converges with
 // Up, which restarts what is missing in dependency order. While Up fails
 // it retries with a backoff doubling from interval up to a minute. Only
-// one supervisor runs per run directory (ErrSupervised otherwise). The
-// services keep running when it returns.
+// one supervisor runs per run directory (ErrSupervised otherwise). With
+// metrics on, it serves /metrics at the host's supervisor listener
+// (edgeid_orchestrator_*). The services keep running when it returns.
 func (r *Runner) Supervise(ctx context.Context, interval time.Duration) error {
 	unlock, err := r.lockSupervisor()
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	m := r.newSuperviseMetrics()
+	if addr := r.supervisorMetricsAddr(); addr != "" {
+		if err := r.serveSupervisorMetrics(ctx, addr, m); err != nil {
+			return err
+		}
+		r.logf("%s supervise: metrics on http://%s/metrics", time.Now().Format(time.RFC3339), addr)
+	}
+	if err := r.serveStatusEndpoints(ctx); err != nil {
+		return err
+	}
 	backoff := interval
 	var retryAt time.Time
 	tick := time.NewTicker(interval)
@@ -47,10 +58,12 @@ func (r *Runner) Supervise(ctx context.Context, interval time.Duration) error {
 			continue
 		}
 		r.logf("%s supervise: not running: %s; converging", time.Now().Format(time.RFC3339), strings.Join(stopped, ", "))
-		if err := r.Up(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		err := r.Up(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.converged(stopped, err)
+		if err != nil {
 			r.logf("%s supervise: next attempt in %s: %v", time.Now().Format(time.RFC3339), backoff, err)
 			retryAt = time.Now().Add(backoff)
 			backoff = min(2*backoff, maxSuperviseBackoff)
@@ -104,7 +117,7 @@ func (r *Runner) lockSupervisor() (func(), error) {
 		return nil, fmt.Errorf("runner: supervisor lock: %w", err)
 	}
 	p := r.supervisorProc()
-	if err := render.WriteFileAtomic(p.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(p.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644, fsutil.Keep); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -113,6 +113,11 @@ func TestBadTopologies(t *testing.T) {
 		{"exe_sha256 on an app", strings.Replace(base, "selectors = [", "exe_sha256 = \"abc\"\n    selectors = [", 1), []string{"exe_sha256 applies to deepstream workloads only"}},
 		{"relative kubeconfig", base + "kubeedge {\n  kubeconfig = \"kubeconfig\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "kubeconfig" must be an absolute path: it is read by the SPIRE servers on their hosts`}},
 		{"kubeconfig with a newline", base + "kubeedge {\n  kubeconfig = \"/etc/k\\nubeconfig\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "/etc/k\nubeconfig" contains a control character`}},
+		{"status port clashes with a server", base + "observability {\n  status_port = 8081\n}\n", []string{"topology.hcl:15,3", "port clash: the status endpoint of edgeid supervise (observability.status_port) and cloud server 1 both use port 8081"}},
+		{"status port is a fixed one", base + "observability {\n  status_port = 9096\n}\n", []string{"topology.hcl:15,3", "observability.status_port: port 9096 is edgeid supervise's metrics's on every host"}},
+		{"status port out of range", base + "observability {\n  status_port = 70000\n}\n", []string{"topology.hcl:15,3", "port 70000 is out of range"}},
+		{"fleet status on a loopback node", strings.Replace(base, `node "n1" {}`, "node \"n1\" {\n    address = \"127.0.0.1\"\n  }", 1) + "observability {\n  fleet_status = true\n}\n", []string{"topology.hcl:17,3", `observability.fleet_status: node "n1" has address 127.0.0.1`}},
+		{"fleet status not a bool", base + "observability {\n  fleet_status = \"yes\"\n}\n", []string{"topology.hcl:15,19", "a bool is required"}},
 		{"kubeconfig directory", base + "kubeedge {\n  kubeconfig = \"/etc/kubernetes/\"\n}\n", []string{"topology.hcl:15,3", `kubeedge.kubeconfig: "/etc/kubernetes/" names a directory, not a file`}},
 	}
 	for _, tt := range tests {
@@ -131,6 +136,23 @@ func TestBadTopologies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestStatusEndpointDefaults(t *testing.T) {
+	top, err := Parse([]byte(base), filepath.Join(t.TempDir(), "top.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if top.Observability.FleetStatus || top.Observability.StatusPort != DefaultStatusPort {
+		t.Fatalf("observability = %+v, want fleet_status off on port %d", top.Observability, DefaultStatusPort)
+	}
+	top, err = Parse([]byte(base+"observability {\n  fleet_status = true\n  status_port = 9444\n}\n"), filepath.Join(t.TempDir(), "top.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !top.Observability.FleetStatus || top.Observability.StatusPort != 9444 {
+		t.Fatalf("observability = %+v, want fleet_status on port 9444", top.Observability)
 	}
 }
 

@@ -18,8 +18,37 @@ type File struct {
 	Kafka       *KafkaBlock    `hcl:"kafka,block"`
 	Tunnels     []*TunnelBlock `hcl:"tunnel,block"`
 	Users       *UsersBlock    `hcl:"users,block"`
+	// Observability configures metrics, health and logs everywhere.
+	Observability *ObservabilityBlock `hcl:"observability,block"`
 
 	TrustDomainRange hcl.Range `hcl:"trust_domain,attr_range"`
+}
+
+// ObservabilityBlock is the `observability { }` block: the metrics and
+// health listeners of every SPIRE server and agent, helper and Vault, and
+// the log format of every component.
+type ObservabilityBlock struct {
+	// Metrics turns the Prometheus and health listeners on (default true).
+	Metrics *bool `hcl:"metrics,optional"`
+	// BindAddress is where they listen (default 127.0.0.1: a Prometheus
+	// on the same host). Set the host's address to scrape from elsewhere.
+	BindAddress string `hcl:"bind_address,optional"`
+	// LogFormat is "text" (default) or "json", for every component.
+	LogFormat string `hcl:"log_format,optional"`
+	// FleetStatus makes every host's status endpoint (served by `edgeid
+	// supervise`, mTLS for the orchestrator's SVID only) listen on the
+	// host's address, so that `edgeid status --fleet` on the cloud host
+	// reaches it; off (the default), it listens on loopback.
+	FleetStatus *bool `hcl:"fleet_status,optional"`
+	// StatusPort is that endpoint's port on real hosts (default
+	// DefaultStatusPort).
+	StatusPort *int `hcl:"status_port,optional"`
+
+	DefRange         hcl.Range `hcl:",def_range"`
+	BindAddressRange hcl.Range `hcl:"bind_address,attr_range"`
+	LogFormatRange   hcl.Range `hcl:"log_format,attr_range"`
+	FleetStatusRange hcl.Range `hcl:"fleet_status,attr_range"`
+	StatusPortRange  hcl.Range `hcl:"status_port,attr_range"`
 }
 
 // VaultBlock is the `vault { }` block.
@@ -140,6 +169,10 @@ type UsersBlock struct {
 	Control string `hcl:"control,optional"`
 	// KafkaDemo runs the demo Kafka broker. Default "61001".
 	KafkaDemo string `hcl:"kafka_demo,optional"`
+	// KafkaGateway runs the cloud Kafka gateway in front of the demo
+	// broker: an account of its own, so that neither can be issued the
+	// other's SVID. Default "61002".
+	KafkaGateway string `hcl:"kafka_gateway,optional"`
 	// WorkloadUIDBase numbers the workloads that name no user: the i-th
 	// workload of the file (0-based, across sites) runs as base+i.
 	// Default 61100.
@@ -148,6 +181,7 @@ type UsersBlock struct {
 	DefRange             hcl.Range `hcl:",def_range"`
 	ControlRange         hcl.Range `hcl:"control,attr_range"`
 	KafkaDemoRange       hcl.Range `hcl:"kafka_demo,attr_range"`
+	KafkaGatewayRange    hcl.Range `hcl:"kafka_gateway,attr_range"`
 	WorkloadUIDBaseRange hcl.Range `hcl:"workload_uid_base,attr_range"`
 }
 
@@ -235,10 +269,47 @@ type KafkaBlock struct {
 	// AllowedSPIFFEIDs are the client IDs the demo broker accepts; empty
 	// means every workload of the trust domain.
 	AllowedSPIFFEIDs []string `hcl:"allowed_spiffe_ids,optional"`
+	// Encryption turns on record encryption by the edge gateways.
+	Encryption *EncryptionBlock `hcl:"encryption,block"`
 
 	DefRange  hcl.Range `hcl:",def_range"`
 	ModeRange hcl.Range `hcl:"mode,attr_range"`
 	PortRange hcl.Range `hcl:"port,attr_range"`
+}
+
+// EncryptionBlock is the `encryption { }` block of `kafka { }`: record
+// values of the topics it names are sealed by each pipeline's edge gateway
+// with data keys from Vault Transit (helper/kafkagw README, "Record
+// encryption"); the Vault side is set up by the bootstrap.
+type EncryptionBlock struct {
+	// Topics are topic names, or prefixes written "site-a.*".
+	Topics []string `hcl:"topics"`
+	// KeyRings maps an entry of Topics to its Transit key ring; a name
+	// defaults to itself, a prefix needs one.
+	KeyRings map[string]string `hcl:"key_rings,optional"`
+	// Undecryptable is "quarantine" (default) or "pass".
+	Undecryptable string `hcl:"undecryptable,optional"`
+	// Plaintext is "allow" (default) or "quarantine".
+	Plaintext string `hcl:"plaintext,optional"`
+	// TransitMount and CertAuthMount are Vault's mounts (default
+	// "transit" and "cert").
+	TransitMount  string `hcl:"transit_mount,optional"`
+	CertAuthMount string `hcl:"cert_auth_mount,optional"`
+	// TokenTTL is the life of a gateway's Vault token (default "15m").
+	TokenTTL string `hcl:"token_ttl,optional"`
+	// Consumers are SPIFFE IDs (cloud consumers) that may decrypt every
+	// key ring.
+	Consumers []string `hcl:"consumers,optional"`
+
+	DefRange           hcl.Range `hcl:",def_range"`
+	TopicsRange        hcl.Range `hcl:"topics,attr_range"`
+	KeyRingsRange      hcl.Range `hcl:"key_rings,attr_range"`
+	UndecryptableRange hcl.Range `hcl:"undecryptable,attr_range"`
+	PlaintextRange     hcl.Range `hcl:"plaintext,attr_range"`
+	TransitMountRange  hcl.Range `hcl:"transit_mount,attr_range"`
+	CertAuthMountRange hcl.Range `hcl:"cert_auth_mount,attr_range"`
+	TokenTTLRange      hcl.Range `hcl:"token_ttl,attr_range"`
+	ConsumersRange     hcl.Range `hcl:"consumers,attr_range"`
 }
 
 // TunnelBlock is a `tunnel "<name>" { }` block: a SPIFFE mTLS tunnel run by
@@ -275,12 +346,45 @@ type Topology struct {
 	Kafka       Kafka
 	Tunnels     []Tunnel
 	Users       Users
+	// Observability is the validated observability block.
+	Observability Observability
 }
+
+// Observability is the validated observability block.
+type Observability struct {
+	Metrics     bool
+	BindAddress string
+	LogFormat   string
+	// FleetStatus binds each host's status endpoint to the host's
+	// address (else loopback); StatusPort is its port on real hosts.
+	FleetStatus bool
+	StatusPort  int
+}
+
+// Default ports of the metrics and health listeners on a real host; an
+// embedded run picks free ones. A host's helpers take consecutive ports
+// from DefaultHelperHealthPort.
+const (
+	DefaultServerMetricsPort = 9988
+	DefaultServerHealthPort  = 8080
+	DefaultAgentMetricsPort  = 9989
+	DefaultAgentHealthPort   = 8082
+	// The upstream agent of an edge server node.
+	DefaultUpstreamAgentMetricsPort = 9990
+	DefaultUpstreamAgentHealthPort  = 8083
+	DefaultHelperHealthPort         = 8090
+	// DefaultSupervisorMetricsPort is `edgeid supervise`'s /metrics.
+	DefaultSupervisorMetricsPort = 9096
+	// DefaultStatusPort is `edgeid supervise`'s status endpoint (GET
+	// /status over SPIFFE mTLS), read by `edgeid status --fleet`.
+	DefaultStatusPort = 9097
+)
 
 // Users is the validated users block.
 type Users struct {
-	Control   User
-	KafkaDemo User
+	Control      User
+	KafkaDemo    User
+	KafkaGateway User
 }
 
 // User names a Unix account: by name, or by number when Name is empty.
@@ -402,6 +506,8 @@ type Kafka struct {
 	Port                   int
 	EndpointIdentification string
 	AllowedSPIFFEIDs       []string
+	// Encryption is nil unless the kafka block has an encryption block.
+	Encryption *Encryption
 }
 
 // Tunnel is a validated tunnel.

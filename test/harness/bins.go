@@ -321,3 +321,13 @@ func copyFile(src, dst string) error {
 	}
 	return out.Close()
 }
+
+// PrometheusBin returns the path of the pinned prometheus binary.
+func PrometheusBin(t testing.TB) string {
+	return pinnedBin(t, "prometheus", "PROMETHEUS_VERSION", "prometheus")
+}
+
+// PromtoolBin returns the path of the pinned promtool binary.
+func PromtoolBin(t testing.TB) string {
+	return pinnedBin(t, "promtool", "PROMETHEUS_VERSION", "prometheus")
+}

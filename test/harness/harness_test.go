@@ -122,3 +122,15 @@ func TestPostgresAcceptsConnections(t *testing.T) {
 		t.Fatalf("DSN %q", pg.DSN)
 	}
 }
+
+func TestDumpedLogsHideDevVaultSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vault.log")
+	log := "==> Vault server started!\nUnseal Key: c2VjcmV0LXVuc2VhbA==\nRoot Token: hvs.secret-root\nlistening\n"
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := tail(path, 10)
+	if strings.Contains(got, "hvs.secret-root") || strings.Contains(got, "c2VjcmV0LXVuc2VhbA==") || !strings.Contains(got, "Root Token: (redacted)") {
+		t.Fatalf("dumped log:\n%s", got)
+	}
+}

@@ -63,11 +63,23 @@ type KubeAPIServer struct {
 // processes' logs when something does not come up.
 func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 	t.Helper()
-	apiserverBin, etcdBin := KubeAPIServerBin(t), EtcdBin(t)
 	dir := t.TempDir()
 	k := &KubeAPIServer{Dir: dir, adminToken: randomHex(t, 24), readerToken: randomHex(t, 24)}
+	etcdURL := k.startEtcd(t)
+	saPath, tokensPath := k.writeAuthFiles(t)
+	k.startAPIServer(t, etcdURL, saPath, tokensPath)
+	k.waitReady(t)
 
-	clientPort, peerPort, apiPort := FreePort(t), FreePort(t), FreePort(t)
+	k.Kubeconfig = k.writeKubeconfig(t, "kubeconfig", NodeReaderUser, k.readerToken)
+	k.AdminKubeconfig = k.writeKubeconfig(t, "admin.kubeconfig", "edgeid-admin", k.adminToken)
+	k.grantNodeReader(t)
+	return k
+}
+
+// startEtcd starts a one-member etcd on loopback and returns its URL.
+func (k *KubeAPIServer) startEtcd(t testing.TB) string {
+	etcdBin := EtcdBin(t)
+	clientPort, peerPort := FreePort(t), FreePort(t)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	t.Logf("harness: starting real etcd %s (%s)", etcdURL, etcdBin)
@@ -76,7 +88,7 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 		Bin:  etcdBin,
 		Args: []string{
 			"--name=edgeid-test",
-			"--data-dir=" + filepath.Join(dir, "etcd"),
+			"--data-dir=" + filepath.Join(k.Dir, "etcd"),
 			"--listen-client-urls=" + etcdURL,
 			"--advertise-client-urls=" + etcdURL,
 			"--listen-peer-urls=" + peerURL,
@@ -86,7 +98,7 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 			// A test cluster on a shared disk: no fsync per write.
 			"--unsafe-no-fsync",
 		},
-		Dir: dir,
+		Dir: k.Dir,
 	})
 	waitHealthy(t, k.Etcd, "etcd "+etcdURL, 30*time.Second, func() error {
 		resp, err := http.Get(etcdURL + "/health")
@@ -100,8 +112,12 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 		}
 		return nil
 	})
+	return etcdURL
+}
 
-	// Per-run service-account key and static tokens.
+// writeAuthFiles writes a per-run service-account key and the static
+// tokens of the admin and the Node reader.
+func (k *KubeAPIServer) writeAuthFiles(t testing.TB) (saPath, tokensPath string) {
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
@@ -110,8 +126,8 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 	if err != nil {
 		t.Fatalf("harness: %v", err)
 	}
-	saPath := filepath.Join(dir, "service-account.key")
-	tokensPath := filepath.Join(dir, "tokens.csv")
+	saPath = filepath.Join(k.Dir, "service-account.key")
+	tokensPath = filepath.Join(k.Dir, "tokens.csv")
 	tokens := fmt.Sprintf("%s,edgeid-admin,uid-edgeid-admin,\"system:masters\"\n%s,%s,uid-%s\n", k.adminToken, k.readerToken, NodeReaderUser, NodeReaderUser)
 	for path, data := range map[string][]byte{
 		saPath:     pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: saDER}),
@@ -121,8 +137,15 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 			t.Fatalf("harness: %v", err)
 		}
 	}
+	return saPath, tokensPath
+}
 
-	certDir := filepath.Join(dir, "certs")
+// startAPIServer starts kube-apiserver on loopback over etcdURL and waits
+// for its serving certificate, whose CA the client then trusts.
+func (k *KubeAPIServer) startAPIServer(t testing.TB, etcdURL, saPath, tokensPath string) {
+	apiserverBin := KubeAPIServerBin(t)
+	apiPort := FreePort(t)
+	certDir := filepath.Join(k.Dir, "certs")
 	k.URL = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	t.Logf("harness: starting real kube-apiserver %s (%s)", k.URL, apiserverBin)
 	k.APIServer = StartProcess(t, ProcessSpec{
@@ -143,7 +166,7 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 			"--service-cluster-ip-range=10.96.0.0/24",
 			"--profiling=false",
 		},
-		Dir: dir,
+		Dir: k.Dir,
 	})
 
 	// kube-apiserver writes a self-signed CA and a serving certificate
@@ -173,11 +196,11 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 		}
 		return nil
 	})
-	k.waitReady(t)
+}
 
-	k.Kubeconfig = k.writeKubeconfig(t, "kubeconfig", NodeReaderUser, k.readerToken)
-	k.AdminKubeconfig = k.writeKubeconfig(t, "admin.kubeconfig", "edgeid-admin", k.adminToken)
-
+// grantNodeReader gives the reader user get on Nodes (a ClusterRole and
+// its binding) and waits until the API server applies it.
+func (k *KubeAPIServer) grantNodeReader(t testing.TB) {
 	// RBAC: a ClusterRole with get on nodes, bound to the reader user.
 	k.mustCreate(t, "/apis/rbac.authorization.k8s.io/v1/clusterroles", map[string]any{
 		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -192,7 +215,6 @@ func StartKubeAPIServer(t testing.TB) *KubeAPIServer {
 	})
 	k.rbac = true
 	k.waitReaderAllowed(t)
-	return k
 }
 
 // waitReady waits until the API server lists Nodes for the admin (not

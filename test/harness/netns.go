@@ -38,6 +38,8 @@ type NetHost struct {
 	NS string
 	// IP is the host's address on the test subnet.
 	IP string
+	// port is the switch's end of the host's cable.
+	port string
 }
 
 // NetworkSubnet is the test subnet's prefix: host i gets NetworkSubnet+i.
@@ -65,9 +67,9 @@ func NewNetwork(t testing.TB, hosts []string, aliases map[string][]string) *Netw
 	var hostsFile strings.Builder
 	hostsFile.WriteString("127.0.0.1 localhost\n::1 localhost\n")
 	for i, name := range hosts {
-		h := &NetHost{Name: name, NS: n.prefix + "-" + name, IP: NetworkSubnet + strconv.Itoa(i+1)}
-		n.Hosts[name] = h
 		port := "p" + strconv.Itoa(i+1)
+		h := &NetHost{Name: name, NS: n.prefix + "-" + name, IP: NetworkSubnet + strconv.Itoa(i+1), port: port}
+		n.Hosts[name] = h
 		n.ip(t, "netns", "add", h.NS)
 		n.ip(t, "-n", h.NS, "link", "set", "lo", "up")
 		n.ip(t, "-n", n.sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.NS)
@@ -102,6 +104,23 @@ func NewNetwork(t testing.TB, hosts []string, aliases map[string][]string) *Netw
 	}
 	t.Logf("harness: test network %s*: %s", n.prefix, strings.ReplaceAll(strings.TrimSpace(hostsFile.String()), "\n", ", "))
 	return n
+}
+
+// Cut takes host off the network, as a lost host or a pulled cable: the
+// switch's end of its cable goes down, so no packet reaches it or leaves
+// it, and connections to it time out rather than being refused. Its
+// processes keep running, cut off. Mend plugs it back in.
+func (n *Network) Cut(t testing.TB, host string) {
+	t.Helper()
+	n.ip(t, "-n", n.sw, "link", "set", n.Hosts[host].port, "down")
+	t.Logf("harness: %s (%s) is cut off the network", host, n.Hosts[host].IP)
+}
+
+// Mend plugs a host that Cut took off back into the network.
+func (n *Network) Mend(t testing.TB, host string) {
+	t.Helper()
+	n.ip(t, "-n", n.sw, "link", "set", n.Hosts[host].port, "up")
+	t.Logf("harness: %s (%s) is back on the network", host, n.Hosts[host].IP)
 }
 
 func (n *Network) ip(t testing.TB, args ...string) {

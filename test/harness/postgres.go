@@ -60,19 +60,7 @@ func StartPostgresIn(t testing.TB, network *Network, host string) *Postgres {
 		t.Fatalf("harness: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("harness: running as root needs the postgres user to run PostgreSQL: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatalf("harness: %v", err)
-		}
-	}
+	cred := postgresCredential(t, dir)
 	pg := &Postgres{Port: FreePort(t), Dir: dir}
 	listen := "127.0.0.1"
 	// in wraps a command so that it runs in the host's namespace.
@@ -131,4 +119,22 @@ func StartPostgresIn(t testing.TB, network *Network, host string) *Postgres {
 	pg.Host = listen
 	pg.DSN = fmt.Sprintf("dbname=spire user=postgres host=%s port=%d sslmode=disable", listen, pg.Port)
 	return pg
+}
+
+// postgresCredential is the postgres account when the tests run as root
+// (PostgreSQL refuses to run as root), which then owns dir; nil otherwise.
+func postgresCredential(t testing.TB, dir string) *syscall.Credential {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("harness: running as root needs the postgres user to run PostgreSQL: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }

@@ -233,7 +233,24 @@ func tail(path string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
+	for i, l := range lines {
+		lines[i] = redactSecretLine(l)
+	}
 	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// secretLinePrefixes start the lines of a dev Vault's banner that hold its
+// root token and unseal key: a dumped log never shows them.
+var secretLinePrefixes = [][]byte{[]byte("Root Token:"), []byte("Unseal Key:")}
+
+func redactSecretLine(l []byte) []byte {
+	trimmed := bytes.TrimSpace(l)
+	for _, p := range secretLinePrefixes {
+		if bytes.HasPrefix(trimmed, p) {
+			return append(append([]byte{}, p...), " (redacted)"...)
+		}
+	}
+	return l
 }
 
 // RSSKB returns the resident set size of process pid in KiB (VmRSS), or

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/svidsource"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/spiffe/go-spiffe/v2/workloadapi"
@@ -98,4 +99,19 @@ func VerifySVIDChain(svid *x509svid.SVID, roots []*x509.Certificate) ([]*x509.Ce
 		return nil, err
 	}
 	return chains[0], nil
+}
+
+// X509Source watches the Workload API at addr until the test ends and
+// returns once it holds an SVID: id's when the agent offers it, else the
+// agent's default (internal/svidsource, which edgeid's own programs use;
+// go-spiffe's X509Source reads its bundles without its watcher's lock, and
+// the race detector flags that).
+func X509Source(t testing.TB, addr, id string) *svidsource.Source {
+	t.Helper()
+	s, err := svidsource.New(context.Background(), addr, spiffeid.RequireFromString(id), 30*time.Second)
+	if err != nil {
+		t.Fatalf("harness: %s: %v", id, err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

@@ -2,32 +2,23 @@
 //
 //	edgeid-bootstrap vault --config conf/bootstrap.hcl
 //
-// It is the same command as `edgeid bootstrap vault`.
+// It is the same command as `edgeid bootstrap vault`. Exit status: 0
+// success (and help), 1 failure, 2 a malformed command line.
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/edgeid/edgeid/bootstrap/cli"
+	"github.com/edgeid/edgeid/internal/cliutil"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "edgeid-bootstrap:", err)
-		if errors.Is(err, cli.ErrUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, args []string) error {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return cli.Run(ctx, args, os.Stdout, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	cliutil.Exit("edgeid-bootstrap", err)
 }

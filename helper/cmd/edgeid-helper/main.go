@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,24 +19,34 @@ import (
 
 	"github.com/edgeid/edgeid/helper/config"
 	"github.com/edgeid/edgeid/helper/daemon"
+	"github.com/edgeid/edgeid/internal/cliutil"
+	"github.com/edgeid/edgeid/internal/version"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "edgeid-helper:", err)
-		os.Exit(1)
-	}
+	cliutil.Exit("edgeid-helper", run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, args []string) error {
+var help = cliutil.Command{
+	Usage: "edgeid-helper [-config helper.conf] [-daemon-mode=false] | edgeid-helper version",
+	Summary: "Keep a workload's SPIFFE identity on disk, in its Kafka client configs and in its TLS tunnels,\n" +
+		"rotating them atomically. Reads spiffe-helper v0.11 configuration files unchanged (helper/README.md).\n" +
+		"Exit status: 0 success (and help), 1 failure, 2 a malformed command line.",
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("edgeid-helper", flag.ContinueOnError)
 	configPath := fs.String("config", "helper.conf", "path to the configuration file")
 	daemonMode := fs.Bool("daemon-mode", true, "keep running and rotating (overrides daemon_mode in the file)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := cliutil.ParseArgs(fs, help, args, stdout, stderr); err != nil {
 		return err
+	}
+	switch {
+	case fs.NArg() == 1 && fs.Arg(0) == "version":
+		fmt.Fprintln(stdout, version.String("edgeid-helper"))
+		return nil
+	case fs.NArg() > 0:
+		return cliutil.Usagef(fs, help, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	cfg, warnings, err := config.Load(*configPath, config.Options{})
 	if err != nil {
@@ -48,7 +57,7 @@ func run(ctx context.Context, args []string) error {
 			cfg.DaemonMode = *daemonMode
 		}
 	})
-	logger := newLogger(os.Stderr, cfg.LogLevel)
+	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	for _, w := range warnings {
 		logger.Warn("Configuration warning", "at", w.Range, "warning", w.Message)
 	}
@@ -61,12 +70,12 @@ func run(ctx context.Context, args []string) error {
 		Helper: cfg,
 		Logger: logger,
 		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
+		Stdout: stdout,
+		Stderr: stderr,
 	})
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	switch level {
 	case "debug":
@@ -77,6 +86,9 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		l = slog.LevelError
 	default:
 		l = slog.LevelInfo
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }

@@ -2,16 +2,14 @@ package vaultclient
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/edgeid/edgeid/internal/vaultconn"
 	"github.com/hashicorp/go-hclog"
 	vaultapi "github.com/hashicorp/vault/api"
 	"golang.org/x/sync/singleflight"
@@ -66,6 +64,7 @@ type Client struct {
 
 	cancel    context.CancelFunc
 	done      chan struct{}
+	rotating  chan struct{} // closed when the secret ID rotation stops; nil without it
 	closeOnce sync.Once
 
 	// hooks replaced by tests
@@ -87,6 +86,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	lifeCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
+	if a, ok := c.auth.(*AppRoleAuth); ok && a.RotateSecretID {
+		c.rotating = make(chan struct{})
+		go func() {
+			defer close(c.rotating)
+			c.rotateSecretIDs(lifeCtx, a)
+		}()
+	}
 	go c.lifecycle(lifeCtx, secret)
 	return c, nil
 }
@@ -98,41 +104,9 @@ func newClient(cfg Config) (*Client, error) {
 	if cfg.Auth == nil {
 		return nil, errors.New("vaultclient: an auth method is required")
 	}
-	tlsConfig := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: cfg.InsecureSkipVerify, //nolint:gosec // operator opt-in, documented as test-only
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-		},
-	}
-	if cfg.CACertPath != "" {
-		pemBytes, err := os.ReadFile(cfg.CACertPath)
-		if err != nil {
-			return nil, fmt.Errorf("vaultclient: CA certificates: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("vaultclient: CA certificates: no PEM certificate in %s", cfg.CACertPath)
-		}
-		tlsConfig.RootCAs = pool
-	}
-	if cfg.ClientCertPath != "" || cfg.ClientKeyPath != "" {
-		pair, err := tls.LoadX509KeyPair(cfg.ClientCertPath, cfg.ClientKeyPath)
-		if err != nil {
-			return nil, fmt.Errorf("vaultclient: client certificate: %w", err)
-		}
-		tlsConfig.Certificates = []tls.Certificate{pair}
-	}
-	if _, ok := cfg.Auth.(*CertAuth); ok && len(tlsConfig.Certificates) == 0 {
+	if _, ok := cfg.Auth.(*CertAuth); ok && cfg.ClientCertPath == "" && cfg.ClientKeyPath == "" {
 		return nil, errors.New("vaultclient: cert auth needs a client certificate and key")
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.TLSClientConfig = tlsConfig
-	transport.Proxy = nil
-
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -145,21 +119,18 @@ func newClient(cfg Config) (*Client, error) {
 		retries = 0
 	}
 
-	api, err := vaultapi.NewClient(&vaultapi.Config{
-		Address:    cfg.Address,
-		HttpClient: &http.Client{Transport: transport},
-		MaxRetries: 0, // retries are ours, see do
+	api, err := vaultconn.NewClient(vaultconn.Config{
+		Address:            cfg.Address,
+		CACertFile:         cfg.CACertPath,
+		InsecureSkipVerify: cfg.InsecureSkipVerify,
+		ClientCertFile:     cfg.ClientCertPath,
+		ClientKeyFile:      cfg.ClientKeyPath,
+		Namespace:          cfg.Namespace,
+		// Each attempt is bounded by timeout through its context, and
+		// retries are ours, see do.
 	})
 	if err != nil {
 		return nil, fmt.Errorf("vaultclient: %w", err)
-	}
-	// NewClient reads VAULT_TOKEN and VAULT_NAMESPACE from the environment;
-	// the caller's settings are the only source here.
-	api.ClearToken()
-	if cfg.Namespace != "" {
-		api.SetNamespace(cfg.Namespace)
-	} else {
-		api.ClearNamespace()
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -185,6 +156,9 @@ func (c *Client) Close() error {
 		if c.cancel != nil {
 			c.cancel()
 			<-c.done
+			if c.rotating != nil {
+				<-c.rotating
+			}
 		}
 	})
 	return nil

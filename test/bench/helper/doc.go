@@ -7,6 +7,13 @@
 //     visible on disk, and to the renew signal reaching the program the
 //     helper runs; p50/p99/max for each helper;
 //   - RSS of each helper process, idle between rotations;
+//   - torn reads (BenchmarkTornRead): spiffe-helper and edgeid-helper on
+//     one agent at once, across a bounded number of rotations of a 30 s
+//     SVID, each read in a tight loop by a reader that opens the
+//     certificate file, then the key file, and counts torn reads
+//     (unparsable) and mismatched ones (valid, but not a pair); and
+//     edgeid's one-version readers (..data resolved once with
+//     atomicdir.Snapshot, and the combined PEM), which must see neither;
 //   - tunnel throughput (a 128 MiB stream) and 1 KiB request/response
 //     latency, for a direct TLS connection, through a server-mode tunnel, a
 //     client-mode tunnel and a client + server pair, against a backend that

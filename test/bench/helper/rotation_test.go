@@ -167,6 +167,21 @@ func summarize(d []time.Duration) stats {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
+// startAppAgent starts a real SPIRE server and agent and registers idApp
+// for this process's uid with an SVID of ttl; it returns once the agent
+// serves that SVID.
+func startAppAgent(b *testing.B, ttl time.Duration) *harness.SpireAgent {
+	s := harness.StartSpireServer(b, harness.ServerConfig{TrustDomain: td, X509SVIDTTL: ttl})
+	token := s.JoinToken(b, "")
+	a := harness.StartSpireAgent(b, harness.AgentConfig{Server: s, JoinToken: token})
+	s.CreateEntry(b, harness.Entry{
+		ParentID: harness.JoinTokenAgentID(td, token), SPIFFEID: idApp,
+		Selectors: []string{"unix:uid:" + strconv.Itoa(os.Getuid())}, X509SVIDTTL: ttl, Hint: "app",
+	})
+	harness.FetchX509SVIDFor(b, a.SocketPath, idApp)
+	return a
+}
+
 // BenchmarkRotation runs spiffe-helper v0.11.0 and edgeid-helper (same PEM
 // outputs, and a second one with every output) against one agent with a
 // 10 s SVID, one helper at a time, each running a program it signals with
@@ -178,14 +193,7 @@ func BenchmarkRotation(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := harness.StartSpireServer(b, harness.ServerConfig{TrustDomain: td, X509SVIDTTL: 10 * time.Second})
-	token := s.JoinToken(b, "")
-	a := harness.StartSpireAgent(b, harness.AgentConfig{Server: s, JoinToken: token})
-	s.CreateEntry(b, harness.Entry{
-		ParentID: harness.JoinTokenAgentID(td, token), SPIFFEID: idApp,
-		Selectors: []string{"unix:uid:" + strconv.Itoa(os.Getuid())}, X509SVIDTTL: 10 * time.Second, Hint: "app",
-	})
-	harness.FetchX509SVIDFor(b, a.SocketPath, idApp)
+	a := startAppAgent(b, 10*time.Second)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

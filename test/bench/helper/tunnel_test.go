@@ -206,6 +206,36 @@ func throughput(dial func() (net.Conn, error)) (float64, error) {
 	return float64(streamBytes) / (1 << 20) / time.Since(start).Seconds(), nil
 }
 
+// connectsPerRound is how many new connections connectLatency opens.
+const connectsPerRound = 100
+
+// connectLatency opens connectsPerRound connections one after another and
+// times each from the dial to its first pingSize echo.
+func connectLatency(dial func() (net.Conn, error)) ([]time.Duration, error) {
+	msg := make([]byte, 1+pingSize)
+	msg[0] = 'P'
+	buf := make([]byte, pingSize)
+	out := make([]time.Duration, 0, connectsPerRound)
+	for range connectsPerRound {
+		start := time.Now()
+		c, err := dial()
+		if err != nil {
+			return nil, err
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err = c.Write(msg)
+		if err == nil {
+			_, err = io.ReadFull(c, buf)
+		}
+		c.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
 // pingLatency returns round-trip times of pingSize request/responses on one
 // connection, after a warm-up.
 func pingLatency(dial func() (net.Conn, error)) ([]time.Duration, error) {
@@ -282,11 +312,11 @@ func BenchmarkTunnel(b *testing.B) {
 	readAddrs(b, relayFile, &relayAddr)
 	clientTLS := tlsconfig.MTLSClientConfig(appSrc, appSrc, tlsconfig.AuthorizeID(spiffeid.RequireFromString(idPeer)))
 
-	startTunnel := func(name, id, mode, target, allowed string) string {
+	startTunnel := func(name, id, mode, target, allowed string, extra ...string) string {
 		listen := "127.0.0.1:" + strconv.Itoa(harness.FreePort(b))
 		conf := filepath.Join(dir, name+".conf")
-		text := fmt.Sprintf("agent_address = %q\nspiffe_id = %q\ntunnel %q {\n mode = %q\n listen = %q\n target = %q\n allowed_spiffe_ids = [%q]\n}\n",
-			a.SocketPath, id, name, mode, listen, target, allowed)
+		text := fmt.Sprintf("agent_address = %q\nspiffe_id = %q\ntunnel %q {\n mode = %q\n listen = %q\n target = %q\n allowed_spiffe_ids = [%q]\n%s}\n",
+			a.SocketPath, id, name, mode, listen, target, allowed, strings.Join(extra, "\n"))
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			b.Fatal(err)
 		}
@@ -302,6 +332,9 @@ func BenchmarkTunnel(b *testing.B) {
 	server := startTunnel("server", idPeer, "server", plainAddr, idApp)
 	client := startTunnel("client", idApp, "client", server, idPeer)
 	clientOnly := startTunnel("client-only", idApp, "client", tlsAddr, idPeer)
+	// The same client tunnel without the local-user check (helper/README.md,
+	// "Local accounts"): what the check costs a new connection.
+	clientAny := startTunnel("client-any", idApp, "client", tlsAddr, idPeer, " allow_any_local_user = true\n")
 
 	paths := []struct {
 		name string
@@ -337,7 +370,33 @@ func BenchmarkTunnel(b *testing.B) {
 			p99s[i] = append(p99s[i], st.p99)
 		}
 	}
+	connects := []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		paths[1],
+		{"plain client -> client tunnel (local-user check, the default) -> Go TLS backend", paths[4].dial},
+		{"plain client -> client tunnel (allow_any_local_user) -> Go TLS backend", func() (net.Conn, error) { return net.Dial("tcp", clientAny) }},
+	}
+	setup := make([][]time.Duration, len(connects))
+	for r := 0; r < rounds; r++ {
+		for i, c := range connects {
+			lat, err := connectLatency(c.dial)
+			if err != nil {
+				b.Fatalf("%s: connect: %v", c.name, err)
+			}
+			setup[i] = append(setup[i], summarize(lat).p50)
+		}
+	}
 	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+	defer func() {
+		fmt.Printf("\nNew connection to its first %d B echo (dial, TLS handshake, tunnel setup), %d connections per round, %d rounds; median of the rounds' p50 [min-max]:\n", pingSize, connectsPerRound, rounds)
+		for i, c := range connects {
+			m := median(setup[i])
+			fmt.Printf("%-80s %8.1fµs [%7.1f-%7.1f]\n", c.name, us(m), us(slices.Min(setup[i])), us(slices.Max(setup[i])))
+			b.ReportMetric(us(m), fmt.Sprintf("connect%d-p50-µs", i))
+		}
+	}()
 	directMiBs, directP50 := median(mibs[1]), median(p50s[1])
 	fmt.Printf("\nTunnel on loopback: %d rounds, the paths taking turns; each round streams %d MiB and times %d x %d B request/response on one connection. Median of the rounds [min-max]:\n",
 		rounds, streamBytes>>20, pings, pingSize)

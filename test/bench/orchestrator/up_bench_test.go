@@ -1,6 +1,7 @@
 // Package orchestrator benchmarks `edgeid up`: the time from the command's
 // start to the first workload SVID on disk (Vault bootstrap included), and
-// the memory each edge site costs, for 1, 3 and 6 sites.
+// the memory each edge site costs, and the cloud SPIRE server's load from
+// its N edge servers, for 1, 3, 6 and 12 sites.
 package orchestrator
 
 import (
@@ -41,49 +42,84 @@ const siteTmpl = `site "site-%[1]d" {
 // runs is how many times each size is brought up; the median is reported.
 const runs = 3
 
+// steadyWindow is how long the cloud server's CPU is sampled once every
+// workload SVID is on disk: the load its edge servers and agents make when
+// nothing starts (SVID renewals at x509_svid_ttl, bundle and entry syncs).
+const steadyWindow = 20 * time.Second
+
+// siteCounts are the sizes brought up; 12 sites (about 36 SPIRE
+// processes, 12 helpers, Vault and the broker) fit this 2-core machine.
+var siteCounts = []int{1, 3, 6, 12}
+
 func BenchmarkUp(b *testing.B) {
 	bin := harness.BuildEdgeidBinDir(b)
 	harness.SpireServerBin(b)
 	harness.VaultBin(b)
 	config := filepath.Join(harness.RepoRoot(b), "conf", "deepstream", "test5_config.txt")
-	type row struct {
-		sites          int
-		first, all     time.Duration
-		rssSite, cloud float64
-	}
-	var rows []row
-	for _, n := range []int{1, 3, 6} {
+	var rows []result
+	for _, n := range siteCounts {
 		b.Run(fmt.Sprintf("sites=%d", n), func(b *testing.B) {
-			var firsts, alls []time.Duration
-			var rss, cloud []float64
+			var all []result
 			for range b.N {
 				for range runs {
-					f, a, r, c := upOnce(b, bin, config, n)
-					firsts, alls, rss, cloud = append(firsts, f), append(alls, a), append(rss, r), append(cloud, c)
+					all = append(all, upOnce(b, bin, config, n))
 				}
 			}
-			r := row{n, median(firsts), median(alls), medianF(rss), medianF(cloud)}
+			r := medianResult(all)
 			rows = append(rows, r)
 			b.ReportMetric(r.first.Seconds(), "s-to-first-SVID")
 			b.ReportMetric(r.all.Seconds(), "s-to-all-SVIDs")
 			b.ReportMetric(r.rssSite, "MB-RSS/site")
+			b.ReportMetric(r.serverCPU, "%CPU-cloud-server")
 		})
 	}
-	fmt.Printf("\nedgeid up, median of %d runs (Vault bootstrap included):\n", runs)
-	fmt.Printf("| sites | up → first workload SVID | up → every workload SVID | RSS per edge site | cloud RSS (Vault, server, agent, broker) |\n|---|---|---|---|---|\n")
+	fmt.Printf("\nedgeid up, median of %d runs (Vault bootstrap included); cloud server load over %s once every SVID is out:\n", runs, steadyWindow)
+	fmt.Printf("| sites | up → first workload SVID | up → every workload SVID | RSS per edge site | cloud host RSS (Vault, server, agent, broker, gateway, Prometheus) | cloud SPIRE server CPU, steady (plugins included) | cloud SPIRE server RSS |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Printf("| %d | %.1f s | %.1f s | %.0f MB | %.0f MB |\n", r.sites, r.first.Seconds(), r.all.Seconds(), r.rssSite, r.cloud)
+		fmt.Printf("| %d | %.1f s | %.1f s | %.0f MB | %.0f MB | %.1f %% | %.0f MB |\n", r.sites, r.first.Seconds(), r.all.Seconds(), r.rssSite, r.cloud, r.serverCPU, r.serverRSS)
 	}
-	if len(rows) == 3 {
-		slope := (rows[2].all - rows[0].all).Seconds() / float64(rows[2].sites-rows[0].sites)
-		fmt.Printf("slope: %.2f s per added site to every workload SVID\n", slope)
+	if len(rows) > 1 {
+		a, z := rows[0], rows[len(rows)-1]
+		fmt.Printf("per added site: %.2f s to every workload SVID, %.1f MB of cloud RSS, %.2f %% of cloud server CPU\n",
+			(z.all-a.all).Seconds()/float64(z.sites-a.sites), (z.cloud-a.cloud)/float64(z.sites-a.sites), (z.serverCPU-a.serverCPU)/float64(z.sites-a.sites))
 	}
 }
 
-// upOnce runs `edgeid up` for n sites in a fresh run directory and returns
-// the time to the first and to the last workload SVID, the mean RSS of an
-// edge site's processes and the cloud host's RSS, in MB.
-func upOnce(b *testing.B, bin, config string, n int) (time.Duration, time.Duration, float64, float64) {
+// result is one `edgeid up` of a topology with sites sites.
+type result struct {
+	sites      int
+	first, all time.Duration
+	// rssSite is the mean RSS of one edge site's processes; cloud is the
+	// cloud host's (MB).
+	rssSite, cloud float64
+	// serverCPU is the cloud SPIRE server's CPU (percent of one core,
+	// plugins included) over steadyWindow; serverRSS its RSS (MB).
+	serverCPU, serverRSS float64
+}
+
+// medianResult takes each figure's median over runs.
+func medianResult(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return medianF(v)
+	}
+	return result{
+		sites:     rs[0].sites,
+		first:     time.Duration(pick(func(r result) float64 { return float64(r.first) })),
+		all:       time.Duration(pick(func(r result) float64 { return float64(r.all) })),
+		rssSite:   pick(func(r result) float64 { return r.rssSite }),
+		cloud:     pick(func(r result) float64 { return r.cloud }),
+		serverCPU: pick(func(r result) float64 { return r.serverCPU }),
+		serverRSS: pick(func(r result) float64 { return r.serverRSS }),
+	}
+}
+
+// upOnce runs `edgeid up` for n sites in a fresh run directory and
+// measures it.
+func upOnce(b *testing.B, bin, config string, n int) result {
 	dir := b.TempDir()
 	runDir := harness.ShortTempDir(b)
 	src := topoHead
@@ -140,11 +176,31 @@ func upOnce(b *testing.B, bin, config string, n int) (time.Duration, time.Durati
 			b.Fatalf("edgeid up: %v\n%s", err, out)
 		}
 	}
-	var siteRSS float64
+	r := result{sites: n, first: first, all: all, cloud: hostRSS(filepath.Join(runDir, "cloud"))}
 	for i := 1; i <= n; i++ {
-		siteRSS += hostRSS(filepath.Join(runDir, fmt.Sprintf("edge-%d-1", i)))
+		r.rssSite += hostRSS(filepath.Join(runDir, fmt.Sprintf("edge-%d-1", i)))
 	}
-	return first, all, siteRSS / float64(n), hostRSS(filepath.Join(runDir, "cloud"))
+	r.rssSite /= float64(n)
+	server := pidOf(filepath.Join(runDir, "cloud", "pids", "spire-server.pid"))
+	if server == 0 {
+		b.Fatalf("no cloud spire-server running under %s", runDir)
+	}
+	use := harness.StartUsage(server)
+	time.Sleep(steadyWindow)
+	w := use.Stop()
+	r.serverCPU = w.TotalCPU()
+	r.serverRSS = float64(w.ServerRSSKiB+w.PluginRSSKiB) / 1024
+	return r
+}
+
+// pidOf reads a PID file; 0 when there is none.
+func pidOf(path string) int {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	return pid
 }
 
 func countValidSVIDs(runDir string) int {
@@ -172,12 +228,8 @@ func hostRSS(hostDir string) float64 {
 	pidFiles, _ := filepath.Glob(filepath.Join(hostDir, "pids", "*.pid"))
 	var kb int64
 	for _, pf := range pidFiles {
-		data, err := os.ReadFile(pf)
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-		if err != nil {
+		pid := pidOf(pf)
+		if pid == 0 {
 			continue
 		}
 		for _, p := range append([]int{pid}, descendants(pid)...) {
@@ -197,12 +249,6 @@ func descendants(pid int) []int {
 		}
 	}
 	return out
-}
-
-func median(d []time.Duration) time.Duration {
-	s := append([]time.Duration{}, d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
 }
 
 func medianF(f []float64) float64 {

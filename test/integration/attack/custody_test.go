@@ -21,6 +21,7 @@ import (
 	"filippo.io/age/armor"
 	vaultapi "github.com/hashicorp/vault/api"
 
+	"github.com/edgeid/edgeid/internal/fsutil"
 	"github.com/edgeid/edgeid/orchestrator/render"
 	"github.com/edgeid/edgeid/orchestrator/topology"
 	"github.com/edgeid/edgeid/test/harness"
@@ -174,7 +175,7 @@ func bootstrapAsRendered(t *testing.T, work, bootstrapBin, vaultBlock string, em
 		Port: func(_, _ string, def int) int { return def }}
 	if localID != nil {
 		h := &render.Host{Root: tree}
-		if err := render.WriteFileAtomic(render.UnsealIdentityPath(h), []byte(localID.String()+"\n"), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomicMkdir(render.UnsealIdentityPath(h), []byte(localID.String()+"\n"), 0o600, fsutil.Keep); err != nil {
 			t.Fatal(err)
 		}
 		env.UnsealRecipient = localID.Recipient().String()
@@ -203,7 +204,7 @@ func bootstrapAsRendered(t *testing.T, work, bootstrapBin, vaultBlock string, em
 		}
 	}
 	cfg := filepath.Join(tree, "vault", "bootstrap.hcl")
-	if err := render.WriteFileAtomic(cfg, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomicMkdir(cfg, []byte(strings.Join(lines, "\n")), 0o600, fsutil.Keep); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

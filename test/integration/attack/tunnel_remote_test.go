@@ -18,17 +18,24 @@ import (
 	"github.com/edgeid/edgeid/test/harness"
 )
 
-// TestClientTunnelRefusesRemoteClients: a client-mode tunnel hands its
-// workload's SVID to whoever connects to its listen address. On the edge
-// node ("edge", a network namespace of its own) a host next to it
-// ("remote") must not reach it: by default the tunnel listens on loopback
-// only, and a config that asks for another address is refused at startup.
-// The pipeline on the node itself still goes through. With
-// allow_remote_clients = true (the protection off) the remote host gets
-// through, which is what the default prevents.
-func TestClientTunnelRefusesRemoteClients(t *testing.T) {
+// TestClientTunnelCarriesOnlyItsWorkload: a client-mode tunnel speaks
+// upstream with its workload's SVID for whoever connects to its listen
+// address. On the edge node ("edge", a network namespace of its own) a
+// host next to it ("remote") must not reach it: by default the tunnel
+// listens on loopback only, and a config that asks for another address is
+// refused at startup. Another account on the node itself (the attacker's
+// uid, and root) must not be carried either: the helper asks the kernel
+// who owns the connecting socket. The workload's own account goes
+// through. With allow_remote_clients = true the remote host gets through,
+// and with allow_any_local_user = true the attacker's account does: the
+// exposures the defaults prevent.
+func TestClientTunnelCarriesOnlyItsWorkload(t *testing.T) {
 	requireRoot(t)
 	setpriv := harness.RequireCommand(t, "setpriv")
+	python, err := filepath.EvalSymlinks("/usr/bin/python3")
+	if err != nil {
+		t.Fatalf("the local-account attack needs /usr/bin/python3 (Debian package python3, scripts/install-deps.sh): %v", err)
+	}
 	nw := harness.NewNetwork(t, []string{"edge", "remote"}, nil)
 	const td = "example.org"
 	server := harness.StartSpireServer(t, harness.ServerConfig{TrustDomain: td})
@@ -67,11 +74,10 @@ func TestClientTunnelRefusesRemoteClients(t *testing.T) {
 
 	// runHelper starts the helper as the workload's uid inside the edge
 	// namespace and returns it with its log.
-	runHelper := func(t *testing.T, listen string, allow bool) (*exec.Cmd, *bytes.Buffer) {
+	runHelper := func(t *testing.T, listen, allowLine string) (*exec.Cmd, *harness.SyncBuffer) {
 		dir := harness.ShortTempDir(t)
-		allowLine := ""
-		if allow {
-			allowLine = "\n  allow_remote_clients = true"
+		if allowLine != "" {
+			allowLine = "\n  " + allowLine
 		}
 		conf := fmt.Sprintf(`agent_address = %q
 tunnel "backend" {
@@ -94,8 +100,8 @@ tunnel "app" {
 		cmd := nw.Command(context.Background(), "edge", setpriv, "--reuid="+strconv.Itoa(victimUID), "--regid="+strconv.Itoa(victimUID),
 			"--clear-groups", helperBin, "-config", path)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		var log bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &log, &log
+		log := &harness.SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = log, log
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +112,7 @@ tunnel "app" {
 				t.Logf("helper log:\n%s", log.String())
 			}
 		})
-		return cmd, &log
+		return cmd, log
 	}
 	// roundTrip sends a line from host to addr and waits for its echo.
 	roundTrip := func(host, addr string) error {
@@ -125,25 +131,65 @@ tunnel "app" {
 		}
 		return nil
 	}
-	waitLocal := func(t *testing.T, addr string) {
-		harness.Eventually(t, time.Minute, func() error { return roundTrip("edge", addr) })
+	// roundTripAs does the same from a process of uid on the edge node.
+	roundTripAs := func(uid int, addr string) error {
+		host, port, _ := strings.Cut(addr, ":")
+		cmd := nw.Command(context.Background(), "edge", setpriv, "--reuid="+strconv.Itoa(uid), "--regid="+strconv.Itoa(uid),
+			"--clear-groups", python, "-c", echoClient, host, port)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("uid %d: %v: %s", uid, err, bytes.TrimSpace(out))
+		}
+		return nil
 	}
+	waitLocal := func(t *testing.T, addr string) {
+		harness.Eventually(t, time.Minute, func() error { return roundTripAs(victimUID, addr) })
+	}
+	local := fmt.Sprintf("127.0.0.1:%d", clientPort)
 
-	t.Run("default: loopback only", func(t *testing.T) {
-		runHelper(t, fmt.Sprintf("127.0.0.1:%d", clientPort), false)
-		local := fmt.Sprintf("127.0.0.1:%d", clientPort)
+	t.Run("default: loopback only, the workload's account only", func(t *testing.T) {
+		_, log := runHelper(t, local, "")
 		waitLocal(t, local)
-		t.Logf("edge → %s: the pipeline's own path works", local)
+		t.Logf("edge, uid %d → %s: the pipeline's own path works", victimUID, local)
 		remote := fmt.Sprintf("%s:%d", edgeIP, clientPort)
 		err := roundTrip("remote", remote)
 		t.Logf("remote → %s: %v", remote, err)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Fatalf("a remote host reached the client tunnel: %v (want connection refused)", err)
 		}
+		err = roundTripAs(attackerUID, local)
+		t.Logf("edge, uid %d → %s: %v", attackerUID, local, err)
+		if err == nil {
+			t.Fatalf("another local account (uid %d) was carried upstream with the workload's SVID", attackerUID)
+		}
+		if err := roundTrip("edge", local); err == nil {
+			t.Fatal("root on the node was carried upstream with the workload's SVID (it is not in local_users)")
+		}
+		// The refusal is logged before the connection is closed, but the
+		// helper's stderr reaches this buffer through a pipe: wait for it.
+		want := fmt.Sprintf("belongs to uid %d", attackerUID)
+		if err := harness.Poll(10*time.Second, func() error {
+			if !strings.Contains(log.String(), want) {
+				return errors.New("not logged")
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("the helper log does not name the refused account (%q):\n%s", want, log.String())
+		}
+	})
+
+	t.Run("protection off: allow_any_local_user", func(t *testing.T) {
+		runHelper(t, local, "allow_any_local_user = true")
+		waitLocal(t, local)
+		err := roundTripAs(attackerUID, local)
+		t.Logf("edge, uid %d → %s with allow_any_local_user: %v", attackerUID, local, err)
+		if err != nil {
+			t.Fatalf("with allow_any_local_user another account should get through (the exposure the default prevents): %v", err)
+		}
 	})
 
 	t.Run("non-loopback listen refused at startup", func(t *testing.T) {
-		cmd, log := runHelper(t, fmt.Sprintf("0.0.0.0:%d", clientPort), false)
+		cmd, log := runHelper(t, fmt.Sprintf("0.0.0.0:%d", clientPort), "")
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
@@ -163,8 +209,8 @@ tunnel "app" {
 	})
 
 	t.Run("protection off: allow_remote_clients", func(t *testing.T) {
-		runHelper(t, fmt.Sprintf("0.0.0.0:%d", clientPort), true)
-		waitLocal(t, fmt.Sprintf("127.0.0.1:%d", clientPort))
+		runHelper(t, fmt.Sprintf("0.0.0.0:%d", clientPort), "allow_remote_clients = true")
+		waitLocal(t, local)
 		remote := fmt.Sprintf("%s:%d", edgeIP, clientPort)
 		err := roundTrip("remote", remote)
 		t.Logf("remote → %s with allow_remote_clients: %v", remote, err)
@@ -173,3 +219,15 @@ tunnel "app" {
 		}
 	})
 }
+
+// echoClient sends a line to argv[1]:argv[2] and exits 0 once it is echoed.
+const echoClient = `import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(b"edgeid\n")
+got = b""
+while len(got) < 7:
+    b = s.recv(7 - len(got))
+    if not b:
+        sys.exit("closed before the echo")
+    got += b
+`

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -140,7 +141,7 @@ func TestBootstrapFromScratch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"[1/11] Wait for Vault", "[2/11] Initialise Vault", "[5/11] PKI root CA", "[6/11] PKI intermediate CA", "Revoked the root token", "[11/11] Summary"} {
+	for _, want := range []string{"[1/12] Wait for Vault", "[2/12] Initialise Vault", "[5/12] PKI root CA", "[6/12] PKI intermediate CA", "Revoked the root token", "[12/12] Summary"} {
 		if !strings.Contains(string(logs), want) {
 			t.Errorf("run logs lack %q", want)
 		}
@@ -238,8 +239,8 @@ func checkAppRole(t *testing.T, e *env, sum vaultboot.Summary, inter *x509.Certi
 			_, err := c.Logical().Write("pki/root/generate/internal", map[string]any{"common_name": "evil"})
 			return err
 		}},
-		{"issue a leaf from pki_int", func() error {
-			_, err := c.Logical().Write("pki_int/issue/edgeid-vault-server", map[string]any{"common_name": "vault.edgeid.test"})
+		{"issue a leaf for Vault's name from pki_vault_tls", func() error {
+			_, err := c.Logical().Write("pki_vault_tls/issue/edgeid-vault-server", map[string]any{"common_name": "vault.edgeid.test"})
 			return err
 		}},
 		{"read another secret", func() error { _, err := c.Logical().Read("secret/data/other"); return err }},
@@ -260,9 +261,28 @@ func checkVaultTLS(t *testing.T, e *env, sum vaultboot.Summary, rootFile, intFil
 	if sum.VaultTLS == nil {
 		t.Fatal("summary has no vault_tls")
 	}
-	out := opensslVerify(t, rootFile, sum.VaultTLS.CertFile, intFile)
+	// Vault's certificate chains to the Vault TLS CA, which is ca_file
+	// and nothing else; the SPIRE root does not verify it.
+	out := opensslVerify(t, sum.VaultTLS.CAFile, sum.VaultTLS.CertFile)
 	if !strings.HasSuffix(out, ": OK") {
-		t.Fatalf("openssl verify of Vault's certificate: %s", out)
+		t.Fatalf("openssl verify of Vault's certificate with ca_file: %s", out)
+	}
+	if out, err := exec.Command("openssl", "verify", "-CAfile", rootFile, "-untrusted", intFile, sum.VaultTLS.CertFile).CombinedOutput(); err == nil {
+		t.Errorf("Vault's certificate verifies with the SPIRE root; it must come from a CA of its own: %s", out)
+	}
+	caPEM, err := os.ReadFile(sum.VaultTLS.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM, err := os.ReadFile(rootFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(caPEM), strings.TrimSpace(string(rootPEM))) || strings.Count(string(caPEM), "BEGIN CERTIFICATE") != 1 {
+		t.Errorf("ca_file %s must hold exactly the Vault TLS CA, not the SPIRE root:\n%s", sum.VaultTLS.CAFile, caPEM)
+	}
+	if sum.VaultTLS.CA.Mount != "pki_vault_tls" || sum.VaultTLS.CA.Subject != "CN=edgeid Vault TLS CA" {
+		t.Errorf("summary vault_tls.ca %+v, want pki_vault_tls's own CA", sum.VaultTLS.CA)
 	}
 	pem, err := os.ReadFile(sum.VaultTLS.CertFile)
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 
 	"github.com/edgeid/edgeid/bootstrap/vaultboot"
+	"github.com/edgeid/edgeid/plugins/common/vaultclient"
 	"github.com/edgeid/edgeid/test/harness"
 )
 
@@ -66,6 +67,8 @@ type envOptions struct {
 	extraHCL string
 	// pgp keeps the shares with Vault's native pgp_keys instead of age.
 	pgp bool
+	// tls serves Vault's API over TLS (cert auth needs it).
+	tls bool
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -73,7 +76,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e := &env{t: t, dir: t.TempDir()}
 	// A test build: it carries the crash hook (cli.CrashAfterEnv).
 	e.bin = harness.BuildBinaryTags(t, "./bootstrap/cmd/edgeid-bootstrap", "edgeid-bootstrap", "edgeid_testhooks").Path
-	e.vault = harness.StartVault(t, harness.VaultOptions{Storage: "raft"})
+	e.vault = harness.StartVault(t, harness.VaultOptions{Storage: "raft", TLS: opts.tls})
 	var recs []string
 	for i := 0; i < shareCount; i++ {
 		id, err := age.GenerateX25519Identity()
@@ -186,7 +189,7 @@ vault {
   address         = %q
   wait_timeout    = "30s"
   request_timeout = "30s"
-}
+%s}
 init {
   secret_shares    = %d
   secret_threshold = %d
@@ -214,8 +217,16 @@ vault_tls {
   ttl         = "720h"
 }
 %s
-`, e.stateDir, filepath.Join(e.stateDir, "summary.json"), e.vault.Addr, shareCount, threshold,
+`, e.stateDir, filepath.Join(e.stateDir, "summary.json"), e.vault.Addr, e.caLine(), shareCount, threshold,
 		`"`+strings.Join(recs, `", "`)+`"`, identityFile, identEnv, e.auditLog, extra)
+}
+
+// caLine is the vault block's ca_cert_file line for a TLS Vault.
+func (e *env) caLine() string {
+	if e.vault.CACertPath == "" {
+		return ""
+	}
+	return fmt.Sprintf("  ca_cert_file    = %q\n", e.vault.CACertPath)
 }
 
 // identityEnv is the environment that gives the bootstrap the second
@@ -494,7 +505,7 @@ func readState(t *testing.T, c *vaultapi.Client, ownAccessor string) state {
 			s.SecretIDs = len(ids.Data["keys"].([]any))
 		}
 	}
-	if r, err := c.Logical().Read("pki_int/roles/edgeid-vault-server"); err == nil && r != nil {
+	if r, err := c.Logical().Read("pki_vault_tls/roles/edgeid-vault-server"); err == nil && r != nil {
 		s.PKIRole = fmt.Sprint(r.Data["allowed_domains"], r.Data["max_ttl"], r.Data["server_flag"], r.Data["client_flag"])
 	}
 	if kv, ok := mounts["secret/"]; ok {
@@ -575,15 +586,26 @@ func (e *env) approleLogin(sum vaultboot.Summary) *vaultapi.Client {
 			e.t.Errorf("%s has mode %v, want 0600", f, info.Mode().Perm())
 		}
 	}
-	roleID, _ := os.ReadFile(sum.AppRole.RoleIDFile)
-	secretID, _ := os.ReadFile(sum.AppRole.SecretIDFile)
+	// Log in the way the vault_pki plugin does: the file holds a wrapping
+	// token, which the client unwraps once and replaces with the secret_id.
+	raw, _ := os.ReadFile(sum.AppRole.SecretIDFile)
+	if sum.AppRole.SecretIDWrapped != vaultclient.IsWrappingToken(strings.TrimSpace(string(raw))) {
+		e.t.Errorf("secret_id file wrapped=%v, summary says secret_id_wrapped=%v", !sum.AppRole.SecretIDWrapped, sum.AppRole.SecretIDWrapped)
+	}
 	c := e.client()
-	sec, err := c.Logical().Write("auth/approle/login", map[string]any{
-		"role_id":   strings.TrimSpace(string(roleID)),
-		"secret_id": strings.TrimSpace(string(secretID)),
-	})
+	auth := &vaultclient.AppRoleAuth{RoleIDFile: sum.AppRole.RoleIDFile, SecretIDFile: sum.AppRole.SecretIDFile}
+	sec, err := auth.Login(context.Background(), c)
 	if err != nil {
 		e.t.Fatalf("AppRole login with the written role_id/secret_id: %v", err)
+	}
+	// Neither the wrapping token nor the secret_id is in any run's output.
+	after, _ := os.ReadFile(sum.AppRole.SecretIDFile)
+	if logs, err := os.ReadFile(e.logPath); err == nil {
+		for _, secret := range []string{strings.TrimSpace(string(raw)), strings.TrimSpace(string(after))} {
+			if secret != "" && strings.Contains(string(logs), secret) {
+				e.t.Errorf("a bootstrap run's output holds the secret_id or its wrapping token")
+			}
+		}
 	}
 	c.SetToken(sec.Auth.ClientToken)
 	return c

@@ -440,7 +440,7 @@ func TestVaultSealTransitAutoUnseal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"[2/11] Initialise Vault and store the encrypted recovery shares", "[3/11] Wait for Vault to unseal itself (auto-unseal)", "Generating a root token from the recovery shares"} {
+	for _, want := range []string{"[2/12] Initialise Vault and store the encrypted recovery shares", "[3/12] Wait for Vault to unseal itself (auto-unseal)", "Generating a root token from the recovery shares"} {
 		if !strings.Contains(string(logs), want) {
 			t.Errorf("run logs lack %q", want)
 		}

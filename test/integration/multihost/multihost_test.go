@@ -50,8 +50,10 @@ kubeedge {
   cluster = "mh-cluster"
 }
 site "site-a" {
-  ca_ttl        = "2h"
-  x509_svid_ttl = "1m"
+  # Short, so that site-a prepares a new edge CA every 2 minutes: the
+  # host-loss check below needs one while a cloud host is gone.
+  ca_ttl        = "4m"
+  x509_svid_ttl = "30s"
   node "edge-a" {}
   workload "deepstream/cam" {
     kind   = "deepstream"
@@ -74,7 +76,10 @@ site "site-b" {
 kafka {
   mode = "demo"
   port = 9093
-  endpoint_identification = "none"
+}
+observability {
+  # Each host's status endpoint on its address, for status --fleet.
+  fleet_status = true
 }
 `
 
@@ -83,7 +88,7 @@ const td = "spiffe://multihost.test"
 // deployment is the test's view of the hosts: every host's state lives in
 // dir/<host> (its EDGEID_ROOT), all programs in one installed bin dir.
 type deployment struct {
-	t    *testing.T
+	t    testing.TB
 	net  *harness.Network
 	repo string
 	bin  string
@@ -207,7 +212,8 @@ func (d *deployment) dumpLogs() {
 // edge host reaches the cloud over mTLS, and then that stopping either
 // cloud server leaves registration, node attestation and SVID issuance
 // working on the other.
-func TestDeployAcrossHosts(t *testing.T) {
+func TestDeployAcrossHosts(tt *testing.T) {
+	t := harness.EchoFailures(tt)
 	harness.RequireCommand(t, "kcat")
 	d := &deployment{t: t, repo: harness.RepoRoot(t), dir: harness.ShortTempDir(t)}
 	d.bin = harness.InstallBinDir(t)
@@ -262,11 +268,25 @@ func TestDeployAcrossHosts(t *testing.T) {
 		t.Fatalf("cloud-2's server was started without its Vault login (pid %d)", pid)
 	}
 	// The operator copies them, and the trust bundle to the edge hosts.
-	for _, rel := range []string{"vault/tls/vault.crt", "vault/bootstrap/approle/role_id", "vault/bootstrap/approle/secret_id"} {
+	// cloud-2 has a secret_id of its own (wrapped; it unwraps it once).
+	for _, rel := range []string{"vault/tls/vault.crt", "vault/bootstrap/approle/role_id", "vault/bootstrap/approle/secret_id.cloud-2"} {
 		copyFile(t, filepath.Join(d.root("cloud-1"), rel), filepath.Join(d.root("cloud-2"), rel))
 	}
 	copyFile(t, filepath.Join(d.root("cloud-1"), "export", "trust-bundle.pem"), d.bundle)
 	d.deploy("cloud", "cloud-2")
+	// cloud-2's server unwrapped its secret_id and wrote it back over the
+	// spent wrapping token (in the directory the operator made), so that
+	// it can start again.
+	harness.Eventually(t, 30*time.Second, func() error {
+		sid, err := os.ReadFile(filepath.Join(d.root("cloud-2"), "vault/bootstrap/approle/secret_id.cloud-2"))
+		if err != nil {
+			return err
+		}
+		if s := strings.TrimSpace(string(sid)); strings.HasPrefix(s, "hvs.") || strings.HasPrefix(s, "s.") {
+			return fmt.Errorf("cloud-2's secret_id file still holds the (spent) wrapping token")
+		}
+		return nil
+	})
 	d.deploy("edge", "edge-a")
 	d.deploy("edge", "edge-b")
 
@@ -277,6 +297,7 @@ func TestDeployAcrossHosts(t *testing.T) {
 		d.requireWorkloadSVID(host, site, vaultRoot, "")
 	}
 	d.requireMessages(sites, time.Time{})
+	d.checkFleetStatus(sites)
 
 	if out := d.deploy("edge", "edge-a", "--status"); !strings.Contains(out, "site-a") || !strings.Contains(out, "deepstream/cam") {
 		t.Errorf("deploy-edge.sh --status does not show edge-a's site and workload")
@@ -299,6 +320,104 @@ func TestDeployAcrossHosts(t *testing.T) {
 	d.deploy("cloud", "cloud-1")
 	d.deploy("cloud", "cloud-2", "--stop")
 	d.checkOneServer("cloud-1", "edge-b", vaultRoot)
+
+	d.loseActiveCloudHost(vaultRoot)
+}
+
+// loseActiveCloudHost takes the whole cloud host that serves site-a off
+// the network (not one process: the host, as a power or link loss does)
+// and checks that site-a's next edge CA is signed through the surviving
+// cloud server. The active one is made to be cloud-2 first: cloud-1 also
+// holds Vault and PostgreSQL, the single points of this test topology
+// (one Vault node, no PostgreSQL standby).
+func (d *deployment) loseActiveCloudHost(vaultRoot *x509.Certificate) {
+	t := d.t
+	t.Helper()
+	t.Log("---- host loss: cloud-2 serves site-a, then leaves the network ----")
+	d.deploy("cloud", "cloud-2")
+	// Move site-a's connections to cloud-2: with cloud-1's server gone,
+	// edge-a's edge server and upstream agent reconnect to the other
+	// address of spire-cloud, and stay there once cloud-1 is back.
+	d.kill("cloud-1", "supervisor.pid")
+	d.kill("cloud-1", "pids/spire-server.pid")
+	harness.Eventually(t, 3*time.Minute, func() error { return d.cloudPeersAre("edge-a", "cloud-2", 0) })
+	d.deploy("cloud", "cloud-1")
+	// What must stay on cloud-2 is the edge server's upstream connection
+	// (it mints the edge CAs); the upstream agent may open a new one to
+	// either address meanwhile, which does not matter here.
+	edgeServer := d.pid("edge-a", "pids/spire-server.pid")
+	if err := d.cloudPeersAre("edge-a", "cloud-2", edgeServer); err != nil {
+		t.Fatalf("site-a's edge server left cloud-2 when cloud-1 came back: %v", err)
+	}
+
+	// A lost host answers nothing, so a request already on its way
+	// waits for TCP to give up: 15 retransmissions (~15 minutes) by
+	// default, past an edge CA's life here. Edge hosts that must fail
+	// over fast set net.ipv4.tcp_retries2 (README, "HA cloud"); edge-a
+	// does, in its own namespace only. Without it this check fails: the
+	// edge server waits on the lost host until its CA expires.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if out, err := d.net.Command(ctx, "edge-a", "sysctl", "-w", "net.ipv4.tcp_retries2=5").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl in edge-a: %v: %s", err, out)
+	}
+	cancel()
+	if err := d.cloudPeersAre("edge-a", "cloud-2", edgeServer); err != nil {
+		t.Fatalf("site-a's edge server left cloud-2 before the cut: %v", err)
+	}
+	cut := time.Now()
+	d.net.Cut(t, "cloud-2")
+	defer d.net.Mend(t, "cloud-2")
+	if conn, err := d.net.Dial("edge-a", d.net.Hosts["cloud-2"].IP+":8081"); err == nil {
+		conn.Close()
+		t.Fatal("cloud-2 still answers from edge-a after the cut")
+	}
+	// site-a prepares its next CA every 2 minutes (ca_ttl 4m); allow one
+	// full period, the retries of one that meets the dead host first, and
+	// gRPC's reconnect.
+	serverLog := filepath.Join(d.root("edge-a"), "logs", "spire-server.log")
+	harness.Eventually(t, 4*time.Minute, func() error {
+		if p := harness.SPIRELogLinesSince(t, serverLog, cut, `msg="X509 CA prepared"`); len(p) == 0 {
+			return fmt.Errorf("site-a has prepared no edge CA since cloud-2 was cut at %s", cut.Format(time.RFC3339))
+		}
+		return nil
+	})
+	for _, l := range harness.SPIRELogLinesSince(t, serverLog, cut, `msg="Unable to rotate X509 CA"`) {
+		t.Logf("edge-a, an attempt that met the lost host: %s", l)
+	}
+	t.Logf("site-a prepared an edge CA through cloud-1 with cloud-2 gone: %s", harness.SPIRELogLinesSince(t, serverLog, cut, `msg="X509 CA prepared"`)[0])
+	if conn, err := d.net.Dial("edge-a", d.net.Hosts["cloud-2"].IP+":8081"); err == nil {
+		conn.Close()
+		t.Fatal("cloud-2 came back during the check: the rotation may have used it")
+	}
+	d.requireWorkloadSVID("edge-a", "site-a", vaultRoot, "")
+}
+
+// cloudPeersAre checks that every connection from host to a cloud server
+// (port 8081) goes to want, and that there is at least one; with pid > 0,
+// only that process's connections count.
+func (d *deployment) cloudPeersAre(host, want string, pid int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := d.net.Command(ctx, host, "ss", "-tnpH", "state", "established", "( dport = :8081 )").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ss in %s: %v: %s", host, err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" && (pid == 0 || strings.Contains(l, fmt.Sprintf("pid=%d,", pid))) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return fmt.Errorf("%s has no connection to a cloud server (process %d; 0 is any):\n%s", host, pid, out)
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 4 || !strings.HasPrefix(f[3], d.net.Hosts[want].IP+":") {
+			return fmt.Errorf("%s has a cloud connection that is not to %s: %q", host, want, l)
+		}
+	}
+	return nil
 }
 
 // checkOneServer checks, with only survivor's cloud server running, that
@@ -463,7 +582,7 @@ func (d *deployment) requireMessages(sites map[string]string, since time.Time) {
 	})
 }
 
-func copyFile(t *testing.T, src, dst string) {
+func copyFile(t testing.TB, src, dst string) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {

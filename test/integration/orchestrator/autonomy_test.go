@@ -108,12 +108,12 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 		t.Fatalf("only %d distinct SVIDs during a 100 s outage with a 30 s SVID TTL; the edge stopped rotating", len(seen))
 	}
 	t.Logf("%d distinct SVIDs issued at the edge during the cloud outage", len(seen))
-	failed := logLinesSince(t, edgeServerLog, outage, `msg="Unable to rotate X509 CA"`)
+	failed := harness.SPIRELogLinesSince(t, edgeServerLog, outage, `msg="Unable to rotate X509 CA"`)
 	if len(failed) == 0 {
 		t.Fatalf("the edge server logged no failed CA preparation during the outage (%s to %s): the outage did not cover one", outage.Format(time.RFC3339), time.Now().Format(time.RFC3339))
 	}
 	t.Logf("the edge server could not prepare its next CA during the outage (%d attempts), e.g. %s", len(failed), failed[0])
-	if prepared := logLinesSince(t, edgeServerLog, outage, `msg="X509 CA prepared"`); len(prepared) > 0 {
+	if prepared := harness.SPIRELogLinesSince(t, edgeServerLog, outage, `msg="X509 CA prepared"`); len(prepared) > 0 {
 		t.Fatalf("the edge server prepared a CA while its upstream was down: %s", prepared[0])
 	}
 	back := time.Now()
@@ -130,7 +130,7 @@ func TestEdgeKeepsIssuingWhileCloudIsDown(t *testing.T) {
 		verify(t, chain, harness.ReadCertsPEM(t, bundlePath), "SVID after the cloud returned")
 		return nil
 	})
-	if prepared := logLinesSince(t, edgeServerLog, back, `msg="X509 CA prepared"`); len(prepared) == 0 {
+	if prepared := harness.SPIRELogLinesSince(t, edgeServerLog, back, `msg="X509 CA prepared"`); len(prepared) == 0 {
 		t.Fatal("the edge server serves a new CA but logged no preparation after the cloud returned")
 	}
 	t.Log("the edge server prepared and activated a new CA signed by the returned cloud, with no manual step")
@@ -162,30 +162,4 @@ func expiries(chain []*x509.Certificate) string {
 		parts = append(parts, c.Subject.String()+" "+c.NotAfter.Format(time.RFC3339))
 	}
 	return strings.Join(parts, " | ")
-}
-
-// logLinesSince returns the lines of a SPIRE log (logfmt, time="RFC 3339")
-// at or after since that contain substr.
-func logLinesSince(t *testing.T, path string, since time.Time, substr string) []string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.Contains(line, substr) {
-			continue
-		}
-		ts, _, ok := strings.Cut(strings.TrimPrefix(line, `time="`), `"`)
-		if !ok {
-			continue
-		}
-		at, err := time.Parse(time.RFC3339, ts)
-		if err != nil || at.Before(since.Truncate(time.Second)) {
-			continue
-		}
-		out = append(out, line)
-	}
-	return out
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,13 +72,20 @@ type status struct {
 			Healthy bool `json:"healthy"`
 		} `json:"server"`
 	} `json:"sites"`
+	KafkaGateways []struct {
+		Decisions      map[string]float64 `json:"decisions"`
+		DenialsByActor map[string]float64 `json:"denials_by_actor"`
+	} `json:"kafka_gateways"`
 }
 
 // TestThreeEdgeSites brings up one cloud and three edge sites, then checks
 // for at least three edge-CA rotations that every workload's SVID chains
 // through its edge CA and the cloud CA to the Vault root, that an SVID from
 // one site verifies against another site's bundle, and that no Kafka
-// message a pipeline sent is lost across SVID rotations.
+// message a pipeline sent is lost across SVID rotations. Every pipeline
+// publishes through its helper's edge gateway and the cloud gateway, runs
+// as one process across every rotation, and a publish with site A's
+// identity to site B's topic is refused and reported by edgeid status.
 func TestThreeEdgeSites(t *testing.T) {
 	harness.SpireServerBin(t)
 	harness.VaultBin(t)
@@ -89,9 +97,26 @@ func TestThreeEdgeSites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each site's pipeline publishes to a topic of its own, so that the
+	// gateway's policy can tell a wrong-site publish from a right one.
+	src, err := os.ReadFile(config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var sites strings.Builder
 	for _, s := range []string{"a", "b", "c"} {
-		fmt.Fprintf(&sites, siteTmpl, s, config)
+		siteConfig := filepath.Join(dir, "site-"+s, "test5_config.txt")
+		text := strings.Replace(string(src), "\ntopic=detections\n", "\ntopic="+siteTopic(s)+"\n", 1)
+		if text == string(src) {
+			t.Fatalf("%s has no topic=detections line to give each site its own topic", config)
+		}
+		if err := os.MkdirAll(filepath.Dir(siteConfig), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(siteConfig, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&sites, siteTmpl, s, siteConfig)
 	}
 	topo := filepath.Join(dir, "topology.hcl")
 	if err := os.WriteFile(topo, []byte(fmt.Sprintf(threeSites, sites.String())), 0o644); err != nil {
@@ -127,6 +152,9 @@ func TestThreeEdgeSites(t *testing.T) {
 		t.Fatalf("unexpected status: %s", out)
 	}
 	vaultRoot := fetchVaultRoot(t, st.Vault.Addr)
+	kcatWithRenderedProperties(t, runDir)
+	otherAccountNotCarried(t, runDir)
+	wrongSitePublishDenied(t, bin, common, runDir)
 
 	type siteFiles struct{ name, svid, bundle, sent string }
 	var files []siteFiles
@@ -186,7 +214,8 @@ func TestThreeEdgeSites(t *testing.T) {
 	// Zero lost messages. Each pipeline's ledger holds every attempt,
 	// written before the send, and its outcome: a failed send fails the
 	// test, sequence numbers must run without gap or repeat across the
-	// pipeline's restarts, and every acknowledged message must reach the
+	// pipeline's single run (no restart: it publishes through its helper's
+	// edge gateway), and every acknowledged message must reach the
 	// cloud consumer.
 	messages := filepath.Join(runDir, "cloud", "kafka", "messages.log")
 	var sent []string
@@ -215,6 +244,175 @@ func TestThreeEdgeSites(t *testing.T) {
 		return nil
 	})
 	t.Logf("all %d messages sent by 3 sites across the rotations were consumed in the cloud", len(sent))
+}
+
+// siteTopic is the topic site s's pipeline publishes to.
+func siteTopic(s string) string { return "site-" + s + ".detections" }
+
+// kcatWithRenderedProperties follows the helper's documented client path
+// as a user would: `kcat -F kafka.properties`, the librdkafka file the
+// helper renders, with nothing added on the command line. With the demo's
+// Kafka gateway the file points at the helper's edge gateway on loopback
+// in plaintext (no key, nothing for kcat to verify or drop); the edge
+// gateway carries the SVID to the cloud gateway, which lets site A's
+// identity write site A's topic, and the cloud consumes the message.
+func kcatWithRenderedProperties(t *testing.T, runDir string) {
+	t.Helper()
+	props := renderedProperties(t, runDir, "a")
+	text, err := os.ReadFile(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "security.protocol=plaintext\n") || !strings.Contains(string(text), "bootstrap.servers=127.0.0.1:") ||
+		strings.Contains(string(text), "ssl.") {
+		t.Fatalf("the rendered kafka.properties does not point at the local gateway in plaintext:\n%s", text)
+	}
+	dump, err := kcatAsWorkload(t, props, "-F", props, "-X", "dump").CombinedOutput()
+	if err != nil || !strings.Contains(string(dump), "security.protocol = plaintext") {
+		t.Fatalf("kcat -F %s -X dump: %v\n%s", props, err, dump)
+	}
+	msg := fmt.Sprintf(`{"kcat-F":%d}`, time.Now().UnixNano())
+	t.Logf("kcat -F %s -P -t %s: attempt %s", props, siteTopic("a"), msg)
+	cmd := kcatAsWorkload(t, props, "-F", props, "-P", "-t", siteTopic("a"), "-X", "message.timeout.ms=20000")
+	cmd.Stdin = strings.NewReader(msg + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kcat -F %s -P (as the helper's README documents it): %v\n%s", props, err, out)
+	}
+	messages := filepath.Join(runDir, "cloud", "kafka", "messages.log")
+	harness.Eventually(t, time.Minute, func() error {
+		for _, line := range readLines(t, messages) {
+			if strings.Contains(line, strings.ReplaceAll(msg, `"`, `\"`)) || strings.Contains(line, msg) {
+				return nil
+			}
+		}
+		return fmt.Errorf("the message kcat -F produced is not in %s", messages)
+	})
+	t.Logf("kcat -F with the rendered kafka.properties went through the edge and cloud gateways and its message reached the cloud")
+}
+
+// kcatAsWorkload runs kcat as the account that owns props: the workload's
+// own, the only local account its edge gateway carries (local_users).
+func kcatAsWorkload(t *testing.T, props string, args ...string) *exec.Cmd {
+	t.Helper()
+	fi, err := os.Stat(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	cmd := exec.Command("kcat", args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: st.Uid, Gid: st.Gid, Groups: []uint32{}}}
+	return cmd
+}
+
+// otherAccountNotCarried: another account on site A's edge node (nobody,
+// and root, the test's own) points kcat at the workload's edge gateway on
+// loopback. The gateway would speak upstream with the workload's SVID, so
+// it must close the connection: kcat fails and nothing reaches the broker.
+func otherAccountNotCarried(t *testing.T, runDir string) {
+	t.Helper()
+	props := renderedProperties(t, runDir, "a")
+	text, err := os.ReadFile(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bootstrap string
+	for _, line := range strings.Split(string(text), "\n") {
+		if v, ok := strings.CutPrefix(line, "bootstrap.servers="); ok {
+			bootstrap = v
+		}
+	}
+	for _, uid := range []uint32{65534, 0} {
+		msg := fmt.Sprintf(`{"other-account":%d}`, uid)
+		t.Logf("kcat as uid %d -b %s -P -t %s: attempt %s", uid, bootstrap, siteTopic("a"), msg)
+		cmd := exec.Command("kcat", "-b", bootstrap, "-X", "security.protocol=plaintext", "-P", "-t", siteTopic("a"),
+			"-X", "message.timeout.ms=8000")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+		cmd.Stdin = strings.NewReader(msg + "\n")
+		out, err := cmd.CombinedOutput()
+		t.Logf("kcat as uid %d: %v\n%s", uid, err, out)
+		if err == nil {
+			t.Fatalf("uid %d's kcat delivered through the workload's edge gateway", uid)
+		}
+		logPath := filepath.Join(runDir, "edge-a-1", "logs", "helper-deepstream_cam.log")
+		harness.Eventually(t, 10*time.Second, func() error {
+			data, _ := os.ReadFile(logPath)
+			if !strings.Contains(string(data), fmt.Sprintf("belongs to uid %d,", uid)) {
+				return fmt.Errorf("%s does not name uid %d's refused connection", logPath, uid)
+			}
+			return nil
+		})
+	}
+	requireNotConsumed(t, runDir, "other-account")
+	t.Logf("other local accounts were refused by site A's edge gateway (its log names their uids) and nothing of theirs reached the broker")
+}
+
+// requireNotConsumed fails if a message holding marker reached the broker.
+func requireNotConsumed(t *testing.T, runDir, marker string) {
+	t.Helper()
+	for _, line := range readLines(t, filepath.Join(runDir, "cloud", "kafka", "messages.log")) {
+		if strings.Contains(line, marker) {
+			t.Fatalf("a refused message (%s) reached the broker: %s", marker, line)
+		}
+	}
+}
+
+// renderedProperties waits for site s's rendered kafka.properties.
+func renderedProperties(t *testing.T, runDir, s string) string {
+	t.Helper()
+	props := filepath.Join(runDir, "edge-"+s+"-1", "workloads", "deepstream_cam", "svid", "kafka.properties")
+	harness.Eventually(t, time.Minute, func() error {
+		_, err := os.Stat(props)
+		return err
+	})
+	return props
+}
+
+// wrongSitePublishDenied publishes with site A's identity (through site
+// A's edge gateway) to site B's topic: kcat must fail with the topic
+// authorization error, and `edgeid status` must report the denial for
+// site A's SPIFFE ID, which had none before.
+func wrongSitePublishDenied(t *testing.T, bin string, common []string, runDir string) {
+	t.Helper()
+	actor := "spiffe://example.org/edge/site-a/deepstream/cam"
+	before := gatewayDenials(t, bin, common)[actor]
+	if before != 0 {
+		t.Fatalf("site A was denied %v times before any wrong-site publish", before)
+	}
+	props := renderedProperties(t, runDir, "a")
+	t.Logf("kcat -F %s -P -t %s: wrong-site attempt", props, siteTopic("b"))
+	cmd := kcatAsWorkload(t, props, "-F", props, "-P", "-t", siteTopic("b"), "-X", "message.timeout.ms=10000")
+	cmd.Stdin = strings.NewReader(`{"wrong-site":true}` + "\n")
+	out, err := cmd.CombinedOutput()
+	t.Logf("kcat: %v\n%s", err, out)
+	if !strings.Contains(string(out), "Topic authorization failed") {
+		t.Fatalf("site A's publish to %s was not refused with the topic authorization error (err %v):\n%s", siteTopic("b"), err, out)
+	}
+	harness.Eventually(t, 30*time.Second, func() error {
+		if n := gatewayDenials(t, bin, common)[actor]; n <= before {
+			return fmt.Errorf("edgeid status shows %v denials for %s", n, actor)
+		}
+		return nil
+	})
+	requireNotConsumed(t, runDir, "wrong-site")
+	t.Logf("site A's publish to site B's topic was refused (TOPIC_AUTHORIZATION_FAILED) and edgeid status reports the denial")
+}
+
+// gatewayDenials reads the cloud gateway's denials by actor from
+// `edgeid status -o json`.
+func gatewayDenials(t *testing.T, bin string, common []string) map[string]float64 {
+	t.Helper()
+	out, err := edgeid(t, bin, time.Minute, append([]string{"status", "-o", "json"}, common...)...)
+	if err != nil {
+		t.Fatalf("edgeid status: %v\n%s", err, out)
+	}
+	var st status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if len(st.KafkaGateways) != 1 || st.KafkaGateways[0].Decisions["allow"] == 0 {
+		t.Fatalf("edgeid status shows no gateway decisions: %s", out)
+	}
+	return st.KafkaGateways[0].DenialsByActor
 }
 
 // accountLedger checks one pipeline's ledger (see the stand-in's
@@ -288,8 +486,8 @@ func accountLedger(t *testing.T, site string, lines []string) []string {
 		}
 	}
 	t.Logf("%s: %d attempts by %d pipeline processes, %d acknowledged, %d failed, %d tried again", site, len(attempts), len(pids), len(acked), failed, retries)
-	if len(pids) < 2 {
-		t.Errorf("%s: every message came from one process; the rotations should have restarted the pipeline (on_rotate = \"restart\")", site)
+	if len(pids) != 1 {
+		t.Errorf("%s: messages came from %d pipeline processes; through its helper's Kafka gateway the pipeline must run across every rotation without a restart", site, len(pids))
 	}
 	return acked
 }

@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,31 +8,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edgeid/edgeid/test/harness"
 )
-
-// syncBuffer is a log both the supervisor and the test use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSuperviseRestartsInDependencyOrder runs `edgeid supervise` over a demo
 // run and kills services under it: each kind of service (Vault, a cloud and
@@ -61,7 +41,7 @@ func TestSuperviseRestartsInDependencyOrder(t *testing.T) {
 		t.Fatalf("edgeid up: %v\n%s", err, out)
 	}
 
-	supLog := &syncBuffer{}
+	supLog := &harness.SyncBuffer{}
 	sup := exec.Command(filepath.Join(bin, "edgeid"), append([]string{"supervise", "--interval", "1s", "--step-timeout", "2m"}, common...)...)
 	sup.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "EDGEID_CACHE=" + os.Getenv("EDGEID_CACHE")}
 	sup.Stdout, sup.Stderr = supLog, supLog
@@ -120,6 +100,10 @@ func TestSuperviseRestartsInDependencyOrder(t *testing.T) {
 		})
 		t.Logf("%s back after %s", strings.Join(names, ", "), time.Since(start).Round(time.Millisecond))
 	}
+
+	t.Run("status --fleet reads every host's endpoint", func(t *testing.T) {
+		requireFleetStatus(t, bin, common)
+	})
 
 	t.Run("every kind of service comes back", func(t *testing.T) {
 		for _, n := range []string{"cloud/vault", "cloud/spire-server", "cloud/spire-agent", "cloud/kafka",

@@ -74,6 +74,12 @@ func loadSinks(path string) ([]sinkTarget, error) {
 					t.cert = v
 				}
 			}
+			if t.cert == "" {
+				// Plaintext to edgeid-helper's local Kafka gateway: no
+				// certificate in proto-cfg; the helper writes the SVID
+				// beside cfg_kafka.txt, and the message names it.
+				t.cert = filepath.Join(filepath.Dir(cfgPath), "svid.pem")
+			}
 		}
 		out = append(out, t)
 	}

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/internal/tlspolicy"
 )
 
 // kubeconfig holds the parts of a kubeconfig file this client supports.
@@ -81,7 +82,7 @@ func newKubeClientFromKubeconfig(path, contextName string, timeout time.Duration
 		return nil, err
 	}
 	client := &kubeClient{}
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tls12Suites}
+	tlsConf := &tls.Config{MinVersion: tlspolicy.MinVersion, CipherSuites: tlspolicy.CipherSuites}
 	if err := f.applyCluster(clusterName, client, tlsConf); err != nil {
 		return nil, err
 	}

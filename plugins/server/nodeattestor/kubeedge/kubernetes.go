@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/internal/fsutil"
+	"github.com/edgeid/edgeid/internal/tlspolicy"
 )
 
 // In-cluster service account locations (the pod's projected volume).
@@ -178,18 +179,9 @@ func newInClusterKubeClient(h *hooks, timeout time.Duration) (*kubeClient, error
 	}
 	return &kubeClient{
 		server:    &url.URL{Scheme: "https", Host: net.JoinHostPort(host, port)},
-		http:      newHTTPClient(&tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: tls12Suites, RootCAs: pool}, timeout),
+		http:      newHTTPClient(&tls.Config{MinVersion: tlspolicy.MinVersion, CipherSuites: tlspolicy.CipherSuites, RootCAs: pool}, timeout),
 		tokenFile: h.inClusterTokenPath,
 	}, nil
-}
-
-// tls12Suites are the ECDHE + AES-GCM suites allowed when TLS 1.2 is
-// negotiated (TLS 1.3 suites are not configurable and all fine).
-var tls12Suites = []uint16{
-	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 }
 
 func newHTTPClient(tlsConf *tls.Config, timeout time.Duration) *http.Client {

@@ -67,6 +67,9 @@ type Config struct {
 	AppRoleAuth *AppRoleAuthConfig `hcl:"approle_auth,block"`
 	CertAuth    *CertAuthConfig    `hcl:"cert_auth,block"`
 	K8sAuth     *K8sAuthConfig     `hcl:"k8s_auth,block"`
+
+	// getenv fills in keys left unset; none when nil.
+	getenv func(string) string
 }
 
 // TokenAuthConfig is the token_auth block.
@@ -77,10 +80,16 @@ type TokenAuthConfig struct {
 
 // AppRoleAuthConfig is the approle_auth block. The role ID and secret ID are
 // read from files, never from the configuration.
+// The secret ID file may hold a response-wrapping token of the secret ID,
+// which the plugin unwraps once and replaces with the secret ID (0600).
 type AppRoleAuthConfig struct {
 	MountPoint   string `hcl:"approle_auth_mount_point,optional"`
 	RoleIDFile   string `hcl:"role_id_file,optional"`
 	SecretIDFile string `hcl:"secret_id_file,optional"`
+	// RotateSecretID replaces a secret ID that has a TTL at two thirds of
+	// its life with a new one the role makes for itself (wrapped), written
+	// back to secret_id_file. The file's directory must be writable.
+	RotateSecretID bool `hcl:"rotate_secret_id,optional"`
 }
 
 // CertAuthConfig is the cert_auth block (TLS certificate auth method).
@@ -126,114 +135,93 @@ func (c *configuration) jwtDataPath() string {
 	return fmt.Sprintf("%s/data/edgeid/%s/jwt-authorities", c.kvMount, c.trustDomain.Name())
 }
 
-// buildConfig decodes and validates hclText, filling unset keys from the
-// environment through getenv. It reports every problem it finds.
-func buildConfig(hclText, trustDomain string, getenv func(string) string) (*configuration, error) {
-	var cfg Config
-	if err := pluginconf.Decode(hclText, &cfg); err != nil {
-		return nil, err
-	}
-	var problems []string
-	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+// buildConfig decodes and validates a Configure or Validate request,
+// filling unset keys from the environment through getenv. The returned
+// Status names every problem; the configuration is nil when it has one.
+func buildConfig(req pluginconf.Request, getenv func(string) string) (*configuration, *pluginconf.Status) {
+	return pluginconf.Build(req, &Config{getenv: getenv})
+}
 
-	out := &configuration{}
-	td, err := spiffeid.TrustDomainFromString(trustDomain)
-	if err != nil {
-		problem("trust domain %q from the server configuration is invalid: %v", trustDomain, err)
+// BuildConfig checks c and applies the defaults and the environment (see
+// pluginconf.Builder).
+func (c *Config) BuildConfig(core pluginconf.Core, s *pluginconf.Status) *configuration {
+	core.RequireTrustDomain(s)
+	getenv := c.getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
 	}
-	out.trustDomain = td
+	out := &configuration{trustDomain: core.TrustDomain}
+	c.buildVault(out, s, getenv)
+	c.buildMounts(out, s)
+	out.rootPollInterval = s.Duration("root_poll_interval", c.RootPollInterval, pluginconf.Duration{
+		Default: DefaultRootPollInterval, Min: minRootPollInterval,
+	})
+	out.minTTL = s.Duration("min_ttl", c.MinTTL, pluginconf.Duration{AllowZero: true, Example: "24h"})
+	out.client.Timeout = s.Duration("request_timeout", c.RequestTimeout, pluginconf.Duration{Default: DefaultRequestTimeout})
+	c.buildAuth(out, s, getenv)
+	return out
+}
 
-	addr := firstNonEmpty(cfg.VaultAddr, getenv(EnvVaultAddr))
+// buildVault sets where Vault is and how its certificate is checked.
+func (c *Config) buildVault(out *configuration, s *pluginconf.Status, getenv func(string) string) {
+	addr := firstNonEmpty(c.VaultAddr, getenv(EnvVaultAddr))
 	switch u, err := url.Parse(addr); {
 	case addr == "":
-		problem("vault_addr is required (or set %s)", EnvVaultAddr)
+		s.ReportErrorf("vault_addr is required (or set %s)", EnvVaultAddr)
 	case err != nil:
-		problem("vault_addr %q is not a URL: %v", addr, err)
+		s.ReportErrorf("vault_addr %q is not a URL: %v", addr, err)
 	case u.Scheme != "https" && u.Scheme != "http", u.Host == "":
-		problem("vault_addr %q must be an http or https URL with a host", addr)
+		s.ReportErrorf("vault_addr %q must be an http or https URL with a host", addr)
 	}
 	out.client.Address = addr
-	out.client.Namespace = firstNonEmpty(cfg.Namespace, getenv(EnvVaultNamespace))
-	out.client.CACertPath = firstNonEmpty(cfg.CACertPath, getenv(EnvVaultCACert))
-	out.client.InsecureSkipVerify = cfg.InsecureSkipVerify
+	out.client.Namespace = firstNonEmpty(c.Namespace, getenv(EnvVaultNamespace))
+	out.client.CACertPath = firstNonEmpty(c.CACertPath, getenv(EnvVaultCACert))
+	out.client.InsecureSkipVerify = c.InsecureSkipVerify
+}
 
-	out.pkiMount = strings.Trim(firstNonEmpty(cfg.PKIMountPoint, DefaultPKIMountPoint), "/")
+// buildMounts checks the PKI and KV mounts and the issuer.
+func (c *Config) buildMounts(out *configuration, s *pluginconf.Status) {
+	out.pkiMount = strings.Trim(firstNonEmpty(c.PKIMountPoint, DefaultPKIMountPoint), "/")
 	if err := checkPathSegment(out.pkiMount); err != nil {
-		problem("pki_mount_point: %v", err)
+		s.ReportErrorf("pki_mount_point: %v", err)
 	}
-	out.issuerRef = cfg.IssuerRef
+	out.issuerRef = c.IssuerRef
 	if out.issuerRef != "" {
 		if err := checkPathSegment(out.issuerRef); err != nil || strings.Contains(out.issuerRef, "/") {
-			problem("issuer_ref %q must be an issuer name or ID", out.issuerRef)
+			s.ReportErrorf("issuer_ref %q must be an issuer name or ID", out.issuerRef)
 		}
 	}
-	out.kvMount = strings.Trim(cfg.KVMountPoint, "/")
+	out.kvMount = strings.Trim(c.KVMountPoint, "/")
 	if out.kvMount != "" {
 		if err := checkPathSegment(out.kvMount); err != nil {
-			problem("kv_mount_point: %v", err)
+			s.ReportErrorf("kv_mount_point: %v", err)
 		}
 	}
+}
 
-	out.rootPollInterval = DefaultRootPollInterval
-	if d, ok := parseDuration("root_poll_interval", cfg.RootPollInterval, problem); ok {
-		if d < minRootPollInterval {
-			problem("root_poll_interval %s is shorter than %s", d, minRootPollInterval)
-		}
-		out.rootPollInterval = d
-	}
-	if d, ok := parseDuration("min_ttl", cfg.MinTTL, problem); ok {
-		out.minTTL = d
-	}
-	out.client.Timeout = DefaultRequestTimeout
-	if d, ok := parseDuration("request_timeout", cfg.RequestTimeout, problem); ok {
-		if d <= 0 {
-			problem("request_timeout must be positive")
-		}
-		out.client.Timeout = d
-	}
-
+// buildAuth checks that exactly one auth block is set, and that block.
+func (c *Config) buildAuth(out *configuration, s *pluginconf.Status, getenv func(string) string) {
 	var blocks []string
-	if cfg.TokenAuth != nil {
+	if c.TokenAuth != nil {
 		blocks = append(blocks, "token_auth")
-		token := firstNonEmpty(cfg.TokenAuth.Token, getenv(EnvVaultToken))
+		token := firstNonEmpty(c.TokenAuth.Token, getenv(EnvVaultToken))
 		if token == "" {
-			problem("token_auth: token is required (or set %s)", EnvVaultToken)
+			s.ReportErrorf("token_auth: token is required (or set %s)", EnvVaultToken)
 		}
 		out.client.Auth = &vaultclient.TokenAuth{Token: token}
 	}
-	if a := cfg.AppRoleAuth; a != nil {
+	if a := c.AppRoleAuth; a != nil {
 		blocks = append(blocks, "approle_auth")
-		if a.RoleIDFile == "" {
-			problem("approle_auth: role_id_file is required")
-		}
-		if a.SecretIDFile == "" {
-			problem("approle_auth: secret_id_file is required")
-		}
-		out.client.Auth = &vaultclient.AppRoleAuth{
-			MountPath:    firstNonEmpty(a.MountPoint, defaultApproleMountPoint),
-			RoleIDFile:   a.RoleIDFile,
-			SecretIDFile: a.SecretIDFile,
-		}
+		out.client.Auth = a.build(s)
 	}
-	if a := cfg.CertAuth; a != nil {
+	if a := c.CertAuth; a != nil {
 		blocks = append(blocks, "cert_auth")
-		if a.ClientCertPath == "" {
-			problem("cert_auth: client_cert_path is required")
-		}
-		if a.ClientKeyPath == "" {
-			problem("cert_auth: client_key_path is required")
-		}
-		out.client.ClientCertPath = a.ClientCertPath
-		out.client.ClientKeyPath = a.ClientKeyPath
-		out.client.Auth = &vaultclient.CertAuth{
-			MountPath: firstNonEmpty(a.MountPoint, defaultCertMountPoint),
-			RoleName:  a.RoleName,
-		}
+		out.client.Auth = a.build(out, s)
 	}
-	if a := cfg.K8sAuth; a != nil {
+	if a := c.K8sAuth; a != nil {
 		blocks = append(blocks, "k8s_auth")
 		if a.RoleName == "" {
-			problem("k8s_auth: k8s_auth_role_name is required")
+			s.ReportError("k8s_auth: k8s_auth_role_name is required")
 		}
 		out.client.Auth = &vaultclient.KubernetesAuth{
 			MountPath: firstNonEmpty(a.MountPoint, defaultK8sMountPoint),
@@ -243,33 +231,42 @@ func buildConfig(hclText, trustDomain string, getenv func(string) string) (*conf
 	}
 	switch len(blocks) {
 	case 0:
-		problem("exactly one auth block is required: token_auth, approle_auth, cert_auth or k8s_auth")
+		s.ReportError("exactly one auth block is required: token_auth, approle_auth, cert_auth or k8s_auth")
 	case 1:
 		out.authKey = blocks[0]
 	default:
-		problem("exactly one auth block is allowed, found %s", strings.Join(blocks, " and "))
+		s.ReportErrorf("exactly one auth block is allowed, found %s", strings.Join(blocks, " and "))
 	}
-
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
-	}
-	return out, nil
 }
 
-func parseDuration(key, value string, problem func(string, ...any)) (time.Duration, bool) {
-	if value == "" {
-		return 0, false
+func (a *AppRoleAuthConfig) build(s *pluginconf.Status) vaultclient.Auth {
+	if a.RoleIDFile == "" {
+		s.ReportError("approle_auth: role_id_file is required")
 	}
-	d, err := time.ParseDuration(value)
-	if err != nil {
-		problem("%s %q is not a duration such as \"90s\" or \"1h\"", key, value)
-		return 0, false
+	if a.SecretIDFile == "" {
+		s.ReportError("approle_auth: secret_id_file is required")
 	}
-	if d < 0 {
-		problem("%s must not be negative", key)
-		return 0, false
+	return &vaultclient.AppRoleAuth{
+		MountPath:      firstNonEmpty(a.MountPoint, defaultApproleMountPoint),
+		RoleIDFile:     a.RoleIDFile,
+		SecretIDFile:   a.SecretIDFile,
+		RotateSecretID: a.RotateSecretID,
 	}
-	return d, true
+}
+
+func (a *CertAuthConfig) build(out *configuration, s *pluginconf.Status) vaultclient.Auth {
+	if a.ClientCertPath == "" {
+		s.ReportError("cert_auth: client_cert_path is required")
+	}
+	if a.ClientKeyPath == "" {
+		s.ReportError("cert_auth: client_key_path is required")
+	}
+	out.client.ClientCertPath = a.ClientCertPath
+	out.client.ClientKeyPath = a.ClientKeyPath
+	return &vaultclient.CertAuth{
+		MountPath: firstNonEmpty(a.MountPoint, defaultCertMountPoint),
+		RoleName:  a.RoleName,
+	}
 }
 
 // checkPathSegment rejects mount points that would escape their place in a

@@ -90,11 +90,9 @@ func (p *Plugin) BrokerHostServices(broker pluginsdk.ServiceBroker) error {
 // Validate implements configv1.ConfigServer. It checks the configuration
 // without contacting Vault.
 func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*configv1.ValidateResponse, error) {
-	_, err := buildConfig(req.HclConfiguration, req.GetCoreConfiguration().GetTrustDomain(), p.hooks.getenv)
-	if err != nil {
-		return &configv1.ValidateResponse{Valid: false, Notes: []string{err.Error()}}, nil
-	}
-	return &configv1.ValidateResponse{Valid: true, Notes: []string{"configuration is valid; Vault is contacted at Configure"}}, nil
+	_, st := buildConfig(req, p.hooks.getenv)
+	st.ReportInfo("Vault is contacted at Configure, not at Validate")
+	return st.ValidateResponse(), nil
 }
 
 // Configure implements configv1.ConfigServer. Besides validating the
@@ -103,15 +101,15 @@ func (p *Plugin) Validate(_ context.Context, req *configv1.ValidateRequest) (*co
 // kv_mount_point is set), and reads the signing issuer. Any failure keeps
 // the previous configuration.
 func (p *Plugin) Configure(ctx context.Context, req *configv1.ConfigureRequest) (*configv1.ConfigureResponse, error) {
-	cfg, err := buildConfig(req.HclConfiguration, req.GetCoreConfiguration().GetTrustDomain(), p.hooks.getenv)
-	if err != nil {
-		if status.Code(err) == codes.InvalidArgument {
-			return nil, err
-		}
-		return nil, status.Errorf(codes.InvalidArgument, "invalid configuration: %v", err)
+	cfg, st := buildConfig(req, p.hooks.getenv)
+	if err := st.Err(); err != nil {
+		return nil, err
 	}
 	clientCfg := cfg.client
 	clientCfg.Logger = p.log.Named("vault")
+	if a, ok := clientCfg.Auth.(*vaultclient.AppRoleAuth); ok {
+		a.Logger = clientCfg.Logger
+	}
 	v, err := p.hooks.dial(ctx, clientCfg)
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "cannot log in to Vault at vault_addr %q with %s: %v", cfg.client.Address, cfg.authKey, err)

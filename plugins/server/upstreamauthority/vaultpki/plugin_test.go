@@ -287,7 +287,7 @@ func TestConfigureFailsFast(t *testing.T) {
 		},
 		{
 			name: "every problem reported", hcl: "root_poll_interval = \"soon\"\nmin_ttl = \"-1h\"\napprole_auth {}\n",
-			code: codes.InvalidArgument, contains: []string{"vault_addr is required", `root_poll_interval "soon" is not a duration`, "min_ttl must not be negative", "role_id_file is required", "secret_id_file is required"},
+			code: codes.InvalidArgument, contains: []string{"vault_addr is required", `root_poll_interval: "soon" is not a duration`, "min_ttl: -1h0m0s must be at least 0s", "role_id_file is required", "secret_id_file is required"},
 		},
 		{
 			name: "bad mount", hcl: tokenHCL(v.Addr(), f.token, `pki_mount_point = "../sys"`),

@@ -88,62 +88,95 @@ func run(args []string) error {
 	if *socket == "" || *dir == "" || *logPath == "" {
 		return errors.New("usage: dsflood -socket PATH -dir DIR -log FILE")
 	}
-	// A path of about 3 KiB: 12 directories of 250 characters.
-	deep := *dir
-	for i := range 12 {
-		deep = filepath.Join(deep, fmt.Sprintf("%02d", i)+strings.Repeat("m", 248))
-	}
-	if err := os.MkdirAll(deep, 0o755); err != nil {
-		return err
-	}
-	file := filepath.Join(deep, "huge.bin")
-	if err := os.WriteFile(file, make([]byte, os.Getpagesize()), 0o644); err != nil {
-		return err
-	}
-	self, err := os.Executable()
+	file, err := deepFile(*dir)
 	if err != nil {
 		return err
 	}
-	var kids []*exec.Cmd
+	kids, err := startMappers(*children, *maps, file)
 	defer func() {
 		for _, k := range kids {
 			_ = k.Process.Kill()
 			_ = k.Wait()
 		}
 	}()
-	for range *children {
-		k := exec.Command(self, "-mapper", fmt.Sprintf("%d:%s", *maps, file))
+	if err != nil {
+		return err
+	}
+	if err := flood(*socket, *logPath, *duration, *concurrency, *timeout); err != nil {
+		return err
+	}
+	// The flood only counts if every child kept its maps until the end.
+	for _, k := range kids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k.Process.Pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return fmt.Errorf("child %d ended during the flood", k.Process.Pid)
+		}
+	}
+	return nil
+}
+
+// deepFile writes a one-page file under a path of about 3 KiB (12
+// directories of 250 characters) in dir: every mapping of it costs the
+// attestor a long maps line.
+func deepFile(dir string) (string, error) {
+	deep := dir
+	for i := range 12 {
+		deep = filepath.Join(deep, fmt.Sprintf("%02d", i)+strings.Repeat("m", 248))
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		return "", err
+	}
+	file := filepath.Join(deep, "huge.bin")
+	return file, os.WriteFile(file, make([]byte, os.Getpagesize()), 0o644)
+}
+
+// startMappers starts n children that each map file maps times and waits
+// until each says it is ready; it returns those started, even on error.
+func startMappers(n, maps int, file string) ([]*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var kids []*exec.Cmd
+	for range n {
+		k := exec.Command(self, "-mapper", fmt.Sprintf("%d:%s", maps, file))
 		out, err := k.StdoutPipe()
 		if err != nil {
-			return err
+			return kids, err
 		}
 		k.Stderr = os.Stderr
 		k.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := k.Start(); err != nil {
-			return err
+			return kids, err
 		}
 		kids = append(kids, k)
 		buf := make([]byte, 6)
 		if _, err := out.Read(buf); err != nil || string(buf) != "ready\n" {
-			return fmt.Errorf("child %d not ready: %q %v", k.Process.Pid, buf, err)
+			return kids, fmt.Errorf("child %d not ready: %q %v", k.Process.Pid, buf, err)
 		}
 	}
-	logf, err := os.Create(*logPath)
+	return kids, nil
+}
+
+// flood calls the Workload API from concurrency goroutines for duration,
+// each call bounded by timeout, logging every attempt to logPath.
+func flood(socket, logPath string, duration time.Duration, concurrency int, timeout time.Duration) error {
+	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
 	var mu sync.Mutex
-	end := time.Now().Add(*duration)
+	end := time.Now().Add(duration)
 	var wg sync.WaitGroup
-	for range *concurrency {
+	for range concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(end) {
 				a := Attempt{Start: time.Now()}
-				ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-				x, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr("unix://"+*socket))
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				x, err := workloadapi.FetchX509Context(ctx, workloadapi.WithAddr("unix://"+socket))
 				cancel()
 				a.Took = time.Since(a.Start)
 				if err != nil {
@@ -161,12 +194,5 @@ func run(args []string) error {
 		}()
 	}
 	wg.Wait()
-	// The flood only counts if every child kept its maps until the end.
-	for _, k := range kids {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k.Process.Pid))
-		if err != nil || strings.Contains(string(stat), ") Z ") {
-			return fmt.Errorf("child %d ended during the flood", k.Process.Pid)
-		}
-	}
 	return nil
 }

@@ -81,17 +81,8 @@ func run(ctx context.Context, args []string) error {
 		_, _ = logf.Write(append(data, '\n'))
 	}
 
-	if *waitFile != "" {
-		for {
-			if _, err := os.Stat(*waitFile); err == nil {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
+	if !waitForFile(ctx, *waitFile) {
+		return nil
 	}
 	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -110,20 +101,8 @@ func run(ctx context.Context, args []string) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var once sync.Once
 	first := make(chan struct{})
-	w := watcher{
-		update: func(x *workloadapi.X509Context) {
-			e := Event{Time: time.Now(), ChildPID: child}
-			for _, s := range x.SVIDs {
-				c := s.Certificates[0]
-				e.SVIDs = append(e.SVIDs, SVID{ID: s.ID.String(), Serial: c.SerialNumber.String(), NotBefore: c.NotBefore, NotAfter: c.NotAfter})
-			}
-			emit(e)
-			once.Do(func() { close(first) })
-		},
-		fail: func(err error) { emit(Event{Time: time.Now(), Error: err.Error(), ChildPID: child}) },
-	}
+	w := logWatcher(child, emit, first)
 	watchErr := make(chan error, 1)
 	go func() {
 		watchErr <- workloadapi.WatchX509Context(ctx, w, workloadapi.WithAddr("unix://"+*socket))
@@ -157,3 +136,37 @@ type watcher struct {
 
 func (w watcher) OnX509ContextUpdate(x *workloadapi.X509Context) { w.update(x) }
 func (w watcher) OnX509ContextWatchError(err error)              { w.fail(err) }
+
+// waitForFile waits until path exists (at once when path is empty); false
+// when ctx ends first.
+func waitForFile(ctx context.Context, path string) bool {
+	for path != "" {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+// logWatcher emits every X.509 update and watch error of the child's
+// launcher, and closes first on the first update.
+func logWatcher(child int, emit func(Event), first chan struct{}) watcher {
+	var once sync.Once
+	return watcher{
+		update: func(x *workloadapi.X509Context) {
+			e := Event{Time: time.Now(), ChildPID: child}
+			for _, s := range x.SVIDs {
+				c := s.Certificates[0]
+				e.SVIDs = append(e.SVIDs, SVID{ID: s.ID.String(), Serial: c.SerialNumber.String(), NotBefore: c.NotBefore, NotAfter: c.NotAfter})
+			}
+			emit(e)
+			once.Do(func() { close(first) })
+		},
+		fail: func(err error) { emit(Event{Time: time.Now(), Error: err.Error(), ChildPID: child}) },
+	}
+}

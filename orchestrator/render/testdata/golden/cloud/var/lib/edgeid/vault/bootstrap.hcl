@@ -2,6 +2,11 @@
 state_dir = "/var/lib/edgeid/vault/bootstrap"
 summary_file = "/var/lib/edgeid/vault/bootstrap/summary.json"
 
+# The intermediate may only sign for this trust domain (a URI name
+# constraint), and the policy and the AppRole role are this trust
+# domain's own.
+trust_domain = "example.org"
+
 vault {
     address = "https://cloud:8200"
     wait_timeout = "60s"
@@ -38,7 +43,10 @@ pki_intermediate {
 spire_upstream {
     kv_mount = "secret"
     role_id_file = "/var/lib/edgeid/vault/bootstrap/approle/role_id"
+    # One secret_id per cloud server, each response-wrapped: a server
+    # unwraps its own once, then replaces it before it expires.
     secret_id_file = "/var/lib/edgeid/vault/bootstrap/approle/secret_id"
+    peer_secret_id_files = []
 }
 
 audit {

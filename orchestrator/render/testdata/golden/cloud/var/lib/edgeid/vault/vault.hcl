@@ -13,6 +13,14 @@ listener "tcp" {
     tls_key_file = "/var/lib/edgeid/vault/tls/vault.key"
     tls_min_version = "tls12"
     tls_cipher_suites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+    # Prometheus scrapes /v1/sys/metrics?format=prometheus without a token.
+    telemetry {
+        unauthenticated_metrics_access = true
+    }
+}
+telemetry {
+    prometheus_retention_time = "1h"
+    disable_hostname = true
 }
 api_addr = "https://cloud:8200"
 cluster_addr = "https://cloud:8201"

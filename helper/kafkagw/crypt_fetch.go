@@ -1,0 +1,162 @@
+package kafkagw
+
+import (
+	"github.com/edgeid/edgeid/helper/kafkagw/recordcrypt"
+	"github.com/edgeid/edgeid/helper/kafkagw/recordcrypt/batch"
+	"github.com/edgeid/edgeid/helper/kafkagw/recordcrypt/quarantine"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Actions on a record of an encrypted topic that reaches the app other
+// than opened, the "action" label of the metrics.
+const (
+	actionPassed           = "passed"            // passed on as received
+	actionQuarantined      = "quarantined"       // written to quarantine (and passed on, if encrypted)
+	actionWithheld         = "withheld"          // plaintext, quarantined and not passed on
+	actionQuarantineFailed = "quarantine_failed" // the write failed; passed on as received
+)
+
+// openFetch opens the records of encrypted topics in a Fetch response.
+// A record that cannot be opened is never lost: it is passed on as
+// received (after being quarantined, by policy). Plaintext records are
+// passed, or quarantined and replaced by a marker, by policy.
+func (s *session) openFetch(resp kmsg.Response) error {
+	fr := resp.(*kmsg.FetchResponse)
+	for i := range fr.Topics {
+		t := &fr.Topics[i]
+		if !s.g.crypt.encrypted(t.Topic) {
+			continue
+		}
+		for j := range t.Partitions {
+			s.openPartition(t.Topic, &t.Partitions[j])
+		}
+	}
+	return nil
+}
+
+// openPartition opens one partition's records in place. Batches that do
+// not decode are passed on untouched (the client checks them too).
+func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartition) {
+	if len(p.RecordBatches) == 0 {
+		return
+	}
+	codec := s.g.crypt.codec
+	batches, tail, err := codec.Decode(p.RecordBatches)
+	if err != nil {
+		s.g.cfg.Metrics.undecryptable("corrupt_batch", actionPassed)
+		s.log.Warn("Passing on a record batch that does not decode", "topic", topic, "partition", p.Partition, "error", err.Error())
+		return
+	}
+	changed := false
+	for j := range batches {
+		b := &batches[j]
+		if b.Passthrough() {
+			continue
+		}
+		if s.openBatch(topic, p.Partition, b) {
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	out, err := codec.EncodeAll(nil, batches)
+	if err != nil {
+		// Unreachable for batches that decoded; keep what was received.
+		s.log.Error("Re-encoding a fetched batch failed; passing it on as received", "topic", topic, "error", err.Error())
+		return
+	}
+	p.RecordBatches = append(out, tail...)
+}
+
+// openBatch opens b's records in place, replacing quarantined plaintext
+// records by markers, and reports whether anything changed.
+func (s *session) openBatch(topic string, partition int32, b *batch.Batch) bool {
+	c, m := s.g.crypt, s.g.cfg.Metrics
+	changed, opened := false, 0
+	var buf []byte
+	kept := b.Records[:0:0]
+	for k := range b.Records {
+		rec := &b.Records[k]
+		if !recordcrypt.Encrypted(rec) {
+			if rec.Value == nil {
+				// A tombstone: a null value is never sealed, so that
+				// compaction keeps working.
+				kept = append(kept, *rec)
+				continue
+			}
+			if c.cfg.Plaintext == PlaintextAllow {
+				m.plaintext(actionPassed)
+				kept = append(kept, *rec)
+				continue
+			}
+			if s.quarantine(topic, partition, b, rec, recordcrypt.ErrNotEncrypted) {
+				m.plaintext(actionWithheld)
+				kept = append(kept, withheld(rec))
+				changed = true
+				continue
+			}
+			m.plaintext(actionQuarantineFailed)
+			kept = append(kept, *rec)
+			continue
+		}
+		var err error
+		if buf, err = c.opener.Open(s.ctx, topic, rec, buf); err != nil {
+			s.undecryptable(topic, partition, b, rec, err)
+		} else {
+			opened++
+			changed = true
+		}
+		kept = append(kept, *rec)
+	}
+	m.opened(opened)
+	b.Records = kept
+	return changed
+}
+
+// WithheldHeader marks the record that stands in for a withheld one.
+const WithheldHeader = "edgeid-withheld"
+
+// withheld is the record the app gets in place of a quarantined
+// plaintext record: same offset and timestamp, null key and value, and
+// the header edgeid-withheld = "plaintext". The record is replaced, not
+// removed: librdkafka 2.0.2 aborts on a batch left with no records
+// (rdbuf.c rd_slice_init_full assertion), and the app's offsets stay
+// contiguous.
+func withheld(rec *kmsg.Record) kmsg.Record {
+	return kmsg.Record{Attributes: rec.Attributes, TimestampDelta64: rec.TimestampDelta64, OffsetDelta: rec.OffsetDelta,
+		Headers: []kmsg.Header{{Key: WithheldHeader, Value: []byte("plaintext")}}}
+}
+
+// undecryptable handles a record Open refused: logged, counted, and
+// quarantined by policy; the record itself goes on as received.
+func (s *session) undecryptable(topic string, partition int32, b *batch.Batch, rec *kmsg.Record, err error) {
+	reason := recordcrypt.Reason(err)
+	act := actionPassed
+	if s.g.crypt.cfg.Undecryptable == UndecryptableQuarantine {
+		act = actionQuarantined
+		if !s.quarantine(topic, partition, b, rec, err) {
+			act = actionQuarantineFailed
+		}
+	}
+	s.g.cfg.Metrics.undecryptable(reason, act)
+	s.log.Debug("Record not decrypted; passing it on encrypted", "topic", topic, "partition", partition,
+		"offset", b.Header.FirstOffset+int64(rec.OffsetDelta), "reason", reason, "action", act)
+}
+
+// quarantine writes rec as received to the quarantine directory and
+// reports whether it is there (now or from an earlier fetch).
+func (s *session) quarantine(topic string, partition int32, b *batch.Batch, rec *kmsg.Record, cause error) bool {
+	q := s.g.crypt.quarantine
+	qr := quarantine.FromRecord(topic, partition, &b.Header, rec, cause)
+	added, err := q.Put(qr)
+	if err != nil {
+		s.log.Error("Quarantine write failed; the record goes on as received", "topic", topic,
+			"partition", partition, "offset", qr.Offset, "error", err.Error())
+		return false
+	}
+	if added {
+		s.log.Warn("Record quarantined", "topic", topic, "partition", partition, "offset", qr.Offset, "reason", qr.Reason)
+	}
+	return true
+}

@@ -1,0 +1,215 @@
+package batch
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Errors a Decode can fail with, each wrapped with the details.
+var (
+	// ErrCorrupt is a batch that does not follow the format: a length,
+	// count or field that does not fit, or a payload that does not
+	// decompress.
+	ErrCorrupt = errors.New("batch: corrupt record batch")
+	// ErrChecksum is a batch whose CRC32C does not match its content.
+	ErrChecksum = errors.New("batch: record batch CRC32C mismatch")
+	// ErrTooLarge is a batch whose records exceed Codec's MaxBatchBytes
+	// once decompressed (a decompression bomb, or a limit set too low).
+	ErrTooLarge = errors.New("batch: record batch over the size limit")
+)
+
+// DefaultMaxBatchBytes is the decompressed size limit of NewCodec(0).
+const DefaultMaxBatchBytes = 64 << 20
+
+// Offsets of the v2 batch header fields.
+const (
+	offLength     = 8
+	offMagic      = 16
+	offCRC        = 17
+	offAttributes = 21
+	headerLen     = 61
+	// lengthBase is the part of headerLen that Length counts.
+	lengthBase = headerLen - 12
+	// minRecordLen is the smallest encoded record: length, attributes,
+	// timestamp delta, offset delta, key, value and header count, one
+	// byte each.
+	minRecordLen = 7
+)
+
+const (
+	attrCompression = 0x07
+	attrControl     = 0x20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// A Codec decodes and encodes record batches. It is safe for concurrent
+// use.
+type Codec struct {
+	max int
+
+	zstdOnce sync.Once
+	zstdDec  *zstd.Decoder
+	zstdErr  error
+}
+
+// NewCodec returns a Codec that refuses a batch whose records take more
+// than maxBatchBytes once decompressed; 0 means DefaultMaxBatchBytes.
+func NewCodec(maxBatchBytes int) *Codec {
+	if maxBatchBytes <= 0 {
+		maxBatchBytes = DefaultMaxBatchBytes
+	}
+	return &Codec{max: maxBatchBytes}
+}
+
+// MaxBatchBytes is the decompressed size limit.
+func (c *Codec) MaxBatchBytes() int { return c.max }
+
+// Batch is one decoded record batch.
+type Batch struct {
+	// Header holds the batch header fields as read. Its Records field is
+	// the records payload as read (compressed or not); Encode ignores it
+	// and recomputes Length, CRC and NumRecords.
+	Header kmsg.RecordBatch
+	// Records are the decoded records, nil for a passthrough batch. Each
+	// decoded record's Headers has room for one more header, so that one
+	// can be appended without allocating.
+	Records []kmsg.Record
+	// Raw is the whole batch as read.
+	Raw []byte
+}
+
+// Compression is the batch's compression codec.
+func (b *Batch) Compression() Compression {
+	return Compression(b.Header.Attributes & attrCompression)
+}
+
+// Control reports a control batch (transaction markers).
+func (b *Batch) Control() bool { return b.Header.Attributes&attrControl != 0 }
+
+// Passthrough reports a batch whose records are not decoded and that
+// Encode writes back as read: a control batch or a legacy-format one.
+func (b *Batch) Passthrough() bool { return b.Header.Magic != 2 || b.Control() }
+
+// Decode splits src, the Records field of a Produce request partition or
+// of a Fetch response partition, into its batches. A Fetch response may
+// end with a partial batch (the broker cuts at its byte limit); those
+// bytes are returned as tail, untouched. A Produce request has none.
+func (c *Codec) Decode(src []byte) (batches []Batch, tail []byte, err error) {
+	for len(src) > 0 {
+		if len(src) < offMagic+1 {
+			return batches, src, nil
+		}
+		length := int32(binary.BigEndian.Uint32(src[offLength:]))
+		if length < offMagic+1-12 {
+			return nil, nil, fmt.Errorf("%w: batch length %d", ErrCorrupt, length)
+		}
+		if int64(length) > int64(len(src)-12) {
+			return batches, src, nil
+		}
+		raw := src[: 12+int(length) : 12+int(length)]
+		src = src[len(raw):]
+		b, err := c.decodeOne(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("batch at offset %d: %w", int64(binary.BigEndian.Uint64(raw)), err)
+		}
+		batches = append(batches, b)
+	}
+	return batches, nil, nil
+}
+
+// decodeOne decodes one whole batch.
+func (c *Codec) decodeOne(raw []byte) (Batch, error) {
+	b := Batch{Raw: raw}
+	b.Header.Magic = int8(raw[offMagic])
+	if b.Header.Magic != 2 {
+		b.Header.FirstOffset = int64(binary.BigEndian.Uint64(raw))
+		b.Header.Length = int32(len(raw) - 12)
+		return b, nil
+	}
+	if len(raw) < headerLen {
+		return Batch{}, fmt.Errorf("%w: batch of %d bytes is shorter than its header", ErrCorrupt, len(raw))
+	}
+	if err := b.Header.ReadFrom(raw); err != nil {
+		return Batch{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if got := crc32.Checksum(raw[offAttributes:], castagnoli); got != uint32(b.Header.CRC) {
+		return Batch{}, fmt.Errorf("%w: computed %08x, header %08x", ErrChecksum, got, uint32(b.Header.CRC))
+	}
+	if b.Control() {
+		return b, nil
+	}
+	payload := b.Header.Records
+	comp := b.Compression()
+	if comp > Zstd {
+		return Batch{}, fmt.Errorf("%w: unknown compression %d", ErrCorrupt, comp)
+	}
+	if comp != None {
+		var err error
+		if payload, err = c.decompress(comp, payload, c.max); err != nil {
+			return Batch{}, err
+		}
+	} else if len(payload) > c.max {
+		return Batch{}, fmt.Errorf("%w: %d bytes of records, limit %d", ErrTooLarge, len(payload), c.max)
+	}
+	recs, err := parseRecords(payload, b.Header.NumRecords)
+	if err != nil {
+		return Batch{}, err
+	}
+	b.Records = recs
+	return b, nil
+}
+
+// Encode appends b to dst in wire form: a passthrough batch as read;
+// otherwise its records, compressed with the batch's compression, under
+// its header with Length, NumRecords and the CRC32C recomputed.
+func (c *Codec) Encode(dst []byte, b *Batch) ([]byte, error) {
+	if b.Passthrough() {
+		return append(dst, b.Raw...), nil
+	}
+	if len(b.Records) > math.MaxInt32 {
+		return nil, fmt.Errorf("batch: %d records do not fit a batch", len(b.Records))
+	}
+	start := len(dst)
+	h := b.Header
+	h.Records = nil
+	h.NumRecords = int32(len(b.Records))
+	dst = h.AppendTo(dst)
+	var err error
+	if comp := b.Compression(); comp == None {
+		// Room for every record at once: grown record by record, a
+		// batch of small records was copied over and over.
+		dst = appendRecords(slices.Grow(dst, recordsSize(b.Records)), b.Records)
+	} else {
+		plain := appendRecords(make([]byte, 0, recordsSize(b.Records)), b.Records)
+		if dst, err = compress(dst, comp, plain); err != nil {
+			return nil, err
+		}
+	}
+	out := dst[start:]
+	if int64(len(out))-12 > math.MaxInt32 {
+		return nil, fmt.Errorf("batch: encoded batch of %d bytes is too long", len(out))
+	}
+	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
+	return dst, nil
+}
+
+// EncodeAll appends every batch to dst, in order.
+func (c *Codec) EncodeAll(dst []byte, batches []Batch) ([]byte, error) {
+	for i := range batches {
+		var err error
+		if dst, err = c.Encode(dst, &batches[i]); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}

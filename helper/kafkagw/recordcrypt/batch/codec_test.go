@@ -1,0 +1,151 @@
+package batch
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"reflect"
+	"testing"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var allCodecs = []Compression{None, Gzip, Snappy, LZ4, Zstd}
+
+// sampleBatch is a batch of recs with compression c, built by Encode.
+func sampleBatch(t testing.TB, c Compression, recs []kmsg.Record) []byte {
+	t.Helper()
+	b := Batch{Header: kmsg.RecordBatch{Magic: 2, Attributes: int16(c), FirstTimestamp: 1700000000000,
+		MaxTimestamp: 1700000000009, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		LastOffsetDelta: int32(len(recs) - 1)}, Records: recs}
+	out, err := NewCodec(0).Encode(nil, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sampleRecords(n, valueLen int) []kmsg.Record {
+	recs := make([]kmsg.Record, n)
+	for i := range recs {
+		recs[i] = kmsg.Record{OffsetDelta: int32(i), TimestampDelta64: int64(i),
+			Value: bytes.Repeat([]byte{byte('a' + i%26)}, valueLen)}
+		if i%2 == 1 {
+			recs[i].Key = []byte(fmt.Sprintf("k%d", i))
+			recs[i].Headers = []kmsg.Header{{Key: "h", Value: []byte("x")}, {Key: "nil"}}
+		}
+	}
+	return recs
+}
+
+// sameRecords compares the fields that travel on the wire.
+func sameRecords(t *testing.T, got, want []kmsg.Record) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.OffsetDelta != w.OffsetDelta || g.TimestampDelta64 != w.TimestampDelta64 ||
+			!bytes.Equal(g.Key, w.Key) || (g.Key == nil) != (w.Key == nil) || !bytes.Equal(g.Value, w.Value) ||
+			len(g.Headers) != len(w.Headers) {
+			t.Fatalf("record %d: got %+v, want %+v", i, g, w)
+		}
+		for j := range w.Headers {
+			if g.Headers[j].Key != w.Headers[j].Key || !bytes.Equal(g.Headers[j].Value, w.Headers[j].Value) ||
+				(g.Headers[j].Value == nil) != (w.Headers[j].Value == nil) {
+				t.Fatalf("record %d header %d: got %+v, want %+v", i, j, g.Headers[j], w.Headers[j])
+			}
+		}
+	}
+}
+
+func TestRoundTripEveryCompression(t *testing.T) {
+	for _, c := range allCodecs {
+		for _, n := range []int{1, 7, 300} {
+			t.Run(fmt.Sprintf("%s/%d", c, n), func(t *testing.T) {
+				want := sampleRecords(n, 100)
+				raw := sampleBatch(t, c, want)
+				cd := NewCodec(0)
+				bs, tail, err := cd.Decode(raw)
+				if err != nil || len(tail) != 0 || len(bs) != 1 {
+					t.Fatalf("decode: %d batches, tail %d, err %v", len(bs), len(tail), err)
+				}
+				if bs[0].Compression() != c {
+					t.Fatalf("compression %s, want %s", bs[0].Compression(), c)
+				}
+				sameRecords(t, bs[0].Records, want)
+				again, err := cd.Encode(nil, &bs[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c != Gzip && c != LZ4 && !bytes.Equal(again, raw) {
+					t.Errorf("re-encoding a decoded %s batch changed its bytes", c)
+				}
+				bs2, _, err := cd.Decode(again)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameRecords(t, bs2[0].Records, want)
+			})
+		}
+	}
+}
+
+func TestSeveralBatchesAndTail(t *testing.T) {
+	a, b := sampleBatch(t, Gzip, sampleRecords(3, 10)), sampleBatch(t, Zstd, sampleRecords(2, 10))
+	all := append(append(append([]byte{}, a...), b...), b[:40]...)
+	bs, tail, err := NewCodec(0).Decode(all)
+	if err != nil || len(bs) != 2 || !bytes.Equal(tail, b[:40]) {
+		t.Fatalf("got %d batches, tail %d bytes, err %v; want 2 batches, 40-byte tail", len(bs), len(tail), err)
+	}
+	out, err := NewCodec(0).EncodeAll(nil, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs2, _, err := NewCodec(0).Decode(out); err != nil || len(bs2) != 2 || len(bs2[0].Records) != 3 || len(bs2[1].Records) != 2 {
+		t.Fatalf("re-decode: %v", err)
+	}
+}
+
+// xerialFrame frames raw snappy blocks as the Java client does.
+func xerialFrame(chunks ...[]byte) []byte {
+	out := append([]byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}, 0, 0, 0, 1, 0, 0, 0, 1)
+	for _, c := range chunks {
+		blk := s2.EncodeSnappy(nil, c)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(blk)))
+		out = append(out, blk...)
+	}
+	return out
+}
+
+// withPayload rewrites a batch's records payload and compression, fixing
+// its length and CRC.
+func withPayload(raw []byte, c Compression, payload []byte) []byte {
+	out := append(append([]byte{}, raw[:headerLen]...), payload...)
+	binary.BigEndian.PutUint16(out[offAttributes:], uint16(c))
+	return fixBatch(out)
+}
+
+func fixBatch(b []byte) []byte {
+	binary.BigEndian.PutUint32(b[offLength:], uint32(len(b)-12))
+	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+func TestXerialSnappyDecodes(t *testing.T) {
+	want := sampleRecords(50, 200)
+	plain := sampleBatch(t, None, want)[headerLen:]
+	// Three chunks, split at arbitrary points, as xerial blocks are.
+	raw := withPayload(sampleBatch(t, None, want), Snappy, xerialFrame(plain[:10], plain[10:5000], plain[5000:]))
+	bs, _, err := NewCodec(0).Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, bs[0].Records, want)
+	if !reflect.DeepEqual(bs[0].Compression(), Snappy) {
+		t.Fatal("not snappy")
+	}
+}

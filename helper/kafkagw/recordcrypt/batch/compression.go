@@ -1,0 +1,213 @@
+package batch
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// Compression is a batch's compression codec, the low three bits of its
+// attributes.
+type Compression int8
+
+// The codecs of Kafka's message format v2.
+const (
+	None   Compression = 0
+	Gzip   Compression = 1
+	Snappy Compression = 2
+	LZ4    Compression = 3
+	Zstd   Compression = 4
+)
+
+// String names c as Kafka's compression.type does.
+func (c Compression) String() string {
+	switch c {
+	case None:
+		return "none"
+	case Gzip:
+		return "gzip"
+	case Snappy:
+		return "snappy"
+	case LZ4:
+		return "lz4"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("unknown(%d)", int8(c))
+}
+
+// xerialMagic starts a snappy payload in the xerial framing the Java client
+// writes: the magic, then two big-endian int32 versions, then blocks each
+// prefixed by its big-endian int32 length.
+var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+const xerialHeaderLen = 16
+
+// zstdEncoder is safe for concurrent EncodeAll calls.
+var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
+	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+})
+
+// decompress returns the records payload of a batch compressed with c, in
+// a buffer of its own, refusing to produce more than limit bytes.
+func (cd *Codec) decompress(c Compression, src []byte, limit int) ([]byte, error) {
+	switch c {
+	case Gzip:
+		r, err := gzip.NewReader(bytes.NewReader(src))
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
+		}
+		return readLimited(r, limit, "gzip")
+	case Snappy:
+		if bytes.HasPrefix(src, xerialMagic) {
+			return unxerial(src, limit)
+		}
+		return unsnappy(nil, src, limit)
+	case LZ4:
+		return readLimited(lz4.NewReader(bytes.NewReader(src)), limit, "lz4")
+	case Zstd:
+		return cd.unzstd(src, limit)
+	}
+	return nil, fmt.Errorf("%w: compression %s", ErrCorrupt, c)
+}
+
+// readLimited reads r to its end, refusing more than limit bytes.
+func readLimited(r io.Reader, limit int, name string) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+	}
+	if n > int64(limit) {
+		return nil, fmt.Errorf("%w: %s records exceed %d bytes", ErrTooLarge, name, limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// unsnappy appends the decoding of one raw snappy block to dst.
+func unsnappy(dst, src []byte, limit int) ([]byte, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: snappy: %v", ErrCorrupt, err)
+	}
+	if n > limit-len(dst) {
+		return nil, fmt.Errorf("%w: snappy records exceed %d bytes", ErrTooLarge, limit)
+	}
+	if cap(dst)-len(dst) < n {
+		dst = append(make([]byte, 0, len(dst)+n), dst...)
+	}
+	out, err := s2.Decode(dst[len(dst):len(dst)+n], src)
+	if err != nil {
+		return nil, fmt.Errorf("%w: snappy: %v", ErrCorrupt, err)
+	}
+	return dst[:len(dst)+len(out)], nil
+}
+
+// unxerial decodes xerial-framed snappy.
+func unxerial(src []byte, limit int) ([]byte, error) {
+	if len(src) < xerialHeaderLen {
+		return nil, fmt.Errorf("%w: xerial snappy header truncated", ErrCorrupt)
+	}
+	src = src[xerialHeaderLen:]
+	total := 0
+	// First pass: sizes, so that one buffer of the right size is made.
+	for rest := src; len(rest) > 0; {
+		block, next, err := xerialBlock(rest)
+		if err != nil {
+			return nil, err
+		}
+		n, err := s2.DecodedLen(block)
+		if err != nil {
+			return nil, fmt.Errorf("%w: xerial snappy: %v", ErrCorrupt, err)
+		}
+		if n > limit-total {
+			return nil, fmt.Errorf("%w: snappy records exceed %d bytes", ErrTooLarge, limit)
+		}
+		total += n
+		rest = next
+	}
+	out := make([]byte, 0, total)
+	for rest := src; len(rest) > 0; {
+		block, next, _ := xerialBlock(rest)
+		var err error
+		if out, err = unsnappy(out, block, total); err != nil {
+			return nil, err
+		}
+		rest = next
+	}
+	return out, nil
+}
+
+func xerialBlock(src []byte) (block, rest []byte, err error) {
+	if len(src) < 4 {
+		return nil, nil, fmt.Errorf("%w: xerial snappy block length truncated", ErrCorrupt)
+	}
+	n := binary.BigEndian.Uint32(src)
+	if uint64(n) > uint64(len(src)-4) {
+		return nil, nil, fmt.Errorf("%w: xerial snappy block truncated", ErrCorrupt)
+	}
+	return src[4 : 4+n], src[4+n:], nil
+}
+
+func (cd *Codec) unzstd(src []byte, limit int) ([]byte, error) {
+	cd.zstdOnce.Do(func() {
+		cd.zstdDec, cd.zstdErr = zstd.NewReader(nil, zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxMemory(uint64(cd.max)), zstd.WithDecoderMaxWindow(uint64(max(cd.max, zstd.MinWindowSize))))
+	})
+	if cd.zstdErr != nil {
+		return nil, fmt.Errorf("batch: zstd: %w", cd.zstdErr)
+	}
+	out, err := cd.zstdDec.DecodeAll(src, nil)
+	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) || len(out) > limit {
+		return nil, fmt.Errorf("%w: zstd records exceed %d bytes", ErrTooLarge, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+	}
+	return out, nil
+}
+
+// compress appends src compressed with c to dst.
+func compress(dst []byte, c Compression, src []byte) ([]byte, error) {
+	switch c {
+	case None:
+		return append(dst, src...), nil
+	case Gzip:
+		buf := bytes.NewBuffer(dst)
+		w := gzip.NewWriter(buf)
+		if _, err := w.Write(src); err != nil {
+			return nil, fmt.Errorf("batch: gzip: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("batch: gzip: %w", err)
+		}
+		return buf.Bytes(), nil
+	case Snappy:
+		return append(dst, s2.EncodeSnappy(nil, src)...), nil
+	case LZ4:
+		buf := bytes.NewBuffer(dst)
+		w := lz4.NewWriter(buf)
+		if _, err := w.Write(src); err != nil {
+			return nil, fmt.Errorf("batch: lz4: %w", err)
+		}
+		if err := w.Close(); err != nil {
+			return nil, fmt.Errorf("batch: lz4: %w", err)
+		}
+		return buf.Bytes(), nil
+	case Zstd:
+		enc, err := zstdEncoder()
+		if err != nil {
+			return nil, fmt.Errorf("batch: zstd: %w", err)
+		}
+		return enc.EncodeAll(src, dst), nil
+	}
+	return nil, fmt.Errorf("batch: cannot compress with %s", c)
+}
