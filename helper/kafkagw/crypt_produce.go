@@ -123,10 +123,13 @@ func (s *session) sealTopic(t *kmsg.ProduceRequestTopic) (int, error) {
 		return 0, err
 	}
 	codec := s.g.crypt.codec
+	if s.scratch.dec == nil {
+		s.scratch.dec = codec.NewDecoder()
+	}
 	n := 0
 	for i := range t.Partitions {
 		p := &t.Partitions[i]
-		batches, tail, err := codec.Decode(p.Records)
+		batches, tail, err := s.scratch.dec.Decode(p.Records)
 		if err != nil {
 			return n, fmt.Errorf("partition %d: %w", p.Partition, err)
 		}
@@ -161,28 +164,24 @@ func (s *session) sealBatch(sealer *recordcrypt.Sealer, b *batch.Batch, values [
 	for k := range b.Records {
 		size += len(b.Records[k].Value) + recordcrypt.Overhead
 	}
-	values = slices.Grow(values, size)
-	var err error
-	for k := range b.Records {
-		if b.Records[k].Value != nil {
-			*n++ // a null value (tombstone) stays null
-		}
-		if values, err = sealer.Seal(s.ctx, &b.Records[k], values); err != nil {
-			return values, err
-		}
-	}
-	return values, nil
+	values, sealed, err := sealer.SealAll(s.ctx, b.Records, slices.Grow(values, size))
+	*n += sealed
+	return values, err
 }
 
 // sealScratch are the buffers the sealing of a connection's Produce
-// requests reuses from one request to the next: sealed values, re-encoded
-// batches, and the re-encoded request. They belong to the reader
-// goroutine, which sends a request before it plans the next, so a
-// request's scratch is done with when the next one starts. Allocating
-// them per request made the garbage collector a large share of sealing's
-// cost.
+// requests reuses from one request to the next: decoded records, sealed
+// values, re-encoded batches, and the re-encoded request and its parts.
+// They belong to the reader goroutine, which sends a request before it
+// plans the next, so a request's scratch is done with when the next one
+// starts. Allocating them per request made the garbage collector a large
+// share of sealing's cost.
 type sealScratch struct {
 	values, batches, body []byte
+	// fwd are the parts of a re-encoded Produce request.
+	fwd [][]byte
+	// dec decodes the batches (made on first use).
+	dec *batch.Decoder
 }
 
 // maxScratch bounds what a connection keeps between requests.

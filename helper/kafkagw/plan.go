@@ -87,17 +87,37 @@ func (s *session) plan(frame []byte) (plan, error) {
 	ex.fix = a.fix
 	p := plan{ex: ex, forward: s.parts(len(frame), frame)}
 	if a.modified {
-		// Sealing makes a Produce request longer; a quarter more is room
-		// for 1 KiB records' headers without growing while encoding. The
-		// body is the connection's scratch: sent before the next request.
-		body := req.AppendTo(slices.Grow(keepScratch(s.scratch.body), len(frame)+len(frame)/4))
-		s.scratch.body = body
-		p.forward = s.parts(h.Len+len(body), frame[:h.Len], body)
+		p.forward = s.reencode(req, frame[:h.Len], len(frame))
 	}
 	if a.noResponse {
 		p.ex = nil
 	}
 	return p, nil
+}
+
+// reencode returns the parts of an edited request: its header as read,
+// then the body encoded anew into the connection's scratch (sent before
+// the next request is planned). A Produce request's records are referred
+// to rather than copied into the body: sealed, they are already in the
+// connection's scratch.
+func (s *session) reencode(req kmsg.Request, header []byte, frameLen int) [][]byte {
+	if pr, ok := req.(*kmsg.ProduceRequest); ok {
+		fwd := append(s.scratch.fwd[:0], s.prefix[:], header)
+		if fwd, body, ok := wire.ProduceParts(fwd, keepScratch(s.scratch.body), pr); ok {
+			s.scratch.fwd, s.scratch.body = fwd, body
+			n := 0
+			for _, part := range fwd[1:] {
+				n += len(part)
+			}
+			binary.BigEndian.PutUint32(s.prefix[:], uint32(n))
+			return fwd
+		}
+	}
+	// Sealing makes a Produce request longer; a quarter more is room for
+	// 1 KiB records' headers without growing while encoding.
+	body := req.AppendTo(slices.Grow(keepScratch(s.scratch.body), frameLen+frameLen/4))
+	s.scratch.body = body
+	return s.parts(len(header)+len(body), header, body)
 }
 
 // answer completes ex locally with resp encoded at version.

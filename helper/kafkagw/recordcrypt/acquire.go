@@ -23,6 +23,25 @@ func (p *Producer) acquire(ctx context.Context, r *ring) (*dek, error) {
 	return p.acquireSlow(ctx, r, d)
 }
 
+// acquireN is acquire's fast path for n records at once: the current key
+// of r, counted for n uses, when it can take all of them; nil when it
+// cannot (none yet, or due within n), for the caller to take the key
+// record by record (and closed producers to fail there). The n uses stay counted either way: a key retires at
+// most that much early, never late.
+func (p *Producer) acquireN(r *ring, n uint64) *dek {
+	if p.closed.Load() {
+		return nil
+	}
+	d := r.cur.Load()
+	if d == nil || n > p.cfg.maxRecords {
+		return nil
+	}
+	if u := d.uses.Add(n); p.fresh(d, u, p.cfg.now()) {
+		return d
+	}
+	return nil
+}
+
 func (p *Producer) fresh(d *dek, n uint64, now time.Time) bool {
 	return n <= p.cfg.maxRecords && now.Sub(d.created) < p.cfg.maxAge
 }

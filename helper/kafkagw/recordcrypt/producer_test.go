@@ -96,6 +96,61 @@ func TestDataKeyReusedUpToMaxRecords(t *testing.T) {
 	}
 }
 
+// TestSealAllKeepsTheRecordBound: SealAll takes one key for a whole
+// batch only when the key can seal all of it; no key ever seals more than
+// MaxRecords records, whatever the batch sizes, and every record opens.
+func TestSealAllKeepsTheRecordBound(t *testing.T) {
+	r := newRig(t, ProducerConfig{MaxRecords: 10})
+	o, err := NewOpener(r.kms, OpenerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perKey := map[string]int{}
+	total := 0
+	for _, n := range []int{1, 4, 5, 3, 9, 25, 10, 2, 0, 7} {
+		recs := make([]kmsg.Record, n)
+		for i := range recs {
+			recs[i].Value = []byte(fmt.Sprintf("batch of %d, record %d", n, i))
+		}
+		if n > 0 {
+			recs[0].Value = nil // a tombstone: nothing to seal, stays null
+		}
+		_, sealed, err := r.s.SealAll(ctx, recs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := max(n-1, 0); sealed != want {
+			t.Errorf("batch of %d: %d sealed, want %d", n, sealed, want)
+		}
+		for i := range recs {
+			if recs[i].Value == nil {
+				if Encrypted(&recs[i]) {
+					t.Errorf("batch of %d: the null value got an encryption header", n)
+				}
+				continue
+			}
+			h, err := ParseHeader(recs[i].Headers[len(recs[i].Headers)-1].Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			perKey[string(h.WrappedKey)]++
+			total++
+			if _, err := o.Open(ctx, "t", &recs[i], nil); err != nil {
+				t.Fatalf("batch of %d, record %d: %v", n, i, err)
+			}
+			if want := fmt.Sprintf("batch of %d, record %d", n, i); string(recs[i].Value) != want {
+				t.Fatalf("opened %q, want %q", recs[i].Value, want)
+			}
+		}
+	}
+	for k, n := range perKey {
+		if n > 10 {
+			t.Errorf("key %.20s… sealed %d records, bound 10", k, n)
+		}
+	}
+	t.Logf("%d records under %d keys", total, len(perKey))
+}
+
 func TestDataKeyReusedUpToMaxAge(t *testing.T) {
 	r := newRig(t, ProducerConfig{MaxAge: time.Minute})
 	a, _ := r.seal(5)

@@ -82,6 +82,11 @@ func (s *Sealer) state(ctx context.Context) (*sealState, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.stateOf(d)
+}
+
+// stateOf returns the precomputed state of d, computing it the first time.
+func (s *Sealer) stateOf(d *dek) (*sealState, error) {
 	if st := s.st.Load(); st != nil && st.d == d {
 		return st, nil
 	}
@@ -119,8 +124,83 @@ func (s *Sealer) state(ctx context.Context) (*sealState, error) {
 // record with nothing to seal is left as is. With a current data key and
 // room in buf and in rec.Headers' capacity, Seal allocates nothing.
 func (s *Sealer) Seal(ctx context.Context, rec *kmsg.Record, buf []byte) ([]byte, error) {
+	v, err := s.variant(rec)
+	if err != nil || v == 0 && len(s.names) == 0 {
+		return buf, err
+	}
+	st, err := s.state(ctx)
+	if err != nil {
+		return buf, err
+	}
+	return s.sealWith(st, v, rec, buf)
+}
+
+// SealAll seals every record of recs as Seal does, into buf, and returns
+// buf extended and how many records it sealed. The records of one call
+// take their data key together (one check of its record and age bounds
+// for all of them), so that a batch costs one key lookup, not one per
+// record; when the current key cannot take them all, they are sealed one
+// by one, each as Seal would. On error, the records before the failing
+// one are sealed and the rest untouched.
+func (s *Sealer) SealAll(ctx context.Context, recs []kmsg.Record, buf []byte) ([]byte, int, error) {
+	n := 0
+	for i := range recs {
+		v, err := s.variant(&recs[i])
+		if err != nil {
+			return buf, 0, err
+		}
+		if v != 0 || len(s.names) > 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return buf, 0, nil
+	}
+	d := s.p.acquireN(s.r, uint64(n))
+	if d == nil {
+		return s.sealEach(ctx, recs, buf)
+	}
+	st, err := s.stateOf(d)
+	if err != nil {
+		return buf, 0, err
+	}
+	for i := range recs {
+		rec := &recs[i]
+		v, _ := s.variant(rec)
+		if v == 0 && len(s.names) == 0 {
+			continue
+		}
+		if buf, err = s.sealWith(st, v, rec, buf); err != nil {
+			return buf, i, err
+		}
+	}
+	return buf, n, nil
+}
+
+// sealEach is SealAll's slow path: a key per record.
+func (s *Sealer) sealEach(ctx context.Context, recs []kmsg.Record, buf []byte) ([]byte, int, error) {
+	n := 0
+	for i := range recs {
+		v, err := s.variant(&recs[i])
+		if err != nil {
+			return buf, n, err
+		}
+		if v == 0 && len(s.names) == 0 {
+			continue
+		}
+		if buf, err = s.Seal(ctx, &recs[i], buf); err != nil {
+			return buf, n, err
+		}
+		n++
+	}
+	return buf, n, nil
+}
+
+// variant is which of rec's fields get sealed (bit 0: the value, bit 1:
+// the key); a record already sealed is an error.
+func (s *Sealer) variant(rec *kmsg.Record) (int, error) {
 	if at, err := findHeader(rec.Headers); err != nil || at >= 0 {
-		return buf, fmt.Errorf("%w (topic %q)", ErrAlreadyEncrypted, s.topic)
+		return 0, fmt.Errorf("%w (topic %q)", ErrAlreadyEncrypted, s.topic)
 	}
 	v := 0
 	if s.fields&FieldValue != 0 && rec.Value != nil {
@@ -129,15 +209,14 @@ func (s *Sealer) Seal(ctx context.Context, rec *kmsg.Record, buf []byte) ([]byte
 	if s.fields&FieldKey != 0 && rec.Key != nil {
 		v |= 2
 	}
-	if v == 0 && len(s.names) == 0 {
-		return buf, nil
-	}
-	st, err := s.state(ctx)
-	if err != nil {
-		return buf, err
-	}
+	return v, nil
+}
+
+// sealWith seals rec's variant v under st.
+func (s *Sealer) sealWith(st *sealState, v int, rec *kmsg.Record, buf []byte) ([]byte, error) {
 	aead := st.d.aead
 	var value, key []byte
+	var err error
 	if v&1 != 0 {
 		if buf, value, err = seal(buf, aead, rec.Value, st.aadValue[v]); err != nil {
 			return buf, err

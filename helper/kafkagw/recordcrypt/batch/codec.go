@@ -104,30 +104,67 @@ func (b *Batch) Passthrough() bool { return b.Header.Magic != 2 || b.Control() }
 // end with a partial batch (the broker cuts at its byte limit); those
 // bytes are returned as tail, untouched. A Produce request has none.
 func (c *Codec) Decode(src []byte) (batches []Batch, tail []byte, err error) {
+	return (&Decoder{c: c}).Decode(src)
+}
+
+// A Decoder decodes as its Codec does, into storage it keeps from one
+// Decode to the next: what a Decode returns is valid until the next
+// Decode. A connection that decodes uncompressed batch after batch
+// allocates nothing once its Decoder has grown to its batches' size and
+// seen their header keys (a fresh records array per batch was most of
+// decoding's cost, in allocation and in the garbage collector's write
+// barriers). It is not safe for concurrent use.
+type Decoder struct {
+	c       *Codec
+	batches []Batch
+	recs    []kmsg.Record
+	hdrs    []kmsg.Header
+	keys    keyInterner
+}
+
+// NewDecoder returns a Decoder of c.
+func (c *Codec) NewDecoder() *Decoder { return &Decoder{c: c, keys: keyInterner{}} }
+
+// maxKeptRecords bounds the records (and headers) a Decoder keeps between
+// Decodes: past it, the storage of an exceptional batch is left to the
+// garbage collector.
+const maxKeptRecords = 64 << 10
+
+// Decode is Codec.Decode into d's storage.
+func (d *Decoder) Decode(src []byte) (batches []Batch, tail []byte, err error) {
+	if cap(d.recs) > maxKeptRecords || cap(d.hdrs) > maxKeptRecords {
+		d.recs, d.hdrs = nil, nil
+	}
+	// The previous Decode's records alias its frame: drop the references.
+	clear(d.recs[:cap(d.recs)])
+	clear(d.hdrs[:cap(d.hdrs)])
+	clear(d.batches[:cap(d.batches)])
+	d.batches, d.recs, d.hdrs = d.batches[:0], d.recs[:0], d.hdrs[:0]
 	for len(src) > 0 {
 		if len(src) < offMagic+1 {
-			return batches, src, nil
+			return d.batches, src, nil
 		}
 		length := int32(binary.BigEndian.Uint32(src[offLength:]))
 		if length < offMagic+1-12 {
 			return nil, nil, fmt.Errorf("%w: batch length %d", ErrCorrupt, length)
 		}
 		if int64(length) > int64(len(src)-12) {
-			return batches, src, nil
+			return d.batches, src, nil
 		}
 		raw := src[: 12+int(length) : 12+int(length)]
 		src = src[len(raw):]
-		b, err := c.decodeOne(raw)
+		b, err := d.decodeOne(raw)
 		if err != nil {
 			return nil, nil, fmt.Errorf("batch at offset %d: %w", int64(binary.BigEndian.Uint64(raw)), err)
 		}
-		batches = append(batches, b)
+		d.batches = append(d.batches, b)
 	}
-	return batches, nil, nil
+	return d.batches, nil, nil
 }
 
 // decodeOne decodes one whole batch.
-func (c *Codec) decodeOne(raw []byte) (Batch, error) {
+func (d *Decoder) decodeOne(raw []byte) (Batch, error) {
+	c := d.c
 	b := Batch{Raw: raw}
 	b.Header.Magic = int8(raw[offMagic])
 	if b.Header.Magic != 2 {
@@ -160,11 +197,12 @@ func (c *Codec) decodeOne(raw []byte) (Batch, error) {
 	} else if len(payload) > c.max {
 		return Batch{}, fmt.Errorf("%w: %d bytes of records, limit %d", ErrTooLarge, len(payload), c.max)
 	}
-	recs, err := parseRecords(payload, b.Header.NumRecords)
-	if err != nil {
+	start := len(d.recs)
+	var err error
+	if d.recs, d.hdrs, err = parseRecords(payload, b.Header.NumRecords, d.recs, d.hdrs, d.keys); err != nil {
 		return Batch{}, err
 	}
-	b.Records = recs
+	b.Records = d.recs[start:len(d.recs):len(d.recs)]
 	return b, nil
 }
 

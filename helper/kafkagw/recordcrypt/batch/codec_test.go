@@ -149,3 +149,49 @@ func TestXerialSnappyDecodes(t *testing.T) {
 		t.Fatal("not snappy")
 	}
 }
+
+// TestDecoderReusesItsStorage: a Decoder's second Decode returns the new
+// batches' records exactly (headers included, each with its own spare
+// slot), and once grown it decodes an uncompressed batch without
+// allocating.
+func TestDecoderReusesItsStorage(t *testing.T) {
+	dec := NewCodec(0).NewDecoder()
+	first := sampleRecords(7, 30)
+	a := sampleBatch(t, None, first)
+	second := sampleRecords(5, 12)
+	b := append(sampleBatch(t, None, second), sampleBatch(t, Zstd, first[:3])...)
+	for range 2 {
+		bs, _, err := dec.Decode(a)
+		if err != nil || len(bs) != 1 {
+			t.Fatalf("first: %d batches, %v", len(bs), err)
+		}
+		sameRecords(t, bs[0].Records, first)
+		if bs, _, err = dec.Decode(b); err != nil || len(bs) != 2 {
+			t.Fatalf("second: %d batches, %v", len(bs), err)
+		}
+		sameRecords(t, bs[0].Records, second)
+		sameRecords(t, bs[1].Records, first[:3])
+		// The spare header slot of each record is its own.
+		for i := range bs[0].Records {
+			r := &bs[0].Records[i]
+			r.Headers = append(r.Headers, kmsg.Header{Key: "added", Value: []byte{byte(i)}})
+		}
+		for i := range bs[0].Records {
+			hs := bs[0].Records[i].Headers
+			if len(hs) != len(second[i].Headers)+1 || hs[len(hs)-1].Key != "added" || hs[len(hs)-1].Value[0] != byte(i) {
+				t.Fatalf("record %d: headers %v after each record got one more", i, hs)
+			}
+		}
+	}
+	big := sampleBatch(t, None, sampleRecords(500, 100))
+	if _, _, err := dec.Decode(big); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(20, func() {
+		if _, _, err := dec.Decode(big); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%.1f allocations per Decode of a 500-record batch, want 0", n)
+	}
+}

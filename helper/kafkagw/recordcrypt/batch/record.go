@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -60,38 +61,40 @@ func (r *reader) bytes(what string, nullable bool) []byte {
 	return b
 }
 
-// parseRecords parses n records that fill payload exactly. Their Key,
-// Value and header values alias payload.
-func parseRecords(payload []byte, n int32) ([]kmsg.Record, error) {
+// parseRecords parses n records that fill payload exactly, appending them
+// to recs and their headers to hdrs. Their Key, Value and header values
+// alias payload.
+func parseRecords(payload []byte, n int32, recs []kmsg.Record, hdrs []kmsg.Header, keys keyInterner) ([]kmsg.Record, []kmsg.Header, error) {
 	if n < 0 || int64(n) > int64(len(payload)/minRecordLen) {
-		return nil, fmt.Errorf("%w: %d records cannot fit %d bytes", ErrCorrupt, n, len(payload))
+		return nil, nil, fmt.Errorf("%w: %d records cannot fit %d bytes", ErrCorrupt, n, len(payload))
 	}
-	recs := make([]kmsg.Record, n)
-	var hdrs []kmsg.Header
+	start := len(recs)
+	recs = slices.Grow(recs, int(n))[:start+int(n)]
 	rest := payload
-	for i := range recs {
+	for i := range int(n) {
 		r := reader{src: rest}
 		length := r.varint("length")
 		if r.err != nil || length < 0 || int(length) > len(r.src) {
-			return nil, fmt.Errorf("%w: record %d length", ErrCorrupt, i)
+			return nil, nil, fmt.Errorf("%w: record %d length", ErrCorrupt, i)
 		}
 		rest = r.src[length:]
+		rec := &recs[start+i] // zero: grown, or cleared by the Decoder
 		var err error
-		if hdrs, err = parseRecord(&recs[i], r.src[:length], hdrs); err != nil {
-			return nil, fmt.Errorf("record %d: %w", i, err)
+		if hdrs, err = parseRecord(rec, r.src[:length], hdrs, keys); err != nil {
+			return nil, nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		recs[i].Length = length
+		rec.Length = length
 	}
 	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(rest))
+		return nil, nil, fmt.Errorf("%w: %d bytes after the last record", ErrCorrupt, len(rest))
 	}
-	return recs, nil
+	return recs, hdrs, nil
 }
 
 // parseRecord parses one record body (after its length) into rec. Its
 // headers are appended to hdrs followed by one spare slot, and rec.Headers
 // is that run with capacity for the spare.
-func parseRecord(rec *kmsg.Record, body []byte, hdrs []kmsg.Header) ([]kmsg.Header, error) {
+func parseRecord(rec *kmsg.Record, body []byte, hdrs []kmsg.Header, keys keyInterner) ([]kmsg.Header, error) {
 	r := reader{src: body}
 	if len(r.src) == 0 {
 		return hdrs, fmt.Errorf("%w: empty record", ErrCorrupt)
@@ -118,7 +121,7 @@ func parseRecord(rec *kmsg.Record, body []byte, hdrs []kmsg.Header) ([]kmsg.Head
 		if r.err != nil {
 			return hdrs, r.err
 		}
-		hdrs = append(hdrs, kmsg.Header{Key: string(k), Value: v})
+		hdrs = append(hdrs, kmsg.Header{Key: keys.intern(k), Value: v})
 	}
 	if len(r.src) != 0 {
 		return hdrs, fmt.Errorf("%w: %d bytes after the record's fields", ErrCorrupt, len(r.src))
@@ -130,6 +133,25 @@ func parseRecord(rec *kmsg.Record, body []byte, hdrs []kmsg.Header) ([]kmsg.Head
 		rec.Headers = hdrs[last:last:len(hdrs)]
 	}
 	return hdrs, nil
+}
+
+// keyInterner keeps the header keys a Decoder has seen, so that a key
+// already seen costs no allocation: a topic's records carry the same few
+// header keys over and over. Nil interns nothing.
+type keyInterner map[string]string
+
+// maxInternedKeys bounds an interner: past it, keys are allocated.
+const maxInternedKeys = 256
+
+func (m keyInterner) intern(k []byte) string {
+	if s, ok := m[string(k)]; ok {
+		return s
+	}
+	s := string(k)
+	if m != nil && len(m) < maxInternedKeys {
+		m[s] = s
+	}
+	return s
 }
 
 // varintLen is the size of v as a zig-zag varint.
