@@ -74,8 +74,15 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 func (s *session) openBatch(topic string, partition int32, b *batch.Batch) bool {
 	c, m := s.g.crypt, s.g.cfg.Metrics
 	changed, opened := false, 0
-	var buf []byte
-	kept := b.Records[:0:0]
+	// Room for every opened value at once (each is shorter than its
+	// sealed form), and the records kept in place: each lands at or
+	// before the index it is read from.
+	size := 0
+	for k := range b.Records {
+		size += len(b.Records[k].Value)
+	}
+	buf := make([]byte, 0, size)
+	kept := b.Records[:0]
 	for k := range b.Records {
 		rec := &b.Records[k]
 		if !recordcrypt.Encrypted(rec) {

@@ -179,10 +179,12 @@ func (s *session) readOne(ctx context.Context, frameStarted func()) error {
 	if err != nil {
 		return err
 	}
-	if (p.ex != nil && p.ex.fix != nil) || s.g.crypt != nil {
-		// Something planned for later may still read the request (a
-		// response fix, the encryption filter): the buffer is left to the
-		// garbage collector instead of going back to the pool once sent.
+	if p.ex != nil && p.ex.fix != nil {
+		// A response fix planned for later may still refer to the
+		// request: the buffer is left to the garbage collector instead of
+		// going back to the pool once sent. (Sealing a Produce request is
+		// done by now: its sealed records are in the session's scratch,
+		// and whatever parts still refer to the frame are sent below.)
 		buf.buf = nil
 	}
 	if p.ex != nil {

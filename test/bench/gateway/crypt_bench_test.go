@@ -120,7 +120,7 @@ func newCryptRig(b *testing.B, ctx context.Context) *cryptRig {
 		b.Fatal(err)
 	}
 	trust := spiffeid.RequireTrustDomainFromString(td)
-	r.kf, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(tlsconfig.MTLSServerConfig(svidtest.NewSource(broker), ca.Bundle(), tlsconfig.AuthorizeMemberOf(trust))))
+	r.kf, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(b.TempDir()), kfake.TLS(tlsconfig.MTLSServerConfig(svidtest.NewSource(broker), ca.Bundle(), tlsconfig.AuthorizeMemberOf(trust))))
 	if err != nil {
 		b.Fatal(err)
 	}
