@@ -157,8 +157,11 @@ func cmpOr(v, def string) string {
 
 // crypt is a gateway's encryption filter.
 type crypt struct {
-	cfg        EncryptConfig
-	codec      *batch.Codec
+	cfg   EncryptConfig
+	codec *batch.Codec
+	// decoders serve the opening of fetched batches (responses are read
+	// by one goroutine per upstream connection, so several at a time).
+	decoders   sync.Pool
 	producer   *recordcrypt.Producer
 	opener     *recordcrypt.Opener
 	quarantine *quarantine.Store // nil when nothing is quarantined

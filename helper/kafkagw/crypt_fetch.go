@@ -40,8 +40,16 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 	if len(p.RecordBatches) == 0 {
 		return
 	}
-	codec := s.g.crypt.codec
-	batches, tail, err := codec.Decode(p.RecordBatches)
+	c := s.g.crypt
+	dec, _ := c.decoders.Get().(*batch.Decoder)
+	if dec == nil {
+		dec = c.codec.NewDecoder()
+	}
+	defer func() {
+		dec.Reset() // the batches are re-encoded by then
+		c.decoders.Put(dec)
+	}()
+	batches, tail, err := dec.Decode(p.RecordBatches)
 	if err != nil {
 		s.g.cfg.Metrics.undecryptable("corrupt_batch", actionPassed)
 		s.log.Warn("Passing on a record batch that does not decode", "topic", topic, "partition", p.Partition, "error", err.Error())
@@ -60,7 +68,8 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 	if !changed {
 		return
 	}
-	out, err := codec.EncodeAll(nil, batches)
+	// Opened batches are shorter than sealed ones: room for all at once.
+	out, err := c.codec.EncodeAll(make([]byte, 0, len(p.RecordBatches)), batches)
 	if err != nil {
 		// Unreachable for batches that decoded; keep what was received.
 		s.log.Error("Re-encoding a fetched batch failed; passing it on as received", "topic", topic, "error", err.Error())

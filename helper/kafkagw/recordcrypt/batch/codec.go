@@ -130,16 +130,22 @@ func (c *Codec) NewDecoder() *Decoder { return &Decoder{c: c, keys: keyInterner{
 // garbage collector.
 const maxKeptRecords = 64 << 10
 
-// Decode is Codec.Decode into d's storage.
-func (d *Decoder) Decode(src []byte) (batches []Batch, tail []byte, err error) {
+// Reset drops d's references to what it last decoded (its records alias
+// the bytes they were decoded from), keeping its storage for the next
+// Decode, or dropping that too past maxKeptRecords.
+func (d *Decoder) Reset() {
 	if cap(d.recs) > maxKeptRecords || cap(d.hdrs) > maxKeptRecords {
 		d.recs, d.hdrs = nil, nil
 	}
-	// The previous Decode's records alias its frame: drop the references.
 	clear(d.recs[:cap(d.recs)])
 	clear(d.hdrs[:cap(d.hdrs)])
 	clear(d.batches[:cap(d.batches)])
 	d.batches, d.recs, d.hdrs = d.batches[:0], d.recs[:0], d.hdrs[:0]
+}
+
+// Decode is Codec.Decode into d's storage.
+func (d *Decoder) Decode(src []byte) (batches []Batch, tail []byte, err error) {
+	d.Reset()
 	for len(src) > 0 {
 		if len(src) < offMagic+1 {
 			return d.batches, src, nil
