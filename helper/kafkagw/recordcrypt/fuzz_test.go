@@ -2,8 +2,8 @@ package recordcrypt_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
-	"fmt"
 	"reflect"
 	"testing"
 
@@ -71,10 +71,13 @@ func sameButWrappedKey(a, b []byte) bool {
 }
 
 // FuzzReplaceWrappedKey feeds arbitrary header values and wrapped keys to
-// ReplaceWrappedKey and WrappedKeyVersion: neither may panic, a header
-// that is accepted comes back parsing, equal but for the wrapped key, and
-// a version is reported only for exactly "vault:v<N>:" with N ≥ 1 written
-// without leading zeros.
+// ReplaceWrappedKey, WrappedKeyVersion and the Vault conversions: none may
+// panic, a header that is accepted comes back parsing, equal but for the
+// wrapped key; a version is reported only for a minimal uvarint N ≥ 1
+// followed by a ciphertext, exactly then does the key convert to Vault's
+// text, and that text converts back to the same bytes; text that
+// CompactVaultCiphertext accepts is the one canonical "vault:v<N>:<base64>"
+// of what it returns.
 func FuzzReplaceWrappedKey(f *testing.F) {
 	kms := kmstest.New("r")
 	p, _ := NewProducer(kms, ProducerConfig{})
@@ -84,12 +87,27 @@ func FuzzReplaceWrappedKey(f *testing.F) {
 		f.Fatal(err)
 	}
 	hdr := rec.Headers[len(rec.Headers)-1].Value
-	f.Add(hdr, []byte("vault:v2:abc"))
-	f.Add(hdr[:20], []byte("vault:v0:"))
-	f.Add([]byte{1, 1}, []byte("vault:v123456789:"))
+	f.Add(hdr, []byte{2, 0xab, 0xcd})
+	f.Add(hdr[:20], []byte{0, 1})
+	f.Add([]byte{1, 1}, []byte{0x80, 0x01, 7})
+	f.Add(hdr, []byte("vault:v2:q80="))
+	f.Add(hdr, []byte("vault:v01:q80="))
 	f.Fuzz(func(t *testing.T, src, wrapped []byte) {
-		if v, ok := WrappedKeyVersion(wrapped); ok && !bytes.HasPrefix(wrapped, fmt.Appendf(nil, "vault:v%d:", v)) || ok && v < 1 {
-			t.Fatalf("WrappedKeyVersion(%q) = %d", wrapped, v)
+		v, ok := WrappedKeyVersion(wrapped)
+		if ok && (v < 1 || !bytes.HasPrefix(wrapped, binary.AppendUvarint(nil, uint64(v))) || len(wrapped) <= len(binary.AppendUvarint(nil, uint64(v)))) {
+			t.Fatalf("WrappedKeyVersion(%x) = %d", wrapped, v)
+		}
+		text, err := VaultCiphertext(wrapped)
+		if (err == nil) != ok {
+			t.Fatalf("VaultCiphertext(%x): %v, but WrappedKeyVersion ok=%v", wrapped, err, ok)
+		}
+		if back, err := CompactVaultCiphertext(text); ok && (err != nil || !bytes.Equal(back, wrapped)) {
+			t.Fatalf("%x → %q → %x, %v", wrapped, text, back, err)
+		}
+		if c, err := CompactVaultCiphertext(string(wrapped)); err == nil {
+			if back, err := VaultCiphertext(c); err != nil || back != string(wrapped) {
+				t.Fatalf("%q → %x → %q, %v", wrapped, c, back, err)
+			}
 		}
 		out, err := ReplaceWrappedKey(src, wrapped)
 		if err != nil {

@@ -42,7 +42,7 @@ const (
 //	byte 1      Fields bits: 1 value, 2 key, 4 named headers
 //	bytes 2-17  key commitment: SHA-256("edgeid-enc/1 key commitment" ‖ DEK)[:16]
 //	uvarint n, n bytes   key ring name
-//	uvarint n, n bytes   wrapped DEK (Vault Transit: "vault:v<N>:<base64>")
+//	uvarint n, n bytes   wrapped DEK: uvarint key ring version ‖ KMS ciphertext (kms.go)
 //	uvarint n            number of encrypted header names (0 unless bit 4)
 //	  n × (uvarint m, m bytes)  header name
 //

@@ -2,6 +2,7 @@ package recordcrypt_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestReplaceWrappedKeyKeepsTheRest(t *testing.T) {
 	recs := sealed(t, kms, SealerConfig{Topic: "t", Ring: "r", Fields: FieldValue, Headers: []string{"a", "b"}}, record("v", "", "a", "1"))
 	raw := recs[0].Headers[hdrIndex(&recs[0])].Value
 	before, _ := ParseHeader(raw)
-	long := []byte("vault:v12:" + strings.Repeat("A", 300)) // a 2-byte length prefix
+	long := append([]byte{12}, bytes.Repeat([]byte("A"), 300)...) // a 2-byte length prefix
 	out, err := ReplaceWrappedKey(raw, long)
 	if err != nil {
 		t.Fatal(err)
@@ -85,13 +86,36 @@ func TestReplaceWrappedKeyKeepsTheRest(t *testing.T) {
 
 func TestWrappedKeyVersion(t *testing.T) {
 	for in, want := range map[string]int{
-		"vault:v1:abc": 1, "vault:v27:x": 27, "vault:v123456789:x": 123456789,
-		"vault:v0:x": -1, "vault:v01:x": -1, "vault:v:x": -1, "vault:v1": -1, "vault:vx:y": -1,
-		"vault:v1234567890:x": -1, "kms:v1:x": -1, "": -1,
+		"\x01\xab": 1, "\x1b\x00": 27, "\x95\x9a\xef\x3a\x01": 123456789, "\x80\x01\x07": 128,
+		"\x00\x01": -1, "\x81\x00\x01": -1 /* not minimal */, "\x01": -1 /* no ciphertext */, "\x80": -1,
+		"\x80\x94\xeb\xdc\x03\x01": -1 /* 10^9 */, "": -1,
 	} {
 		v, ok := WrappedKeyVersion([]byte(in))
 		if want < 0 && ok || want >= 0 && (!ok || v != want) {
-			t.Errorf("WrappedKeyVersion(%q) = %d, %v; want %d", in, v, ok, want)
+			t.Errorf("WrappedKeyVersion(%x) = %d, %v; want %d", in, v, ok, want)
 		}
+	}
+}
+
+// TestVaultCiphertextConversions: Vault's text form and the compact form
+// convert both ways; anything but one canonical text is refused, as a bad
+// wrapped key.
+func TestVaultCiphertextConversions(t *testing.T) {
+	text := "vault:v27:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xab}, 60))
+	c, err := CompactVaultCiphertext(text)
+	if err != nil || len(c) != 61 || c[0] != 27 {
+		t.Fatalf("compact %q: %x (%d bytes), %v; want 61 bytes, version 27", text, c, len(c), err)
+	}
+	if back, err := VaultCiphertext(c); err != nil || back != text {
+		t.Fatalf("back: %q, %v", back, err)
+	}
+	for _, bad := range []string{"vault:v0:qw==", "vault:v01:qw==", "vault:v:qw==", "vault:v1", "vault:v1:", "vault:vx:qw==",
+		"vault:v1234567890:qw==", "kms:v1:qw==", "vault:v1:qw", "vault:v1:qx==", "vault:v1:q w==", ""} {
+		if _, err := CompactVaultCiphertext(bad); !errors.Is(err, ErrBadWrappedKey) {
+			t.Errorf("CompactVaultCiphertext(%q): %v, want ErrBadWrappedKey", bad, err)
+		}
+	}
+	if _, err := VaultCiphertext([]byte{0, 1}); !errors.Is(err, ErrBadWrappedKey) {
+		t.Errorf("VaultCiphertext(version 0): %v, want ErrBadWrappedKey", err)
 	}
 }

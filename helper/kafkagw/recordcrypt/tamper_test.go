@@ -114,7 +114,10 @@ func tamperCases() []tamperCase {
 		}, ErrTampered},
 		{"unknown key version", func(t *testing.T, r *kmsg.Record, _ kmsg.Record) string {
 			editHeader(t, r, func(h *Header) {
-				h.WrappedKey = bytes.Replace(h.WrappedKey, []byte("vault:v1:"), []byte("vault:v7:"), 1)
+				if h.WrappedKey[0] != 1 {
+					t.Fatalf("wrapped key of version %d, want 1", h.WrappedKey[0])
+				}
+				h.WrappedKey = append([]byte{7}, h.WrappedKey[1:]...)
 			})
 			return "t"
 		}, ErrUnknownKeyVersion},

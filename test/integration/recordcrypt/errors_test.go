@@ -30,9 +30,9 @@ func vaultErrors(t *testing.T, r *rig, consKMS *vaultkms.KMS, v1 kmsg.Record) {
 		edit func([]byte) []byte
 		want error
 	}{
-		{"version Vault never had", func(b []byte) []byte { return bytes.Replace(b, []byte("vault:v1:"), []byte("vault:v9:"), 1) }, recordcrypt.ErrUnknownKeyVersion},
+		{"version Vault never had", func(b []byte) []byte { b[0] = 9; return b }, recordcrypt.ErrUnknownKeyVersion}, // v1 → v9
 		{"wrapped key altered", func(b []byte) []byte { b[len(b)-6] ^= 0x01; return b }, recordcrypt.ErrForgedHeader},
-		{"not a Transit ciphertext", func([]byte) []byte { return []byte("garbage") }, recordcrypt.ErrForgedHeader},
+		{"not a wrapped data key (version 0)", func([]byte) []byte { return []byte{0, 'x'} }, recordcrypt.ErrForgedHeader},
 	}
 	for _, tc := range cases {
 		o, _ := recordcrypt.NewOpener(consKMS, recordcrypt.OpenerConfig{})

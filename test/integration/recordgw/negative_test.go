@@ -203,8 +203,8 @@ func (r *rig) checkRotation(t *testing.T, cons *edge, sent map[int][]string) {
 	wrapped := map[string]bool{}
 	for _, rec := range pollN(t, cl, len(lines)) {
 		h, err := recordcrypt.ParseHeader(rec.Headers[0].Value)
-		if err != nil || !strings.HasPrefix(string(h.WrappedKey), "vault:v2:") {
-			t.Fatalf("record %d: header %v (%v), want a vault:v2: data key", rec.Offset, h.Ring, err)
+		if v, _ := recordcrypt.WrappedKeyVersion(h.WrappedKey); err != nil || v != 2 {
+			t.Fatalf("record %d: header %v (%v), data key of version %d, want 2", rec.Offset, h.Ring, err, v)
 		}
 		wrapped[string(h.WrappedKey)] = true
 	}

@@ -1,7 +1,7 @@
 // Package kmstest is an in-memory recordcrypt.KMS for tests: key rings
-// with versions and rotation, wrapped keys shaped like Vault Transit's
-// ("vault:v<N>:<base64>"), and switches that make it fail, refuse or
-// count calls.
+// with versions and rotation, wrapped keys as the Vault adapter hands
+// them over (key ring version ‖ ciphertext, see recordcrypt.SplitWrappedKey),
+// and switches that make it fail, refuse or count calls.
 package kmstest
 
 import (
@@ -9,10 +9,8 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/binary"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/edgeid/edgeid/helper/kafkagw/recordcrypt"
@@ -104,7 +102,7 @@ func (k *KMS) GenerateDataKey(_ context.Context, ring string) (recordcrypt.DataK
 	rand.Read(nonce)
 	ct := vs[len(vs)-1].Seal(nonce, nonce, plain, []byte(ring))
 	k.generated++
-	wrapped := fmt.Sprintf("vault:v%d:%s", len(vs), base64.StdEncoding.EncodeToString(ct))
+	wrapped := wrap(len(vs), ct)
 	return recordcrypt.DataKey{Plaintext: plain, Wrapped: []byte(wrapped)}, nil
 }
 
@@ -123,20 +121,20 @@ func (k *KMS) DecryptDataKey(_ context.Context, ring string, wrapped []byte) ([]
 	return plain, err
 }
 
+// wrap is a wrapped data key of version v.
+func wrap(v int, ct []byte) []byte {
+	return append(binary.AppendUvarint(nil, uint64(v)), ct...)
+}
+
 func unwrap(vs []cipher.AEAD, ring string, wrapped []byte) ([]byte, error) {
-	parts := strings.SplitN(string(wrapped), ":", 3)
-	if len(parts) != 3 || parts[0] != "vault" || !strings.HasPrefix(parts[1], "v") {
-		return nil, fmt.Errorf("kmstest: %w", recordcrypt.ErrBadWrappedKey)
-	}
-	v, err := strconv.Atoi(parts[1][1:])
-	if err != nil || v < 1 {
+	v, ct, ok := recordcrypt.SplitWrappedKey(wrapped)
+	if !ok {
 		return nil, fmt.Errorf("kmstest: %w", recordcrypt.ErrBadWrappedKey)
 	}
 	if v > len(vs) {
 		return nil, fmt.Errorf("kmstest: version %d of %q: %w", v, ring, recordcrypt.ErrUnknownKeyVersion)
 	}
-	ct, err := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil || len(ct) < 12 {
+	if len(ct) < 12 {
 		return nil, fmt.Errorf("kmstest: %w", recordcrypt.ErrBadWrappedKey)
 	}
 	plain, err := vs[v-1].Open(nil, ct[:12], ct[12:], []byte(ring))
@@ -166,7 +164,7 @@ func (k *KMS) RewrapDataKey(_ context.Context, ring string, wrapped []byte) ([]b
 	rand.Read(nonce)
 	ct := vs[len(vs)-1].Seal(nonce, nonce, plain, []byte(ring))
 	k.rewrapped++
-	return fmt.Appendf(nil, "vault:v%d:%s", len(vs), base64.StdEncoding.EncodeToString(ct)), nil
+	return wrap(len(vs), ct), nil
 }
 
 // Rewraps returns how many RewrapDataKey calls succeeded.

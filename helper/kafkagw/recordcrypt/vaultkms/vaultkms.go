@@ -5,6 +5,10 @@
 //	producer: POST transit/datakey/plaintext/<ring>  → plaintext + "vault:vN:…"
 //	consumer: POST transit/decrypt/<ring>            → plaintext
 //	rewrap:   POST transit/rewrap/<ring>             → "vault:v<latest>:…" (edgeid kafka rewrap)
+//
+// Wrapped keys cross this package's API in recordcrypt's compact form
+// (version ‖ raw ciphertext, recordcrypt.CompactVaultCiphertext) and
+// Vault's text form only on the wire to Vault.
 //	login:    POST auth/cert/login (TLS client certificate = current SVID)
 //
 // A cert auth role bound with allowed_uri_sans to a SPIFFE ID carries the
@@ -21,7 +25,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -123,20 +126,22 @@ func (k *KMS) GenerateDataKey(ctx context.Context, ring string) (recordcrypt.Dat
 	if err != nil {
 		return recordcrypt.DataKey{}, fmt.Errorf("vaultkms: datakey of %q: %w", ring, err)
 	}
-	wrapped, _ := s.Data["ciphertext"].(string)
-	if !strings.HasPrefix(wrapped, "vault:v") {
+	text, _ := s.Data["ciphertext"].(string)
+	wrapped, err := recordcrypt.CompactVaultCiphertext(text)
+	if err != nil {
 		clear(plain)
 		return recordcrypt.DataKey{}, fmt.Errorf("vaultkms: datakey of %q: no ciphertext in the response", ring)
 	}
-	return recordcrypt.DataKey{Plaintext: plain, Wrapped: []byte(wrapped)}, nil
+	return recordcrypt.DataKey{Plaintext: plain, Wrapped: wrapped}, nil
 }
 
 // DecryptDataKey implements recordcrypt.KMS with transit/decrypt/<ring>.
 func (k *KMS) DecryptDataKey(ctx context.Context, ring string, wrapped []byte) ([]byte, error) {
-	if !strings.HasPrefix(string(wrapped), "vault:v") {
-		return nil, fmt.Errorf("vaultkms: %w: not a Vault Transit ciphertext", recordcrypt.ErrBadWrappedKey)
+	text, err := recordcrypt.VaultCiphertext(wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("vaultkms: %w", err)
 	}
-	s, err := k.write(ctx, k.cfg.TransitMount+"/decrypt/"+ring, map[string]any{"ciphertext": string(wrapped)})
+	s, err := k.write(ctx, k.cfg.TransitMount+"/decrypt/"+ring, map[string]any{"ciphertext": text})
 	if err != nil {
 		return nil, fmt.Errorf("vaultkms: decrypt with %q: %w", ring, err)
 	}
@@ -151,10 +156,11 @@ func (k *KMS) DecryptDataKey(ctx context.Context, ring string, wrapped []byte) (
 // transit/rewrap/<ring>: the same data key wrapped by the ring's newest
 // version, never seen in plaintext here.
 func (k *KMS) RewrapDataKey(ctx context.Context, ring string, wrapped []byte) ([]byte, error) {
-	if _, ok := recordcrypt.WrappedKeyVersion(wrapped); !ok {
-		return nil, fmt.Errorf("vaultkms: %w: not a Vault Transit ciphertext", recordcrypt.ErrBadWrappedKey)
+	text, err := recordcrypt.VaultCiphertext(wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("vaultkms: %w", err)
 	}
-	s, err := k.write(ctx, k.cfg.TransitMount+"/rewrap/"+ring, map[string]any{"ciphertext": string(wrapped)})
+	s, err := k.write(ctx, k.cfg.TransitMount+"/rewrap/"+ring, map[string]any{"ciphertext": text})
 	if err != nil {
 		return nil, fmt.Errorf("vaultkms: rewrap with %q: %w", ring, err)
 	}
@@ -162,10 +168,11 @@ func (k *KMS) RewrapDataKey(ctx context.Context, ring string, wrapped []byte) ([
 	if s != nil {
 		out, _ = s.Data["ciphertext"].(string)
 	}
-	if _, ok := recordcrypt.WrappedKeyVersion([]byte(out)); !ok {
+	rewrapped, err := recordcrypt.CompactVaultCiphertext(out)
+	if err != nil {
 		return nil, fmt.Errorf("vaultkms: rewrap with %q: no ciphertext in the response", ring)
 	}
-	return []byte(out), nil
+	return rewrapped, nil
 }
 
 func plaintextField(s *vaultapi.Secret) ([]byte, error) {
