@@ -195,3 +195,29 @@ func TestDecoderReusesItsStorage(t *testing.T) {
 		t.Errorf("%.1f allocations per Decode of a 500-record batch, want 0", n)
 	}
 }
+
+// TestDecoderInternsBoundedKeys: a Decoder keeps at most 256 header keys
+// of at most 64 bytes, whatever the batches carry.
+func TestDecoderInternsBoundedKeys(t *testing.T) {
+	dec := NewCodec(0).NewDecoder()
+	for b := range 10 {
+		recs := sampleRecords(100, 1)
+		for i := range recs {
+			recs[i].Headers = []kmsg.Header{
+				{Key: fmt.Sprintf("k-%d-%d", b, i), Value: []byte("v")},
+				{Key: string(bytes.Repeat([]byte{byte('a' + i%26)}, 65+i)), Value: []byte("v")},
+			}
+		}
+		if _, _, err := dec.Decode(sampleBatch(t, None, recs)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(dec.keys); n != maxInternedKeys {
+		t.Errorf("%d keys interned, want the bound %d", n, maxInternedKeys)
+	}
+	for k := range dec.keys {
+		if len(k) > maxInternedKeyLen {
+			t.Errorf("interned a %d-byte key", len(k))
+		}
+	}
+}

@@ -140,15 +140,20 @@ func parseRecord(rec *kmsg.Record, body []byte, hdrs []kmsg.Header, keys keyInte
 // header keys over and over. Nil interns nothing.
 type keyInterner map[string]string
 
-// maxInternedKeys bounds an interner: past it, keys are allocated.
-const maxInternedKeys = 256
+// An interner keeps at most maxInternedKeys keys of at most
+// maxInternedKeyLen bytes (at most 16 KiB per Decoder, whatever a client
+// sends); other keys are allocated each time.
+const (
+	maxInternedKeys   = 256
+	maxInternedKeyLen = 64
+)
 
 func (m keyInterner) intern(k []byte) string {
 	if s, ok := m[string(k)]; ok {
 		return s
 	}
 	s := string(k)
-	if m != nil && len(m) < maxInternedKeys {
+	if m != nil && len(m) < maxInternedKeys && len(k) <= maxInternedKeyLen {
 		m[s] = s
 	}
 	return s
