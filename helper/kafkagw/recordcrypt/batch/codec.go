@@ -111,9 +111,9 @@ func (c *Codec) Decode(src []byte) (batches []Batch, tail []byte, err error) {
 // Decode to the next: what a Decode returns is valid until the next
 // Decode. A connection that decodes uncompressed batch after batch
 // allocates nothing once its Decoder has grown to its batches' size and
-// seen their header keys (up to 256 of up to 64 bytes; a fresh records array per batch was most of
-// decoding's cost, in allocation and in the garbage collector's write
-// barriers). It is not safe for concurrent use.
+// seen their header keys (up to 256 of up to 64 bytes). A fresh records
+// array per batch was most of decoding's cost, in allocation and in the
+// garbage collector's write barriers. It is not safe for concurrent use.
 type Decoder struct {
 	c       *Codec
 	batches []Batch
