@@ -9,6 +9,7 @@
 // Wrapped keys cross this package's API in recordcrypt's compact form
 // (version ‖ raw ciphertext, recordcrypt.CompactVaultCiphertext) and
 // Vault's text form only on the wire to Vault.
+//
 //	login:    POST auth/cert/login (TLS client certificate = current SVID)
 //
 // A cert auth role bound with allowed_uri_sans to a SPIFFE ID carries the
