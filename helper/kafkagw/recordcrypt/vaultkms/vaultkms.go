@@ -5,12 +5,11 @@
 //	producer: POST transit/datakey/plaintext/<ring>  → plaintext + "vault:vN:…"
 //	consumer: POST transit/decrypt/<ring>            → plaintext
 //	rewrap:   POST transit/rewrap/<ring>             → "vault:v<latest>:…" (edgeid kafka rewrap)
+//	login:    POST auth/cert/login (TLS client certificate = current SVID)
 //
 // Wrapped keys cross this package's API in recordcrypt's compact form
 // (version ‖ raw ciphertext, recordcrypt.CompactVaultCiphertext) and
 // Vault's text form only on the wire to Vault.
-//
-//	login:    POST auth/cert/login (TLS client certificate = current SVID)
 //
 // A cert auth role bound with allowed_uri_sans to a SPIFFE ID carries the
 // policy that grants a producer datakey and a consumer decrypt on its key
