@@ -25,9 +25,9 @@ func (p *Producer) acquire(ctx context.Context, r *ring) (*dek, error) {
 
 // acquireN is acquire's fast path for n records at once: the current key
 // of r, counted for n uses, when it can take all of them; nil when it
-// cannot (none yet, or due within n), for the caller to take the key
-// record by record (and closed producers to fail there). The n uses stay counted either way: a key retires at
-// most that much early, never late.
+// cannot (none yet, due within n, or the producer closed), for the caller
+// to take the key record by record. The n uses stay counted either way: a
+// key retires at most that much early, never late.
 func (p *Producer) acquireN(r *ring, n uint64) *dek {
 	if p.closed.Load() {
 		return nil

@@ -125,7 +125,7 @@ func (s *Sealer) stateOf(d *dek) (*sealState, error) {
 // room in buf and in rec.Headers' capacity, Seal allocates nothing.
 func (s *Sealer) Seal(ctx context.Context, rec *kmsg.Record, buf []byte) ([]byte, error) {
 	v, err := s.variant(rec)
-	if err != nil || v == 0 && len(s.names) == 0 {
+	if err != nil || !s.sealable(v) {
 		return buf, err
 	}
 	st, err := s.state(ctx)
@@ -139,9 +139,9 @@ func (s *Sealer) Seal(ctx context.Context, rec *kmsg.Record, buf []byte) ([]byte
 // buf extended and how many records it sealed. The records of one call
 // take their data key together (one check of its record and age bounds
 // for all of them), so that a batch costs one key lookup, not one per
-// record; when the current key cannot take them all, they are sealed one
-// by one, each as Seal would. On error, the records before the failing
-// one are sealed and the rest untouched.
+// record; when the current key cannot take them all, each takes its key
+// as Seal would. On error, the records before the failing one are sealed
+// and the rest untouched.
 func (s *Sealer) SealAll(ctx context.Context, recs []kmsg.Record, buf []byte) ([]byte, int, error) {
 	n := 0
 	for i := range recs {
@@ -149,52 +149,45 @@ func (s *Sealer) SealAll(ctx context.Context, recs []kmsg.Record, buf []byte) ([
 		if err != nil {
 			return buf, 0, err
 		}
-		if v != 0 || len(s.names) > 0 {
+		if s.sealable(v) {
 			n++
 		}
 	}
 	if n == 0 {
 		return buf, 0, nil
 	}
-	d := s.p.acquireN(s.r, uint64(n))
-	if d == nil {
-		return s.sealEach(ctx, recs, buf)
+	var all *sealState // the key of every record, when one can take them all
+	if d := s.p.acquireN(s.r, uint64(n)); d != nil {
+		var err error
+		if all, err = s.stateOf(d); err != nil {
+			return buf, 0, err
+		}
 	}
-	st, err := s.stateOf(d)
-	if err != nil {
-		return buf, 0, err
-	}
+	sealed := 0
 	for i := range recs {
 		rec := &recs[i]
 		v, _ := s.variant(rec)
-		if v == 0 && len(s.names) == 0 {
+		if !s.sealable(v) {
 			continue
+		}
+		st := all
+		var err error
+		if st == nil {
+			if st, err = s.state(ctx); err != nil {
+				return buf, sealed, err
+			}
 		}
 		if buf, err = s.sealWith(st, v, rec, buf); err != nil {
-			return buf, i, err
+			return buf, sealed, err
 		}
+		sealed++
 	}
-	return buf, n, nil
+	return buf, sealed, nil
 }
 
-// sealEach is SealAll's slow path: a key per record.
-func (s *Sealer) sealEach(ctx context.Context, recs []kmsg.Record, buf []byte) ([]byte, int, error) {
-	n := 0
-	for i := range recs {
-		v, err := s.variant(&recs[i])
-		if err != nil {
-			return buf, n, err
-		}
-		if v == 0 && len(s.names) == 0 {
-			continue
-		}
-		if buf, err = s.Seal(ctx, &recs[i], buf); err != nil {
-			return buf, n, err
-		}
-		n++
-	}
-	return buf, n, nil
-}
+// sealable reports whether a record of variant v gets anything sealed (or
+// at least the header, when header names are configured).
+func (s *Sealer) sealable(v int) bool { return v != 0 || len(s.names) > 0 }
 
 // variant is which of rec's fields get sealed (bit 0: the value, bit 1:
 // the key); a record already sealed is an error.
