@@ -8,14 +8,33 @@ import (
 	"time"
 )
 
-// CreateServiceAccount creates the service account namespace/name.
+// CreateServiceAccount creates the service account namespace/name, and
+// the namespace first when it does not exist yet: a fresh API server
+// answers ready before its system namespaces controller has made
+// "default" (a service account created at once got 404 "namespaces
+// \"default\" not found" in one CI run).
 func (k *KubeAPIServer) CreateServiceAccount(t testing.TB, namespace, name string) {
 	t.Helper()
+	k.ensureNamespace(t, namespace)
 	k.mustCreate(t, "/api/v1/namespaces/"+namespace+"/serviceaccounts", map[string]any{
 		"apiVersion": "v1", "kind": "ServiceAccount",
 		"metadata": map[string]any{"name": name, "namespace": namespace},
 	})
 	t.Logf("harness: kube-apiserver: created service account %s/%s", namespace, name)
+}
+
+// ensureNamespace creates namespace unless it exists (409 Conflict: made
+// by the API server's controller, or by an earlier call).
+func (k *KubeAPIServer) ensureNamespace(t testing.TB, namespace string) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": namespace}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, err := k.AdminRequest(http.MethodPost, "/api/v1/namespaces", body)
+	if err != nil || code != http.StatusCreated && code != http.StatusConflict {
+		t.Fatalf("harness: kube-apiserver POST /api/v1/namespaces (%s): %d %s %v", namespace, code, out, err)
+	}
 }
 
 // DeleteServiceAccount deletes namespace/name; the API server then refuses
