@@ -114,7 +114,7 @@ func (p *Producer) refresh(ctx context.Context, r *ring, now time.Time) (*dek, b
 	dk, err := p.kms.GenerateDataKey(ctx, r.name)
 	var nd *dek
 	if err == nil {
-		nd, err = newDEK(r.name, dk.Plaintext, dk.Wrapped, p.cfg.now())
+		nd, err = newSealingDEK(r.name, dk.Plaintext, dk.Wrapped, p.cfg.now())
 	}
 	r.mu.Lock()
 	r.refreshing = nil

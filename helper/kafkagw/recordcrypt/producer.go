@@ -36,8 +36,9 @@ type ProducerConfig struct {
 	Now func() time.Time
 }
 
-// maxUsesPerKey keeps random 96-bit nonces within NIST SP 800-38D's 2^32
-// invocations per key.
+// maxUsesPerKey bounds the records one data key seals. Its nonces come
+// from a counter (nonceSeq) and would allow far more; the bound keeps
+// what one key exposes, and what one stolen key opens, small.
 const maxUsesPerKey = 1 << 32
 
 type producerConfig struct {
@@ -68,7 +69,7 @@ func (c ProducerConfig) build() (producerConfig, error) {
 		errs = append(errs, errors.New("recordcrypt: max_age, outage_age and retry_interval must not be negative"))
 	}
 	if pc.maxRecords > maxUsesPerKey || pc.outageRecords > maxUsesPerKey-pc.maxRecords {
-		errs = append(errs, fmt.Errorf("recordcrypt: max_records + outage_records must not exceed %d (AES-GCM random nonces)", uint64(maxUsesPerKey)))
+		errs = append(errs, fmt.Errorf("recordcrypt: max_records + outage_records must not exceed %d records per data key", uint64(maxUsesPerKey)))
 	}
 	return pc, errors.Join(errs...)
 }

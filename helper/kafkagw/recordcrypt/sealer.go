@@ -2,7 +2,6 @@ package recordcrypt
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -207,23 +206,23 @@ func (s *Sealer) variant(rec *kmsg.Record) (int, error) {
 
 // sealWith seals rec's variant v under st.
 func (s *Sealer) sealWith(st *sealState, v int, rec *kmsg.Record, buf []byte) ([]byte, error) {
-	aead := st.d.aead
+	d := st.d
 	var value, key []byte
 	var err error
 	if v&1 != 0 {
-		if buf, value, err = seal(buf, aead, rec.Value, st.aadValue[v]); err != nil {
+		if buf, value, err = seal(buf, d, rec.Value, st.aadValue[v]); err != nil {
 			return buf, err
 		}
 	}
 	if v&2 != 0 {
-		if buf, key, err = seal(buf, aead, rec.Key, st.aadKey[v]); err != nil {
+		if buf, key, err = seal(buf, d, rec.Key, st.aadKey[v]); err != nil {
 			return buf, err
 		}
 	}
 	for i := range rec.Headers {
 		h := &rec.Headers[i]
 		if j := slices.Index(s.names, h.Key); j >= 0 && h.Value != nil {
-			if buf, h.Value, err = seal(buf, aead, h.Value, st.aadHdr[v][j]); err != nil {
+			if buf, h.Value, err = seal(buf, d, h.Value, st.aadHdr[v][j]); err != nil {
 				return buf, err
 			}
 		}
@@ -238,22 +237,17 @@ func (s *Sealer) sealWith(st *sealState, v int, rec *kmsg.Record, buf []byte) ([
 	return buf, nil
 }
 
-var zeroNonce [nonceLen]byte
-
-// seal appends nonce ‖ Seal(plaintext) to buf, returning buf and the new
-// field.
-func seal(buf []byte, aead interface {
-	Seal(dst, nonce, plaintext, additionalData []byte) []byte
-	Overhead() int
-}, plaintext, aad []byte) ([]byte, []byte, error) {
+// seal appends nonce ‖ Seal(plaintext) to buf under d, returning buf and
+// the new field.
+func seal(buf []byte, d *dek, plaintext, aad []byte) ([]byte, []byte, error) {
 	// Room for the whole field, grown as append grows (AEAD.Seal alone
 	// would grow a full buf to the exact size, copying it every record).
-	buf = slices.Grow(buf, nonceLen+len(plaintext)+aead.Overhead())
+	buf = slices.Grow(buf, nonceLen+len(plaintext)+tagLen)
 	start := len(buf)
-	buf = append(buf, zeroNonce[:]...)
-	if _, err := rand.Read(buf[start:]); err != nil {
-		return buf[:start], nil, fmt.Errorf("recordcrypt: nonce: %w", err)
+	buf = buf[:start+nonceLen]
+	if err := d.putNonce(buf[start:]); err != nil {
+		return buf[:start], nil, err
 	}
-	buf = aead.Seal(buf, buf[start:start+nonceLen], plaintext, aad)
+	buf = d.aead.Seal(buf, buf[start:start+nonceLen], plaintext, aad)
 	return buf, buf[start:len(buf):len(buf)], nil
 }
