@@ -34,6 +34,9 @@ type encryptBlock struct {
 	Undecryptable string               `hcl:"undecryptable"`
 	QuarantineDir string               `hcl:"quarantine_dir"`
 	Plaintext     string               `hcl:"plaintext"`
+	// SealedCompression: "none" or "producer" (kafkagw.SealedUncompressed,
+	// kafkagw.SealedAsProduced).
+	SealedCompression string `hcl:"sealed_compression"`
 }
 
 // Defaults of the encrypt block.
@@ -42,7 +45,7 @@ const (
 	DefaultKeyMaxAge     = time.Hour
 	DefaultOutageRecords = 1 << 24
 	DefaultOutageMaxAge  = 24 * time.Hour
-	maxKeyUses           = 1 << 32 // AES-GCM random nonces per key (NIST SP 800-38D)
+	maxKeyUses           = 1 << 32 // records one data key may seal (recordcrypt's bound)
 )
 
 var (
@@ -64,9 +67,10 @@ func (v *validator) encrypt(b *encryptBlock, where string) *kafkagw.EncryptConfi
 		Vault:         vaultconn.Config{Address: b.VaultAddress, CACertFile: b.VaultCAFile, Timeout: kafkagw.DefaultVaultTimeout},
 		RecordsPerKey: DefaultRecordsPerKey, KeyMaxAge: DefaultKeyMaxAge,
 		OutageRecords: DefaultOutageRecords, OutageMaxAge: DefaultOutageMaxAge,
-		Undecryptable: cmpOr(b.Undecryptable, kafkagw.UndecryptableQuarantine),
-		Plaintext:     cmpOr(b.Plaintext, kafkagw.PlaintextAllow),
-		QuarantineDir: b.QuarantineDir,
+		Undecryptable:     cmpOr(b.Undecryptable, kafkagw.UndecryptableQuarantine),
+		Plaintext:         cmpOr(b.Plaintext, kafkagw.PlaintextAllow),
+		QuarantineDir:     b.QuarantineDir,
+		SealedCompression: cmpOr(b.SealedCompression, kafkagw.SealedUncompressed),
 	}
 	v.encryptTopics(b, where)
 	ec.KeyRings = v.encryptRings(b, where)
@@ -81,6 +85,11 @@ func (v *validator) encrypt(b *encryptBlock, where string) *kafkagw.EncryptConfi
 	case kafkagw.PlaintextAllow, kafkagw.PlaintextQuarantine:
 	default:
 		v.errorf(b.at("plaintext"), "%s: \"plaintext\" %q is not %q or %q", where, ec.Plaintext, kafkagw.PlaintextAllow, kafkagw.PlaintextQuarantine)
+	}
+	switch ec.SealedCompression {
+	case kafkagw.SealedUncompressed, kafkagw.SealedAsProduced:
+	default:
+		v.errorf(b.at("sealed_compression"), "%s: \"sealed_compression\" %q is not %q or %q", where, ec.SealedCompression, kafkagw.SealedUncompressed, kafkagw.SealedAsProduced)
 	}
 	quarantines := ec.Undecryptable == kafkagw.UndecryptableQuarantine || ec.Plaintext == kafkagw.PlaintextQuarantine
 	if quarantines && ec.QuarantineDir == "" {

@@ -33,7 +33,8 @@ quarantine_dir = "/var/lib/edgeid/quarantine"`))
 	if ec == nil || len(ec.Topics) != 2 || ec.KeyRing != "site-a" || ec.Vault.Address != "https://127.0.0.1:8200" ||
 		ec.Vault.Timeout != kafkagw.DefaultVaultTimeout || ec.CertAuthMount != "cert" || ec.TransitMount != "transit" || ec.CertRole != "" ||
 		ec.RecordsPerKey != 1<<20 || ec.KeyMaxAge != time.Hour || ec.OutageRecords != 1<<24 || ec.OutageMaxAge != 24*time.Hour ||
-		ec.NoOutageGrace || ec.Undecryptable != "quarantine" || ec.Plaintext != "allow" || ec.QuarantineDir != "/var/lib/edgeid/quarantine" {
+		ec.NoOutageGrace || ec.Undecryptable != "quarantine" || ec.Plaintext != "allow" || ec.QuarantineDir != "/var/lib/edgeid/quarantine" ||
+		ec.SealedCompression != "none" {
 		t.Fatalf("defaults: %+v", ec)
 	}
 	c, _, err = parse(t, encryptConf(`topics = ["site-a.detections"]
@@ -47,14 +48,16 @@ records_per_key = 1000
 key_max_age = "10m"
 outage_grace = false
 undecryptable = "pass"
-plaintext = "allow"`))
+plaintext = "allow"
+sealed_compression = "producer"`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ec = c.KafkaGateways[0].Encrypt
 	if ec.KeyRing != "" || ec.Vault.CACertFile != "/etc/edgeid/vault-ca.pem" || ec.Vault.Timeout != 3*time.Second || ec.CertAuthMount != "spiffe-cert" ||
 		ec.CertRole != "cam" || ec.TransitMount != "kafka/transit" || ec.RecordsPerKey != 1000 || ec.KeyMaxAge != 10*time.Minute ||
-		!ec.NoOutageGrace || ec.OutageRecords != 0 || ec.Undecryptable != "pass" || ec.QuarantineDir != "" {
+		!ec.NoOutageGrace || ec.OutageRecords != 0 || ec.Undecryptable != "pass" || ec.QuarantineDir != "" ||
+		ec.SealedCompression != "producer" {
 		t.Fatalf("set: %+v", ec)
 	}
 	c, _, err = parse(t, encryptConf(`topics = ["site-a.detections", "site-a.tracks.*", "site-b.*"]
@@ -91,6 +94,7 @@ func TestEncryptBlockErrors(t *testing.T) {
 		{"no quarantine dir", "vault_address = \"https://v:8200\"\ntopics = [\"t\"]", `"quarantine_dir" is required: records are quarantined ("undecryptable" = "quarantine"`},
 		{"plaintext quarantined", "vault_address = \"https://v:8200\"\ntopics = [\"t\"]\nundecryptable = \"pass\"\nplaintext = \"quarantine\"", `"quarantine_dir" is required`},
 		{"bad undecryptable", base + "topics = [\"t\"]\nundecryptable = \"drop\"", `"undecryptable" "drop" is not "quarantine" or "pass"`},
+		{"bad sealed_compression", base + "topics = [\"t\"]\nsealed_compression = \"zstd\"", `"sealed_compression" "zstd" is not "none" or "producer"`},
 		{"bad plaintext", base + "topics = [\"t\"]\nplaintext = \"deny\"", `"plaintext" "deny" is not "allow" or "quarantine"`},
 		{"zero records", base + "topics = [\"t\"]\nrecords_per_key = 0", `"records_per_key" must be positive`},
 		{"nonce bound", base + "topics = [\"t\"]\nrecords_per_key = 4294967296", `exceeds 4294967296`},

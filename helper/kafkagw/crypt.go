@@ -34,6 +34,20 @@ const (
 	PlaintextQuarantine = "quarantine"
 )
 
+// How sealed batches are compressed on their way to the broker.
+const (
+	// SealedUncompressed stores sealed batches uncompressed, whatever the
+	// producer chose: a sealed value is ciphertext, which no codec
+	// shrinks, and compressing it again costs the gateway more CPU than
+	// decompressing, sealing and encoding together.
+	SealedUncompressed = "none"
+	// SealedAsProduced compresses sealed batches with the producer's
+	// codec: only keys and the per-record edgeid-enc header (about 107
+	// bytes, the same in every record of a data key) shrink, which counts
+	// for small records on a metered uplink.
+	SealedAsProduced = "producer"
+)
+
 // DefaultVaultTimeout bounds each Vault request of the encryption filter.
 const DefaultVaultTimeout = 10 * time.Second
 
@@ -73,6 +87,9 @@ type EncryptConfig struct {
 	Plaintext     string
 	// QuarantineDir is required when either policy quarantines.
 	QuarantineDir string
+	// SealedCompression is SealedUncompressed (default) or
+	// SealedAsProduced.
+	SealedCompression string
 	// KMS replaces Vault (tests); nil builds vaultkms from the fields above.
 	KMS recordcrypt.KMS
 }
@@ -81,6 +98,7 @@ type EncryptConfig struct {
 func (c *EncryptConfig) validate() error {
 	c.Undecryptable = cmpOr(c.Undecryptable, UndecryptableQuarantine)
 	c.Plaintext = cmpOr(c.Plaintext, PlaintextAllow)
+	c.SealedCompression = cmpOr(c.SealedCompression, SealedUncompressed)
 	var errs []error
 	if len(c.Topics) == 0 {
 		errs = append(errs, errors.New("encrypt: no topics"))
@@ -96,6 +114,9 @@ func (c *EncryptConfig) validate() error {
 	}
 	if c.Plaintext != PlaintextAllow && c.Plaintext != PlaintextQuarantine {
 		errs = append(errs, fmt.Errorf("encrypt: plaintext %q is not %q or %q", c.Plaintext, PlaintextAllow, PlaintextQuarantine))
+	}
+	if c.SealedCompression != SealedUncompressed && c.SealedCompression != SealedAsProduced {
+		errs = append(errs, fmt.Errorf("encrypt: sealed compression %q is not %q or %q", c.SealedCompression, SealedUncompressed, SealedAsProduced))
 	}
 	if c.QuarantineDir == "" && (c.Undecryptable == UndecryptableQuarantine || c.Plaintext == PlaintextQuarantine) {
 		errs = append(errs, errors.New("encrypt: a quarantine directory is required when records are quarantined"))

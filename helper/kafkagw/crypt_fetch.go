@@ -62,6 +62,9 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 			continue
 		}
 		if s.openBatch(topic, p.Partition, b) {
+			// An opened batch goes to the app beside the gateway: it is
+			// handed over uncompressed instead of compressed again.
+			b.SetCompression(batch.None)
 			changed = true
 		}
 	}

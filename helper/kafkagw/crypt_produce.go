@@ -155,7 +155,8 @@ func (s *session) sealTopic(t *kmsg.ProduceRequestTopic) (int, error) {
 	return n, nil
 }
 
-// sealBatch seals every record value of b into values, counting them in n.
+// sealBatch seals every record value of b into values, counting them in
+// n, and sets the codec b is encoded with (SealedCompression).
 func (s *session) sealBatch(sealer *recordcrypt.Sealer, b *batch.Batch, values []byte, n *int) ([]byte, error) {
 	if b.Passthrough() {
 		return values, errPassthroughBatch
@@ -166,6 +167,9 @@ func (s *session) sealBatch(sealer *recordcrypt.Sealer, b *batch.Batch, values [
 	}
 	values, sealed, err := sealer.SealAll(s.ctx, b.Records, slices.Grow(values, size))
 	*n += sealed
+	if s.g.crypt.cfg.SealedCompression == SealedUncompressed {
+		b.SetCompression(batch.None)
+	}
 	return values, err
 }
 

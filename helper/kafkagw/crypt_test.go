@@ -449,3 +449,102 @@ func TestSealScratchAcrossRequests(t *testing.T) {
 		})
 	}
 }
+
+// fetchedCodecs fetches partition 0 of topic from its start with cl (a
+// raw Fetch request, as a broker answers it) and returns each batch's
+// codec and its records' values.
+func fetchedCodecs(t *testing.T, cl *kgo.Client, topic string) ([]batch.Compression, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	mreq.Topics = append(mreq.Topics, mt)
+	mresp, err := mreq.RequestWith(ctx, cl)
+	if err != nil || len(mresp.Topics) != 1 {
+		t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxBytes, req.MinBytes = -1, 8<<20, 1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic, ft.TopicID = topic, mresp.Topics[0].TopicID
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 8 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	req.Topics = append(req.Topics, ft)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("fetch %s: %v", topic, err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("fetch %s: %v", topic, kerr.ErrorForCode(p.ErrorCode))
+	}
+	bs, _, err := batch.NewCodec(0).Decode(p.RecordBatches)
+	if err != nil {
+		t.Fatalf("fetched batches of %s: %v", topic, err)
+	}
+	var codecs []batch.Compression
+	var values []string
+	for i := range bs {
+		codecs = append(codecs, bs[i].Compression())
+		for _, r := range bs[i].Records {
+			values = append(values, string(r.Value))
+		}
+	}
+	return codecs, values
+}
+
+// TestSealedCompression: a zstd batch produced through the gateway is
+// stored uncompressed once sealed by default (ciphertext does not
+// compress), with zstd under sealed_compression "producer"; either way
+// the app fetching through the gateway gets the plaintext values in an
+// uncompressed batch (it sits beside the gateway).
+func TestSealedCompression(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		stored batch.Compression
+	}{{"", batch.None}, {SealedAsProduced, batch.Zstd}} {
+		t.Run(cmpOr(tc.mode, "default"), func(t *testing.T) {
+			c, sources, direct := startCryptCluster(t)
+			gw, _ := startEncrypting(t, c, sources(idPipeA), kmstest.New(topicA), func(ec *EncryptConfig) { ec.SealedCompression = tc.mode })
+			prod := plainClient(t, gw, kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerLinger(50*time.Millisecond))
+			var want []string
+			var results []kgo.ProduceResult
+			done := make(chan struct{})
+			for i := range 20 {
+				v := fmt.Sprintf("secret-%d-%s", i, bytes.Repeat([]byte("x"), 300))
+				want = append(want, v)
+				prod.Produce(context.Background(), &kgo.Record{Topic: topicA, Value: []byte(v)}, func(r *kgo.Record, err error) {
+					results = append(results, kgo.ProduceResult{Record: r, Err: err})
+					if len(results) == 20 {
+						close(done)
+					}
+				})
+			}
+			<-done
+			if err := kgo.ProduceResults(results).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			codecs, values := fetchedCodecs(t, direct(), topicA)
+			for _, cd := range codecs {
+				if cd != tc.stored {
+					t.Fatalf("stored batches %v, want each %v", codecs, tc.stored)
+				}
+			}
+			if len(values) != len(want) || strings.Contains(strings.Join(values, ""), "secret") {
+				t.Fatalf("stored %d values (want %d), plaintext: %v", len(values), len(want), strings.Contains(strings.Join(values, ""), "secret"))
+			}
+			codecs, values = fetchedCodecs(t, plainClient(t, gw), topicA)
+			for _, cd := range codecs {
+				if cd != batch.None {
+					t.Fatalf("batches fetched through the gateway %v, want uncompressed", codecs)
+				}
+			}
+			if strings.Join(values, "|") != strings.Join(want, "|") {
+				t.Fatalf("fetched through the gateway: %d values, want the %d produced", len(values), len(want))
+			}
+		})
+	}
+}

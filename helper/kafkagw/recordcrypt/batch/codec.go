@@ -92,6 +92,11 @@ func (b *Batch) Compression() Compression {
 	return Compression(b.Header.Attributes & attrCompression)
 }
 
+// SetCompression sets the codec Encode compresses b's records with.
+func (b *Batch) SetCompression(c Compression) {
+	b.Header.Attributes = b.Header.Attributes&^attrCompression | int16(c)&attrCompression
+}
+
 // Control reports a control batch (transaction markers).
 func (b *Batch) Control() bool { return b.Header.Attributes&attrControl != 0 }
 
