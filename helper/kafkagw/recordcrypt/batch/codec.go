@@ -125,6 +125,9 @@ type Decoder struct {
 	recs    []kmsg.Record
 	hdrs    []kmsg.Header
 	keys    keyInterner
+	// payloads are the decompressed records of the last Decode's
+	// batches, by index; their storage is kept for the next Decode.
+	payloads [][]byte
 }
 
 // NewDecoder returns a Decoder of c.
@@ -134,6 +137,14 @@ func (c *Codec) NewDecoder() *Decoder { return &Decoder{c: c, keys: keyInterner{
 // Decodes: past it, the storage of an exceptional batch is left to the
 // garbage collector.
 const maxKeptRecords = 64 << 10
+
+// maxKeptPayload and maxKeptPayloads bound the decompression buffers a
+// Decoder keeps between Decodes: past them, an exceptional batch's
+// buffer is left to the garbage collector.
+const (
+	maxKeptPayload  = 4 << 20
+	maxKeptPayloads = 16
+)
 
 // Reset drops d's references to what it last decoded (its records alias
 // the bytes they were decoded from), keeping its storage for the next
@@ -146,6 +157,24 @@ func (d *Decoder) Reset() {
 	clear(d.hdrs[:cap(d.hdrs)])
 	clear(d.batches[:cap(d.batches)])
 	d.batches, d.recs, d.hdrs = d.batches[:0], d.recs[:0], d.hdrs[:0]
+	if len(d.payloads) > maxKeptPayloads {
+		clear(d.payloads[maxKeptPayloads:])
+		d.payloads = d.payloads[:maxKeptPayloads]
+	}
+	for i, p := range d.payloads {
+		if cap(p) > maxKeptPayload {
+			d.payloads[i] = nil
+		}
+	}
+}
+
+// payload returns the kept decompression buffer of the i-th batch of a
+// Decode, emptied.
+func (d *Decoder) payload(i int) []byte {
+	for len(d.payloads) <= i {
+		d.payloads = append(d.payloads, nil)
+	}
+	return d.payloads[i][:0]
 }
 
 // Decode is Codec.Decode into d's storage.
@@ -202,9 +231,11 @@ func (d *Decoder) decodeOne(raw []byte) (Batch, error) {
 	}
 	if comp != None {
 		var err error
-		if payload, err = c.decompress(comp, payload, c.max); err != nil {
+		i := len(d.batches)
+		if payload, err = c.decompress(d.payload(i), comp, payload, c.max); err != nil {
 			return Batch{}, err
 		}
+		d.payloads[i] = payload
 	} else if len(payload) > c.max {
 		return Batch{}, fmt.Errorf("%w: %d bytes of records, limit %d", ErrTooLarge, len(payload), c.max)
 	}

@@ -221,3 +221,40 @@ func TestDecoderInternsBoundedKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestDecoderReusesDecompressionBuffers: decoding a compressed batch again
+// decompresses into the storage of the last Decode (no new buffer of the
+// batch's size each time), for every codec, and the records stay right.
+func TestDecoderReusesDecompressionBuffers(t *testing.T) {
+	recs := sampleRecords(500, 100)
+	for _, c := range []Compression{Gzip, Snappy, LZ4, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			raw := append(sampleBatch(t, c, recs), sampleBatch(t, c, recs[:7])...)
+			dec := NewCodec(0).NewDecoder()
+			var first *byte
+			for i := range 3 {
+				bs, _, err := dec.Decode(raw)
+				if err != nil || len(bs) != 2 {
+					t.Fatalf("decode %d: %d batches, %v", i, len(bs), err)
+				}
+				sameRecords(t, bs[0].Records, recs)
+				sameRecords(t, bs[1].Records, recs[:7])
+				at := &bs[0].Records[0].Value[0]
+				if first == nil {
+					first = at
+				} else if at != first {
+					t.Fatalf("decode %d: the batch was decompressed into new storage", i)
+				}
+			}
+			// What is left per Decode is the codec's reader state, not
+			// the payload: a handful of small allocations.
+			if n := testing.AllocsPerRun(10, func() {
+				if _, _, err := dec.Decode(raw); err != nil {
+					t.Fatal(err)
+				}
+			}); n > 4 {
+				t.Errorf("%.1f allocations per Decode, want at most 4", n)
+			}
+		})
+	}
+}

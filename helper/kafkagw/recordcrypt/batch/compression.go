@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -56,40 +57,75 @@ var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
 })
 
-// decompress returns the records payload of a batch compressed with c, in
-// a buffer of its own, refusing to produce more than limit bytes.
-func (cd *Codec) decompress(c Compression, src []byte, limit int) ([]byte, error) {
+// Readers of the streaming codecs, reset for each batch: a new one
+// allocates its window and block buffers every time.
+var (
+	gzipReaders sync.Pool // *gzip.Reader
+	lz4Readers  sync.Pool // *lz4.Reader
+)
+
+// decompress returns the records payload of a batch compressed with c,
+// written over dst's storage (dst[:0], grown as needed), refusing to
+// produce more than limit bytes.
+func (cd *Codec) decompress(dst []byte, c Compression, src []byte, limit int) ([]byte, error) {
 	switch c {
 	case Gzip:
-		r, err := gzip.NewReader(bytes.NewReader(src))
+		r, _ := gzipReaders.Get().(*gzip.Reader)
+		var err error
+		if r == nil {
+			r, err = gzip.NewReader(bytes.NewReader(src))
+		} else {
+			err = r.Reset(bytes.NewReader(src))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
 		}
-		return readLimited(r, limit, "gzip")
+		out, err := readLimited(dst, r, limit, "gzip")
+		gzipReaders.Put(r)
+		return out, err
 	case Snappy:
 		if bytes.HasPrefix(src, xerialMagic) {
-			return unxerial(src, limit)
+			return unxerial(dst, src, limit)
 		}
-		return unsnappy(nil, src, limit)
+		return unsnappy(dst[:0], src, limit)
 	case LZ4:
-		return readLimited(lz4.NewReader(bytes.NewReader(src)), limit, "lz4")
+		r, _ := lz4Readers.Get().(*lz4.Reader)
+		if r == nil {
+			r = lz4.NewReader(nil)
+		}
+		r.Reset(bytes.NewReader(src))
+		out, err := readLimited(dst, r, limit, "lz4")
+		r.Reset(nil) // drops src
+		lz4Readers.Put(r)
+		return out, err
 	case Zstd:
-		return cd.unzstd(src, limit)
+		return cd.unzstd(dst, src, limit)
 	}
 	return nil, fmt.Errorf("%w: compression %s", ErrCorrupt, c)
 }
 
-// readLimited reads r to its end, refusing more than limit bytes.
-func readLimited(r io.Reader, limit int, name string) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+// readLimited reads r to its end over dst's storage, refusing more than
+// limit bytes.
+func readLimited(dst []byte, r io.Reader, limit int, name string) ([]byte, error) {
+	dst = dst[:0]
+	for {
+		if len(dst) == cap(dst) {
+			// Room to read limit+1 bytes at most: one more than allowed
+			// tells a payload over the limit.
+			dst = slices.Grow(dst, min(max(cap(dst), 64<<10), limit+1-len(dst)))
+		}
+		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
+		dst = dst[:len(dst)+n]
+		if len(dst) > limit {
+			return nil, fmt.Errorf("%w: %s records exceed %d bytes", ErrTooLarge, name, limit)
+		}
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, name, err)
+		}
 	}
-	if n > int64(limit) {
-		return nil, fmt.Errorf("%w: %s records exceed %d bytes", ErrTooLarge, name, limit)
-	}
-	return buf.Bytes(), nil
 }
 
 // unsnappy appends the decoding of one raw snappy block to dst.
@@ -111,8 +147,8 @@ func unsnappy(dst, src []byte, limit int) ([]byte, error) {
 	return dst[:len(dst)+len(out)], nil
 }
 
-// unxerial decodes xerial-framed snappy.
-func unxerial(src []byte, limit int) ([]byte, error) {
+// unxerial decodes xerial-framed snappy over dst's storage.
+func unxerial(dst, src []byte, limit int) ([]byte, error) {
 	if len(src) < xerialHeaderLen {
 		return nil, fmt.Errorf("%w: xerial snappy header truncated", ErrCorrupt)
 	}
@@ -134,7 +170,7 @@ func unxerial(src []byte, limit int) ([]byte, error) {
 		total += n
 		rest = next
 	}
-	out := make([]byte, 0, total)
+	out := slices.Grow(dst[:0], total)
 	for rest := src; len(rest) > 0; {
 		block, next, _ := xerialBlock(rest)
 		var err error
@@ -157,7 +193,7 @@ func xerialBlock(src []byte) (block, rest []byte, err error) {
 	return src[4 : 4+n], src[4+n:], nil
 }
 
-func (cd *Codec) unzstd(src []byte, limit int) ([]byte, error) {
+func (cd *Codec) unzstd(dst, src []byte, limit int) ([]byte, error) {
 	cd.zstdOnce.Do(func() {
 		cd.zstdDec, cd.zstdErr = zstd.NewReader(nil, zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxMemory(uint64(cd.max)), zstd.WithDecoderMaxWindow(uint64(max(cd.max, zstd.MinWindowSize))))
@@ -165,7 +201,7 @@ func (cd *Codec) unzstd(src []byte, limit int) ([]byte, error) {
 	if cd.zstdErr != nil {
 		return nil, fmt.Errorf("batch: zstd: %w", cd.zstdErr)
 	}
-	out, err := cd.zstdDec.DecodeAll(src, nil)
+	out, err := cd.zstdDec.DecodeAll(src, dst[:0])
 	if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) || len(out) > limit {
 		return nil, fmt.Errorf("%w: zstd records exceed %d bytes", ErrTooLarge, limit)
 	}
