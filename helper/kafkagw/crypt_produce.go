@@ -167,6 +167,10 @@ func (s *session) sealBatch(sealer *recordcrypt.Sealer, b *batch.Batch, values [
 	}
 	values, sealed, err := sealer.SealAll(s.ctx, b.Records, slices.Grow(values, size))
 	*n += sealed
+	if err != nil {
+		return values, err
+	}
+	s.g.cfg.Metrics.sealedBatch(b.Compression().String())
 	if s.g.crypt.cfg.SealedCompression == SealedUncompressed {
 		b.SetCompression(batch.None)
 	}

@@ -83,13 +83,18 @@ func TestRecordEncryptionThroughKcat(t *testing.T) {
 	sent, secrets := r.produceAll(t, prod)
 	total := len(codecs) * perCodec
 
-	t.Run("brokers got every codec", func(t *testing.T) {
+	t.Run("every codec sealed, stored uncompressed", func(t *testing.T) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, c := range codecs {
-			if r.arrived[c.want] == 0 {
-				t.Errorf("no %s batch reached the brokers (batches by codec: %v)", c.name, r.arrived)
+			if n := prod.counter(t, "edgeid_kafkagw_sealed_batches_total", map[string]string{"compression": c.name}); n == 0 {
+				t.Errorf("the gateway sealed no %s batch from kcat", c.name)
 			}
+		}
+		// sealed_compression = "none" (the default): ciphertext is not
+		// compressed again.
+		if len(r.arrived) != 1 || r.arrived[batch.None] == 0 {
+			t.Errorf("batches by codec at the brokers: %v, want only uncompressed ones", r.arrived)
 		}
 		if r.arrived[-1] != 0 || r.produced != total {
 			t.Errorf("brokers received %d records (%d batches not decodable), want %d", r.produced, r.arrived[-1], total)
