@@ -179,11 +179,12 @@ func (s *session) metadata(r *kmsg.MetadataRequest) action {
 			modified = true
 		}
 	}
+	pol := s.pol // the fix runs on the upstream reader, after later requests are planned
 	fix := func(resp kmsg.Response) error {
 		mr := resp.(*kmsg.MetadataResponse)
 		kept := mr.Topics[:0]
 		for _, t := range mr.Topics {
-			if t.Topic != nil && s.allowed(policy.TopicResource(*t.Topic), policy.Describe) {
+			if t.Topic != nil && s.allowedUnder(pol, policy.TopicResource(*t.Topic), policy.Describe) {
 				kept = append(kept, t)
 			}
 		}

@@ -166,13 +166,20 @@ func (s *session) parts(n int, frame ...[]byte) [][]byte {
 }
 
 // allowed decides one (resource, operation) for the session's actor under
-// the policy in force for this request, counting and logging denials.
-// Edge mode does not authorize.
+// the policy in force for the request being planned, counting and logging
+// denials. Edge mode does not authorize. (A response fix runs on the
+// upstream reader while later requests are planned: it uses allowedUnder
+// with the policy its request was planned under.)
 func (s *session) allowed(res policy.Resource, op policy.Operation) bool {
+	return s.allowedUnder(s.pol, res, op)
+}
+
+// allowedUnder is allowed under pol.
+func (s *session) allowedUnder(pol *policy.Set, res policy.Resource, op policy.Operation) bool {
 	if s.g.cfg.Mode == ModeEdge {
 		return true
 	}
-	d := s.pol.Decide(s.actor, res, op)
+	d := pol.Decide(s.actor, res, op)
 	s.g.cfg.Metrics.decision(d, res, op, s.actor)
 	if !d.Allowed && s.g.denials.shouldLog(s.actor, res, op, time.Now()) {
 		s.log.Warn("Denied request", "resource", res.String(), "operation", op.String(), "reason", d.Reason)
