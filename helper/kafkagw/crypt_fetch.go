@@ -1,6 +1,8 @@
 package kafkagw
 
 import (
+	"slices"
+
 	"github.com/edgeid/edgeid/helper/kafkagw/recordcrypt"
 	"github.com/edgeid/edgeid/helper/kafkagw/recordcrypt/batch"
 	"github.com/edgeid/edgeid/helper/kafkagw/recordcrypt/quarantine"
@@ -22,6 +24,9 @@ const (
 // passed, or quarantined and replaced by a marker, by policy.
 func (s *session) openFetch(resp kmsg.Response) error {
 	fr := resp.(*kmsg.FetchResponse)
+	// The last response was encoded into its frame before this one was
+	// read: its opened batches are done with.
+	s.fetchScratch.batches = keepScratch(s.fetchScratch.batches)
 	for i := range fr.Topics {
 		t := &fr.Topics[i]
 		if !s.g.crypt.encrypted(t.Topic) {
@@ -55,6 +60,8 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 		s.log.Warn("Passing on a record batch that does not decode", "topic", topic, "partition", p.Partition, "error", err.Error())
 		return
 	}
+	// The opened values of the partition before are encoded by now.
+	s.fetchScratch.values = keepScratch(s.fetchScratch.values)
 	changed := false
 	for j := range batches {
 		b := &batches[j]
@@ -72,13 +79,28 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 		return
 	}
 	// Opened batches are shorter than sealed ones: room for all at once.
-	out, err := c.codec.EncodeAll(make([]byte, 0, len(p.RecordBatches)), batches)
+	sc := &s.fetchScratch
+	start := len(sc.batches)
+	out, err := c.codec.EncodeAll(slices.Grow(sc.batches, len(p.RecordBatches)), batches)
 	if err != nil {
 		// Unreachable for batches that decoded; keep what was received.
 		s.log.Error("Re-encoding a fetched batch failed; passing it on as received", "topic", topic, "error", err.Error())
 		return
 	}
-	p.RecordBatches = append(out, tail...)
+	out = append(out, tail...)
+	sc.batches = out
+	p.RecordBatches = out[start:len(out):len(out)]
+}
+
+// fetchScratch are the buffers opening a connection's Fetch responses
+// reuses from one response to the next: opened values (reused batch by
+// batch, once the batch is encoded) and the encoded batches of a
+// response (until it is encoded into its frame). They belong to the
+// upstream reader, which handles one response at a time; allocating
+// them per response (up to the client's fetch size each) was most of the
+// garbage opening made.
+type fetchScratch struct {
+	values, batches []byte
 }
 
 // openBatch opens b's records in place, replacing quarantined plaintext
@@ -93,7 +115,7 @@ func (s *session) openBatch(topic string, partition int32, b *batch.Batch) bool 
 	for k := range b.Records {
 		size += len(b.Records[k].Value)
 	}
-	buf := make([]byte, 0, size)
+	buf := slices.Grow(s.fetchScratch.values, size)
 	kept := b.Records[:0]
 	for k := range b.Records {
 		rec := &b.Records[k]
@@ -128,6 +150,7 @@ func (s *session) openBatch(topic string, partition int32, b *batch.Batch) bool 
 		}
 		kept = append(kept, *rec)
 	}
+	s.fetchScratch.values = buf
 	m.opened(opened)
 	b.Records = kept
 	return changed

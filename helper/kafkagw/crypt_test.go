@@ -403,10 +403,12 @@ func TestEncryptConfigRings(t *testing.T) {
 // TestSealScratchAcrossRequests: many Produce requests on one connection,
 // pipelined, each for 4 partitions, of records from 1 byte to about
 // 70 KiB, through an encrypting gateway that seals and re-encodes them in
-// buffers the connection reuses from one request to the next: every value
+// buffers the connection reuses from one request to the next, then read
+// back through it (Fetch responses of several partitions and batches,
+// opened in buffers reused from one response to the next): every value
 // reads back exact, in order per partition. A buffer reused while a
-// request still referred to it, or one partition given another's bytes,
-// would show as a wrong or repeated record.
+// request or response still referred to it, or one partition given
+// another's bytes, would show as a wrong or repeated record.
 func TestSealScratchAcrossRequests(t *testing.T) {
 	const topic, partitions, n = "site-a.many", 4, 600
 	c, sources, direct := startCryptCluster(t)

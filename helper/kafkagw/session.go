@@ -37,6 +37,9 @@ type session struct {
 	fwd     [3][]byte        // scratch for parts
 	scratch sealScratch      // sealing and re-encoding a request
 
+	// Used by the upstream reader only (one at a time).
+	fetchScratch fetchScratch // opening a Fetch response
+
 	failOnce sync.Once
 	ctx      context.Context // the session's; set before its goroutines start
 	cancel   context.CancelFunc
