@@ -57,12 +57,21 @@ var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
 })
 
-// Readers of the streaming codecs, reset for each batch: a new one
-// allocates its window and block buffers every time.
-var (
-	gzipReaders sync.Pool // *gzip.Reader
-	lz4Readers  sync.Pool // *lz4.Reader
+// Readers of the streaming codecs with the source they read, reset for
+// each batch: a new reader allocates its window and block buffers every
+// time. A pooled one keeps no reference to the batch it last read.
+type (
+	gzipSource struct {
+		src bytes.Reader
+		r   *gzip.Reader
+	}
+	lz4Source struct {
+		src bytes.Reader
+		r   *lz4.Reader
+	}
 )
+
+var gzipReaders, lz4Readers sync.Pool // *gzipSource, *lz4Source
 
 // decompress returns the records payload of a batch compressed with c,
 // written over dst's storage (dst[:0], grown as needed), refusing to
@@ -70,34 +79,37 @@ var (
 func (cd *Codec) decompress(dst []byte, c Compression, src []byte, limit int) ([]byte, error) {
 	switch c {
 	case Gzip:
-		r, _ := gzipReaders.Get().(*gzip.Reader)
+		g, _ := gzipReaders.Get().(*gzipSource)
+		if g == nil {
+			g = new(gzipSource)
+		}
+		defer func() { g.src.Reset(nil); gzipReaders.Put(g) }()
+		g.src.Reset(src)
 		var err error
-		if r == nil {
-			r, err = gzip.NewReader(bytes.NewReader(src))
+		if g.r == nil {
+			g.r, err = gzip.NewReader(&g.src)
 		} else {
-			err = r.Reset(bytes.NewReader(src))
+			err = g.r.Reset(&g.src)
 		}
 		if err != nil {
+			g.r = nil // a reader whose Reset failed is not reused
 			return nil, fmt.Errorf("%w: gzip: %v", ErrCorrupt, err)
 		}
-		out, err := readLimited(dst, r, limit, "gzip")
-		gzipReaders.Put(r)
-		return out, err
+		return readLimited(dst, g.r, limit, "gzip")
 	case Snappy:
 		if bytes.HasPrefix(src, xerialMagic) {
 			return unxerial(dst, src, limit)
 		}
 		return unsnappy(dst[:0], src, limit)
 	case LZ4:
-		r, _ := lz4Readers.Get().(*lz4.Reader)
-		if r == nil {
-			r = lz4.NewReader(nil)
+		l, _ := lz4Readers.Get().(*lz4Source)
+		if l == nil {
+			l = &lz4Source{r: lz4.NewReader(nil)}
 		}
-		r.Reset(bytes.NewReader(src))
-		out, err := readLimited(dst, r, limit, "lz4")
-		r.Reset(nil) // drops src
-		lz4Readers.Put(r)
-		return out, err
+		defer func() { l.src.Reset(nil); lz4Readers.Put(l) }()
+		l.src.Reset(src)
+		l.r.Reset(&l.src)
+		return readLimited(dst, l.r, limit, "lz4")
 	case Zstd:
 		return cd.unzstd(dst, src, limit)
 	}
