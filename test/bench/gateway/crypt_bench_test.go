@@ -78,7 +78,7 @@ func BenchmarkRecordEncryption(b *testing.B) {
 		for _, size := range []int{1 << 10, 64 << 10} {
 			for _, c := range cryptCodecs {
 				for _, enc := range []bool{false, true} {
-					cell, err := r.measure(ctx, b, size, c.codec, enc)
+					cell, err := r.measure(ctx, b, size, c.codec, enc, cryptBytes)
 					if err != nil {
 						b.Fatalf("%d B, %s, encrypted=%v: %v", size, c.name, enc, err)
 					}
@@ -104,9 +104,40 @@ func BenchmarkRecordEncryption(b *testing.B) {
 				pl.p99.Round(time.Microsecond), en.p99.Round(time.Microsecond))
 		}
 	}
-	one := cells[key{1 << 10, "none", false}].produceMBps
-	b.ReportMetric((1-cells[key{1 << 10, "none", true}].produceMBps/one)*100, "enc_cost_1KiB_%")
-	fmt.Fprintln(w, "target: encryption costs ≤ 15 % of the gateway's produce throughput for 1 KiB records")
+	// The target's figure from pairs measured back to back (the order
+	// alternating), so that the machine's drift over the run, which
+	// separate medians carry, cancels within each pair. Single pairs
+	// still swing by ±20 % (the broker's writes to its data directory
+	// meet the page cache's writeback; four times the bytes per pair
+	// swung more), so the median and the range are printed.
+	costs := make([]float64, 0, targetPairs)
+	for i := range targetPairs {
+		var mbps [2]float64
+		for j := range 2 {
+			enc := (i+j)%2 == 1
+			cell, err := r.measure(ctx, b, 1<<10, kgo.NoCompression(), enc, cryptBytes)
+			if err != nil {
+				b.Fatalf("target pair %d, encrypted=%v: %v", i, enc, err)
+			}
+			mbps[btoi(enc)] = cell.produceMBps
+		}
+		costs = append(costs, (1-mbps[1]/mbps[0])*100)
+	}
+	slices.Sort(costs)
+	med := costs[len(costs)/2]
+	b.ReportMetric(med, "enc_cost_1KiB_%")
+	fmt.Fprintf(w, "target: encryption costs ≤ 15 %% of the gateway's produce throughput for 1 KiB records (no compression): median %.1f %% over %d back-to-back pairs of %d MiB each (from %.1f to %.1f %%)\n",
+		med, targetPairs, cryptBytes>>20, costs[0], costs[len(costs)-1])
+}
+
+// targetPairs is how many plain/encrypted pairs measure the target.
+const targetPairs = 11
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func newCryptRig(b *testing.B, ctx context.Context) *cryptRig {
@@ -161,10 +192,10 @@ func (r *cryptRig) gateway(b *testing.B, ctx context.Context, name string, svid 
 	return gw
 }
 
-// measure produces cryptBytes of size-byte records with codec to a fresh
+// measure produces total bytes of size-byte records with codec to a fresh
 // topic through the plain or the encrypting gateway, reads them all back
 // through the same gateway, and deletes the topic.
-func (r *cryptRig) measure(ctx context.Context, b *testing.B, size int, codec kgo.CompressionCodec, enc bool) (cryptCell, error) {
+func (r *cryptRig) measure(ctx context.Context, b *testing.B, size int, codec kgo.CompressionCodec, enc bool, total int) (cryptCell, error) {
 	gw := r.plain
 	if enc {
 		gw = r.seal
@@ -190,7 +221,7 @@ func (r *cryptRig) measure(ctx context.Context, b *testing.B, size int, codec kg
 		return cell, err
 	}
 	var n int64
-	if cell.produceMBps, n, err = produceBytes(ctx, cl, values); err != nil {
+	if cell.produceMBps, n, err = produceBytes(ctx, cl, values, total); err != nil {
 		return cell, err
 	}
 	cell.consumeMBps, err = consumeAll(ctx, gw, topic, n+cryptLatencyN, int64(size))
@@ -226,13 +257,13 @@ func produceLatency(ctx context.Context, cl *kgo.Client, values [][]byte) (p50, 
 	return lat[len(lat)/2], lat[len(lat)*99/100], nil
 }
 
-// produceBytes produces cryptBytes of values asynchronously (or for
+// produceBytes produces total bytes of values asynchronously (or for
 // cryptWindow) and returns the acknowledged MB/s of values and the records.
-func produceBytes(ctx context.Context, cl *kgo.Client, values [][]byte) (float64, int64, error) {
+func produceBytes(ctx context.Context, cl *kgo.Client, values [][]byte, total int) (float64, int64, error) {
 	var acked, ackedBytes atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
-	for sent, i := 0, 0; sent < cryptBytes && time.Since(start) < cryptWindow; i++ {
+	for sent, i := 0, 0; sent < total && time.Since(start) < cryptWindow; i++ {
 		v := values[i%len(values)]
 		sent += len(v)
 		cl.Produce(ctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
