@@ -95,10 +95,10 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 // fetchScratch are the buffers opening a connection's Fetch responses
 // reuses from one response to the next: opened values (reused partition
 // by partition, once the partition's batches are encoded) and the encoded
-// batches of a response (until it is encoded into its frame). They belong to the
-// upstream reader, which handles one response at a time; allocating
-// them per response (up to the client's fetch size each) was most of the
-// garbage opening made.
+// batches of a response (until it is encoded into its frame). They belong
+// to the upstream reader, which handles one response at a time;
+// allocating them per response (up to the client's fetch size each) was
+// most of the garbage opening made.
 type fetchScratch struct {
 	values, batches []byte
 }
