@@ -133,6 +133,9 @@ kafka {
   #   plaintext     = "allow"      # or "quarantine"
   #   # Cloud consumers that may decrypt every ring.
   #   consumers = ["spiffe://example.org/cloud/analytics"]
+  #   # Operators that may re-wrap data keys after a key ring rotation
+  #   # (edgeid kafka rewrap), never decrypt them.
+  #   rewrappers = ["spiffe://example.org/ops/key-admin"]
   # }
 }
 

@@ -15,7 +15,8 @@ import (
 // key ring per ring name, the cert auth method trusting the root of
 // pki_root (the root of every SVID), and one cert auth role and one policy
 // per identity, bound to its SPIFFE ID. Producers may only make data keys
-// of their rings, consumers only unwrap them.
+// of their rings, consumers only unwrap them, key administrators only have
+// Vault re-wrap them (`edgeid kafka rewrap`).
 type RecordEncryptionBlock struct {
 	// TransitMount is the Transit mount (default "transit").
 	TransitMount string `hcl:"transit_mount,optional"`
@@ -31,11 +32,16 @@ type RecordEncryptionBlock struct {
 }
 
 // RecordIdentityBlock is an `identity "<spiffe id>" { }` block: the key
-// rings one SPIFFE ID produces to and consumes from.
+// rings one SPIFFE ID produces to, consumes from, and re-wraps the data
+// keys of.
 type RecordIdentityBlock struct {
 	SPIFFEID string   `hcl:"spiffe_id,label"`
 	Produce  []string `hcl:"produce,optional"`
 	Consume  []string `hcl:"consume,optional"`
+	// Rewrap lets the identity ask Vault to wrap a data key of the ring
+	// again with its newest version, without ever seeing the key (an
+	// operator running `edgeid kafka rewrap`).
+	Rewrap []string `hcl:"rewrap,optional"`
 }
 
 // recordCrypt is the validated record_encryption block.
@@ -54,8 +60,8 @@ type recordCrypt struct {
 
 // recordRole is one identity's cert auth role and policy (same name).
 type recordRole struct {
-	name, id         string
-	produce, consume []string
+	name, id                 string
+	produce, consume, rewrap []string
 }
 
 // ringName is a Transit key name; roleName what Vault accepts as a cert
@@ -129,19 +135,19 @@ func (v *validator) recordIdentity(key string, b *RecordIdentityBlock) {
 		p.add(key, "%q is not in trust domain %q", b.SPIFFEID, td)
 		return
 	}
-	r := recordRole{name: RecordCryptRoleName(id), id: id.String(), produce: b.Produce, consume: b.Consume}
+	r := recordRole{name: RecordCryptRoleName(id), id: id.String(), produce: b.Produce, consume: b.Consume, rewrap: b.Rewrap}
 	if !roleName.MatchString(r.name) {
 		p.add(key, "%q gives the role name %q, which Vault does not accept (lowercase letters, digits, '_', '.', '-')", b.SPIFFEID, r.name)
 	}
-	if len(r.produce)+len(r.consume) == 0 {
-		p.add(key, "%q grants nothing: give it produce or consume", b.SPIFFEID)
+	if len(r.produce)+len(r.consume)+len(r.rewrap) == 0 {
+		p.add(key, "%q grants nothing: give it produce, consume or rewrap", b.SPIFFEID)
 	}
 	for _, prev := range rc.roles {
 		if prev.name == r.name {
 			p.add(key, "%q has the same role name %q as %q", b.SPIFFEID, r.name, prev.id)
 		}
 	}
-	for what, rings := range map[string][]string{"produce": r.produce, "consume": r.consume} {
+	for what, rings := range map[string][]string{"produce": r.produce, "consume": r.consume, "rewrap": r.rewrap} {
 		for j, ring := range rings {
 			if !slices.Contains(rc.rings, ring) {
 				p.add(fmt.Sprintf("%s.%s[%d]", key, what, j), "%q is not one of key_rings", ring)

@@ -32,6 +32,9 @@ func TestRecordEncryptionConfig(t *testing.T) {
   identity "spiffe://example.org/cloud/analytics" {
     consume = ["site-a.detections", "site-b"]
   }
+  identity "spiffe://example.org/ops/key-admin" {
+    rewrap = ["site-b"]
+  }
 }
 `))
 	if err != nil {
@@ -45,16 +48,21 @@ func TestRecordEncryptionConfig(t *testing.T) {
 	if !rc.on || rc.transitMount != "transit" || rc.certMount != "cert" || rc.tokenTTL != 10*time.Minute || !slices.Equal(rc.rings, []string{"site-a.detections", "site-b"}) {
 		t.Fatalf("record encryption = %+v", rc)
 	}
-	if len(rc.roles) != 2 || rc.roles[0].name != "edgeid-rc-example-org.edge.site-a.cam" || rc.roles[1].name != "edgeid-rc-example-org.cloud.analytics" {
+	if len(rc.roles) != 3 || rc.roles[0].name != "edgeid-rc-example-org.edge.site-a.cam" || rc.roles[1].name != "edgeid-rc-example-org.cloud.analytics" ||
+		rc.roles[2].name != "edgeid-rc-example-org.ops.key-admin" {
 		t.Fatalf("roles = %+v", rc.roles)
 	}
-	// The producer's policy: datakey only; the consumer's: decrypt only.
-	prod, cons := renderRecordPolicy(&rc, rc.roles[0]), renderRecordPolicy(&rc, rc.roles[1])
+	// The producer's policy: datakey only; the consumer's: decrypt only;
+	// the key administrator's: rewrap only.
+	prod, cons, admin := renderRecordPolicy(&rc, rc.roles[0]), renderRecordPolicy(&rc, rc.roles[1]), renderRecordPolicy(&rc, rc.roles[2])
 	if !strings.HasPrefix(prod, recordPolicyMarker) || !strings.Contains(prod, `path "transit/datakey/plaintext/site-a.detections"`) || strings.Contains(prod, "decrypt/") {
 		t.Errorf("producer policy:\n%s", prod)
 	}
-	if !strings.Contains(cons, `path "transit/decrypt/site-a.detections"`) || !strings.Contains(cons, `path "transit/decrypt/site-b"`) || strings.Contains(cons, "datakey") {
+	if !strings.Contains(cons, `path "transit/decrypt/site-a.detections"`) || !strings.Contains(cons, `path "transit/decrypt/site-b"`) || strings.Contains(cons, "datakey") || strings.Contains(cons, "rewrap/") {
 		t.Errorf("consumer policy:\n%s", cons)
+	}
+	if strings.Count(admin, "path ") != 1 || !strings.Contains(admin, `path "transit/rewrap/site-b"`) {
+		t.Errorf("key administrator policy:\n%s", admin)
 	}
 }
 
@@ -96,6 +104,7 @@ func TestBadRecordEncryption(t *testing.T) {
 		{"uppercase path", "  key_rings = [\"a\"]\n  identity \"spiffe://example.org/Cam\" {\n    produce = [\"a\"]\n  }", "record_encryption.identity[0]", 13, "which Vault does not accept"},
 		{"grants nothing", "  identity \"spiffe://example.org/x\" {\n  }", "record_encryption.identity[0]", 12, "grants nothing"},
 		{"unknown ring", "  key_rings = [\"a\"]\n  identity \"spiffe://example.org/x\" {\n    consume = [\"a\", \"b\"]\n  }", "record_encryption.identity[0].consume[1]", 14, `"b" is not one of key_rings`},
+		{"unknown rewrap ring", "  key_rings = [\"a\"]\n  identity \"spiffe://example.org/x\" {\n    rewrap = [\"b\"]\n  }", "record_encryption.identity[0].rewrap[0]", 14, `"b" is not one of key_rings`},
 		{"same role name", "  key_rings = [\"a\"]\n  identity \"spiffe://example.org/a.b/c\" {\n    produce = [\"a\"]\n  }\n  identity \"spiffe://example.org/a/b.c\" {\n    produce = [\"a\"]\n  }", "record_encryption.identity[1]", 16, `has the same role name "edgeid-rc-example-org.a.b.c"`},
 	}
 	for _, tt := range tests {

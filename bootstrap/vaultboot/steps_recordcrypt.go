@@ -29,7 +29,8 @@ type RecordEncryptionSummary struct {
 
 // renderRecordPolicy is the policy of one identity: vaultkms's producer
 // policy for each ring it produces to, its consumer policy for each ring
-// it consumes from, and nothing else.
+// it consumes from, its rewrap policy for each ring it re-wraps, and
+// nothing else.
 func renderRecordPolicy(rc *recordCrypt, role recordRole) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s written by edgeid bootstrap for %s; edit the topology, not this policy.\n", recordPolicyMarker, role.id)
@@ -38,6 +39,9 @@ func renderRecordPolicy(rc *recordCrypt, role recordRole) string {
 	}
 	for _, ring := range role.consume {
 		fmt.Fprintf(&b, "\n# Consume from key ring %s: unwrap data keys.\n%s", ring, transitpolicy.Consumer(rc.transitMount, ring))
+	}
+	for _, ring := range role.rewrap {
+		fmt.Fprintf(&b, "\n# Re-wrap data keys of key ring %s with its newest version: never sees a key.\n%s", ring, transitpolicy.Rewrap(rc.transitMount, ring))
 	}
 	return b.String()
 }

@@ -133,7 +133,8 @@ audit {
 # Record encryption (kafka.encryption): a Transit key ring per ring, cert
 # auth trusting the root of pki_root (the root of every SVID), and per
 # SPIFFE ID one role and one policy: producers may only make data keys of
-# their rings, consumers only unwrap them. Grants of identities no longer
+# their rings, consumers only unwrap them, rewrappers only have Vault
+# re-wrap them (edgeid kafka rewrap). Grants of identities no longer
 # listed here are removed; key rings never are.
 record_encryption {
     transit_mount = {{q .TransitMount}}
@@ -147,6 +148,9 @@ record_encryption {
 {{- end}}
 {{- with .Consume}}
         consume = [{{list .}}]
+{{- end}}
+{{- with .Rewrap}}
+        rewrap = [{{list .}}]
 {{- end}}
     }
 {{- end}}

@@ -28,8 +28,8 @@ type encryptData struct {
 // recordGrant is what one identity may do with the key rings: the
 // bootstrap gives it a cert auth role and a policy from this.
 type recordGrant struct {
-	id               string
-	produce, consume []string
+	id                       string
+	produce, consume, rewrap []string
 }
 
 // edgeEncrypt returns the encrypt block of the helper of client c (its
@@ -149,14 +149,16 @@ type recordEncryptionData struct {
 	Grants                      []recordGrant
 }
 
-// ID, Produce and Consume are for the template.
+// ID, Produce, Consume and Rewrap are for the template.
 func (g recordGrant) ID() string        { return g.id }
 func (g recordGrant) Produce() []string { return g.produce }
 func (g recordGrant) Consume() []string { return g.consume }
+func (g recordGrant) Rewrap() []string  { return g.rewrap }
 
 // recordEncryption is the bootstrap's record_encryption block: every
-// ring of the topology, the pipelines' grants, and the consumers'
-// (decrypt on every ring). Nil when encryption is off.
+// ring of the topology, the pipelines' grants, the consumers' (decrypt on
+// every ring) and the rewrappers' (rewrap on every ring). Nil when
+// encryption is off.
 func (b *builder) recordEncryption() *recordEncryptionData {
 	enc := b.top.Kafka.Encryption
 	if enc == nil {
@@ -164,14 +166,24 @@ func (b *builder) recordEncryption() *recordEncryptionData {
 	}
 	d := &recordEncryptionData{TransitMount: enc.TransitMount, CertAuthMount: enc.CertAuthMount,
 		TokenTTL: enc.TokenTTL.String(), KeyRings: enc.Rings(), Grants: slices.Clone(b.grants)}
-	for _, id := range enc.Consumers {
+	grant := func(id string) *recordGrant {
 		i := slices.IndexFunc(d.Grants, func(g recordGrant) bool { return g.id == id })
 		if i < 0 {
 			d.Grants = append(d.Grants, recordGrant{id: id})
 			i = len(d.Grants) - 1
 		}
+		return &d.Grants[i]
+	}
+	for _, id := range enc.Consumers {
+		g := grant(id)
 		for _, r := range d.KeyRings {
-			d.Grants[i].consume = appendNew(d.Grants[i].consume, r)
+			g.consume = appendNew(g.consume, r)
+		}
+	}
+	for _, id := range enc.Rewrappers {
+		g := grant(id)
+		for _, r := range d.KeyRings {
+			g.rewrap = appendNew(g.rewrap, r)
 		}
 	}
 	return d

@@ -39,6 +39,7 @@ func encryptionTopology(t *testing.T, enc string) *topology.Topology {
 const sampleEncryption = `    topics    = ["detections", "commands", "site-b.detections"]
     plaintext = "quarantine"
     consumers = ["spiffe://example.org/cloud/analytics"]
+    rewrappers = ["spiffe://example.org/ops/key-admin", "spiffe://example.org/cloud/analytics"]
 `
 
 // wantEncrypt is what one site's helper and entry should get.
@@ -54,7 +55,7 @@ type wantEncrypt struct {
 // its entry a DNS name (the SVID's CN, which Vault's cert auth needs), a
 // quarantine directory of its own, and the bootstrap a role per identity:
 // produce for the publish topics' rings, consume for the subscribe
-// topics' and for the cloud consumers.
+// topics' and for the cloud consumers, rewrap for the rewrappers.
 func TestRenderEncryption(t *testing.T) {
 	const roleA, roleB = "edgeid-rc-example-org.edge.site-a.deepstream.cam-pipeline", "edgeid-rc-example-org.edge.site-b.deepstream.cam-pipeline"
 	const dnsA, dnsB = "cam-pipeline.deepstream.site-a.example.org", "cam-pipeline.deepstream.site-b.example.org"
@@ -63,11 +64,13 @@ func TestRenderEncryption(t *testing.T) {
 		"site-b": {[]string{"site-b.detections", "commands"}, "", roleB, dnsB, nil},
 	})
 	_, boot := vaultFiles(t, plan)
+	loadBootstrap(t, boot)
 	for _, line := range []string{
 		`key_rings = ["commands", "detections", "site-b.detections"]`,
 		"identity \"spiffe://example.org/edge/site-a/deepstream/cam-pipeline\" {\n        produce = [\"detections\"]\n        consume = [\"commands\"]\n    }",
 		"identity \"spiffe://example.org/edge/site-b/deepstream/cam-pipeline\" {\n        produce = [\"site-b.detections\"]\n        consume = [\"commands\"]\n    }",
-		"identity \"spiffe://example.org/cloud/analytics\" {\n        consume = [\"commands\", \"detections\", \"site-b.detections\"]\n    }",
+		"identity \"spiffe://example.org/cloud/analytics\" {\n        consume = [\"commands\", \"detections\", \"site-b.detections\"]\n        rewrap = [\"commands\", \"detections\", \"site-b.detections\"]\n    }",
+		"identity \"spiffe://example.org/ops/key-admin\" {\n        rewrap = [\"commands\", \"detections\", \"site-b.detections\"]\n    }",
 		`token_ttl = "15m0s"`,
 	} {
 		if !strings.Contains(boot, line) {

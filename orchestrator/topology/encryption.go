@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -30,6 +31,9 @@ type Encryption struct {
 	TokenTTL      time.Duration
 	// Consumers are cloud SPIFFE IDs allowed to decrypt every ring.
 	Consumers []string
+	// Rewrappers are SPIFFE IDs allowed to have Vault re-wrap the data
+	// keys of every ring.
+	Rewrappers []string
 }
 
 // EncryptedTopic is one entry of kafka.encryption.topics.
@@ -110,8 +114,12 @@ func (v *validator) encryption(eb *EncryptionBlock, k Kafka, top *Topology) *Enc
 		v.errorf(eb.TokenTTLRange, "kafka.encryption.token_ttl: %s is out of range (%s..%s)", e.TokenTTL, minEncryptionTokenTTL, maxEncryptionTokenTTL)
 	}
 	for _, id := range eb.Consumers {
-		v.encryptionConsumer(eb, id, top.TrustDomain)
+		v.encryptionIdentity(rangeOr(eb.ConsumersRange, eb.DefRange), "consumers", id, top.TrustDomain)
 		e.Consumers = append(e.Consumers, id)
+	}
+	for _, id := range eb.Rewrappers {
+		v.encryptionIdentity(rangeOr(eb.RewrappersRange, eb.DefRange), "rewrappers", id, top.TrustDomain)
+		e.Rewrappers = append(e.Rewrappers, id)
 	}
 	return e
 }
@@ -168,18 +176,17 @@ func (v *validator) encryptionMounts(eb *EncryptionBlock, e *Encryption, vault V
 	}
 }
 
-// encryptionConsumer validates one entry of consumers: a SPIFFE ID of the
-// topology's trust domain whose path segments are valid names (each ID
-// gets a Vault role named after its path).
-func (v *validator) encryptionConsumer(eb *EncryptionBlock, id, td string) {
-	r := rangeOr(eb.ConsumersRange, eb.DefRange)
+// encryptionIdentity validates one entry of consumers or rewrappers (key,
+// at r): a SPIFFE ID of the topology's trust domain whose path segments
+// are valid names (each ID gets a Vault role named after its path).
+func (v *validator) encryptionIdentity(r hcl.Range, key, id, td string) {
 	sid, err := spiffeid.FromString(id)
 	switch {
 	case err != nil:
-		v.errorf(r, "kafka.encryption.consumers: %q: %v", id, err)
+		v.errorf(r, "kafka.encryption.%s: %q: %v", key, id, err)
 	case sid.TrustDomain().Name() != td:
-		v.errorf(r, "kafka.encryption.consumers: %q is not in trust domain %q; Vault trusts only its SVIDs", id, td)
+		v.errorf(r, "kafka.encryption.%s: %q is not in trust domain %q; Vault trusts only its SVIDs", key, id, td)
 	case !validPath(strings.TrimPrefix(sid.Path(), "/")):
-		v.errorf(r, "kafka.encryption.consumers: %q: path segments must be lowercase letters, digits and '-'", id)
+		v.errorf(r, "kafka.encryption.%s: %q: path segments must be lowercase letters, digits and '-'", key, id)
 	}
 }

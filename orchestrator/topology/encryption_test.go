@@ -34,6 +34,7 @@ func TestEncryptionParsed(t *testing.T) {
     transit_mount = "rc-transit/"
     token_ttl = "10m"
     consumers = ["spiffe://example.org/cloud/analytics"]
+    rewrappers = ["spiffe://example.org/ops/key-admin"]
 `)
 	top, err := Parse([]byte(src), "top.hcl")
 	if err != nil {
@@ -49,6 +50,9 @@ func TestEncryptionParsed(t *testing.T) {
 	}
 	if !slices.Equal(e.Consumers, []string{"spiffe://example.org/cloud/analytics"}) {
 		t.Errorf("consumers = %v", e.Consumers)
+	}
+	if !slices.Equal(e.Rewrappers, []string{"spiffe://example.org/ops/key-admin"}) {
+		t.Errorf("rewrappers = %v", e.Rewrappers)
 	}
 	if got := e.Rings(); !slices.Equal(got, []string{"alerts-ring", "site-a.detections", "site-b"}) {
 		t.Errorf("rings = %v", got)
@@ -101,6 +105,8 @@ func TestBadEncryption(t *testing.T) {
 		{"consumer not an ID", encBase("    topics = [\"t\"]\n    consumers = [\"analytics\"]\n"), []string{"top.hcl:17,5", `consumers: "analytics"`}},
 		{"consumer of another trust domain", encBase("    topics = [\"t\"]\n    consumers = [\"spiffe://other.org/cloud/a\"]\n"), []string{`"spiffe://other.org/cloud/a" is not in trust domain "example.org"`}},
 		{"consumer path", encBase("    topics = [\"t\"]\n    consumers = [\"spiffe://example.org/cloud/A_b\"]\n"), []string{"path segments must be lowercase letters"}},
+		{"rewrapper not an ID", encBase("    topics = [\"t\"]\n    rewrappers = [\"ops\"]\n"), []string{"top.hcl:17,5", `rewrappers: "ops"`}},
+		{"rewrapper of another trust domain", encBase("    topics = [\"t\"]\n    rewrappers = [\"spiffe://other.org/ops\"]\n"), []string{`kafka.encryption.rewrappers: "spiffe://other.org/ops" is not in trust domain "example.org"`}},
 		{"external kafka", base + "kafka {\n  mode = \"external\"\n  brokers = [\"k:9093\"]\n  encryption {\n    topics = [\"t\"]\n  }\n}\n", []string{"top.hcl:17,3", `kafka.encryption: needs kafka mode "demo"`}},
 		{"external vault over http", base + "vault {\n  mode = \"external\"\n  address = \"http://v:8200\"\n  role_id_file = \"r\"\n  secret_id_file = \"s\"\n}\n" + "kafka {\n  encryption {\n    topics = [\"t\"]\n  }\n}\n", []string{`vault.address "http://v:8200" must be https://`}},
 	}

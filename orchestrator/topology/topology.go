@@ -300,6 +300,9 @@ type EncryptionBlock struct {
 	// Consumers are SPIFFE IDs (cloud consumers) that may decrypt every
 	// key ring.
 	Consumers []string `hcl:"consumers,optional"`
+	// Rewrappers are SPIFFE IDs (operators) that may have Vault re-wrap
+	// the data keys of every key ring (edgeid kafka rewrap), never see one.
+	Rewrappers []string `hcl:"rewrappers,optional"`
 
 	DefRange           hcl.Range `hcl:",def_range"`
 	TopicsRange        hcl.Range `hcl:"topics,attr_range"`
@@ -310,6 +313,7 @@ type EncryptionBlock struct {
 	CertAuthMountRange hcl.Range `hcl:"cert_auth_mount,attr_range"`
 	TokenTTLRange      hcl.Range `hcl:"token_ttl,attr_range"`
 	ConsumersRange     hcl.Range `hcl:"consumers,attr_range"`
+	RewrappersRange    hcl.Range `hcl:"rewrappers,attr_range"`
 }
 
 // TunnelBlock is a `tunnel "<name>" { }` block: a SPIFFE mTLS tunnel run by

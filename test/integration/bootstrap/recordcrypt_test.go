@@ -30,14 +30,17 @@ const (
 	rcProducer = "spiffe://example.org/edge/site-a/deepstream/cam"
 	rcConsumer = "spiffe://example.org/cloud/analytics"
 	rcStranger = "spiffe://example.org/edge/site-a/other"
+	rcAdmin    = "spiffe://example.org/ops/key-admin"
 	rcRing     = "rc.detections"
 	rcRing2    = "rc.commands"
 )
 
 // rcBlock is the record_encryption block (and the trust domain it needs)
-// with the producer on rcRing and, when consumer is set, the consumer.
+// with the producer on rcRing, the key administrator re-wrapping rcRing
+// and, when consumer is set, the consumer.
 func rcBlock(consumer bool) string {
-	b := fmt.Sprintf("trust_domain = \"example.org\"\nrecord_encryption {\n  token_ttl = \"5m\"\n  key_rings = [%q, %q]\n  identity %q {\n    produce = [%q]\n  }\n", rcRing, rcRing2, rcProducer, rcRing)
+	b := fmt.Sprintf("trust_domain = \"example.org\"\nrecord_encryption {\n  token_ttl = \"5m\"\n  key_rings = [%q, %q]\n  identity %q {\n    produce = [%q]\n  }\n  identity %q {\n    rewrap = [%q]\n  }\n",
+		rcRing, rcRing2, rcProducer, rcRing, rcAdmin, rcRing)
 	if consumer {
 		b += fmt.Sprintf("  identity %q {\n    consume = [%q, %q]\n  }\n", rcConsumer, rcRing, rcRing2)
 	}
@@ -47,18 +50,21 @@ func rcBlock(consumer bool) string {
 // TestBootstrapRecordEncryption: the bootstrap sets up Transit and cert
 // auth for record encryption on a real Vault 1.21 (TLS), and with the real
 // vaultkms client: the producer's SVID may make data keys of its ring but
-// not decrypt them nor use another ring; the consumer's may decrypt but
-// not make data keys; an SVID of another SPIFFE ID, or of the producer's
+// not decrypt them nor use another ring nor re-wrap; the consumer's may
+// decrypt but not make data keys; the key administrator's may have a data
+// key of its ring re-wrapped (the same key, as the consumer checks) but
+// may not make, decrypt, or re-wrap another ring's; an SVID of another
+// SPIFFE ID, or of the producer's
 // ID from another CA, is refused. A second run changes nothing; with the
 // consumer removed from the configuration its role and policy are gone
 // (the key rings stay), and a look-alike role edgeid did not write stays.
 func TestBootstrapRecordEncryption(t *testing.T) {
 	e := newEnv(t, envOptions{tls: true, extraHCL: rcBlock(true)})
 	sum := e.mustRun()
-	if !slices.Contains(sum.Changed, vaultboot.StepRecordEncryption) || sum.RecordEncryption == nil || len(sum.RecordEncryption.Roles) != 2 {
+	if !slices.Contains(sum.Changed, vaultboot.StepRecordEncryption) || sum.RecordEncryption == nil || len(sum.RecordEncryption.Roles) != 3 {
 		t.Fatalf("first run: changed %v, record encryption %+v", sum.Changed, sum.RecordEncryption)
 	}
-	certs := e.issueSVIDs(rcProducer, rcConsumer, rcStranger)
+	certs := e.issueSVIDs(rcProducer, rcConsumer, rcStranger, rcAdmin)
 	prod, cons, stranger := e.kms(t, certs[rcProducer], rcProducer), e.kms(t, certs[rcConsumer], rcConsumer), e.kms(t, certs[rcStranger], rcStranger)
 	ctx := context.Background()
 
@@ -76,6 +82,22 @@ func TestBootstrapRecordEncryption(t *testing.T) {
 		return err
 	}, nil)
 	e.attempt("consumer datakey "+rcRing, func() error { _, err := cons.GenerateDataKey(ctx, rcRing); return err }, recordcrypt.ErrAccessDenied)
+	admin := e.kms(t, certs[rcAdmin], rcAdmin)
+	e.attempt("key administrator rewrap "+rcRing, func() error {
+		again, err := admin.RewrapDataKey(ctx, rcRing, key.Wrapped)
+		if err != nil {
+			return err
+		}
+		plain, err := cons.DecryptDataKey(ctx, rcRing, again)
+		if err == nil && !bytes.Equal(plain, key.Plaintext) {
+			return errors.New("the re-wrapped key unwraps to another key")
+		}
+		return err
+	}, nil)
+	e.attempt("key administrator decrypt "+rcRing, func() error { _, err := admin.DecryptDataKey(ctx, rcRing, key.Wrapped); return err }, recordcrypt.ErrAccessDenied)
+	e.attempt("key administrator datakey "+rcRing, func() error { _, err := admin.GenerateDataKey(ctx, rcRing); return err }, recordcrypt.ErrAccessDenied)
+	e.attempt("key administrator rewrap "+rcRing2, func() error { _, err := admin.RewrapDataKey(ctx, rcRing2, key.Wrapped); return err }, recordcrypt.ErrAccessDenied)
+	e.attempt("producer rewrap "+rcRing, func() error { _, err := prod.RewrapDataKey(ctx, rcRing, key.Wrapped); return err }, recordcrypt.ErrAccessDenied)
 	e.attempt("stranger datakey "+rcRing, func() error { _, err := stranger.GenerateDataKey(ctx, rcRing); return err }, recordcrypt.ErrAccessDenied)
 	// The stranger names the producer's role: refused all the same.
 	posing := e.kmsRole(t, certs[rcStranger], vaultboot.RecordCryptRoleName(spiffeid.RequireFromString(rcProducer)))
