@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/edgeid/edgeid/internal/racecheck"
 	"github.com/klauspost/compress/s2"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -249,7 +250,7 @@ func TestDecoderReusesDecompressionBuffers(t *testing.T) {
 			// What is left per Decode is the codec's reader state, not
 			// the payload: a handful of small allocations (the readers
 			// are pooled, and the race detector empties pools at random).
-			if raceEnabled {
+			if racecheck.Enabled {
 				return
 			}
 			if n := testing.AllocsPerRun(10, func() {
