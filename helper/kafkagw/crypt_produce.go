@@ -122,59 +122,74 @@ func (s *session) sealTopic(t *kmsg.ProduceRequestTopic) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	codec := s.g.crypt.codec
-	if s.scratch.dec == nil {
-		s.scratch.dec = codec.NewDecoder()
+	codec, sc := s.g.crypt.codec, &s.scratch
+	if sc.dec == nil {
+		sc.dec = codec.NewDecoder()
 	}
-	n := 0
+	sc.seal = sealRun{ctx: s.ctx, sealer: sealer, values: sc.values}
+	defer func() { sc.values, sc.seal = keepScratch(sc.seal.values), sealRun{} }()
 	for i := range t.Partitions {
 		p := &t.Partitions[i]
-		batches, tail, err := s.scratch.dec.Decode(p.Records)
+		batches, tail, err := sc.dec.Decode(p.Records)
 		if err != nil {
-			return n, fmt.Errorf("partition %d: %w", p.Partition, err)
+			return sc.seal.n, fmt.Errorf("partition %d: %w", p.Partition, err)
 		}
 		if len(tail) > 0 {
-			return n, fmt.Errorf("partition %d: %w: a partial batch", p.Partition, batch.ErrCorrupt)
+			return sc.seal.n, fmt.Errorf("partition %d: %w: a partial batch", p.Partition, batch.ErrCorrupt)
 		}
-		// The partition's sealed values, in the connection's scratch: the
-		// records refer to them until their batches are encoded below.
-		values := s.scratch.values[:0]
+		start := len(sc.batches)
+		out := sc.batches
 		for j := range batches {
-			if values, err = s.sealBatch(sealer, &batches[j], values, &n); err != nil {
-				return n, fmt.Errorf("partition %d: %w", p.Partition, err)
+			if out, err = s.sealBatch(codec, out, &batches[j]); err != nil {
+				return sc.seal.n, fmt.Errorf("partition %d: %w", p.Partition, err)
 			}
 		}
-		start := len(s.scratch.batches)
-		out, err := codec.EncodeAll(s.scratch.batches, batches)
-		if err != nil {
-			return n, fmt.Errorf("partition %d: %w", p.Partition, err)
-		}
-		s.scratch.batches, s.scratch.values = out, keepScratch(values)
+		sc.batches = out
 		p.Records = out[start:len(out):len(out)]
 	}
-	return n, nil
+	return sc.seal.n, nil
 }
 
-// sealBatch seals every record value of b into values, counting them in
-// n, and sets the codec b is encoded with (SealedCompression).
-func (s *session) sealBatch(sealer *recordcrypt.Sealer, b *batch.Batch, values []byte, n *int) ([]byte, error) {
+// sealBatch appends b to dst, encoded in the codec SealedCompression
+// says, with every record value sealed by s.scratch.seal as it goes.
+func (s *session) sealBatch(codec *batch.Codec, dst []byte, b *batch.Batch) ([]byte, error) {
 	if b.Passthrough() {
-		return values, errPassthroughBatch
+		return dst, errPassthroughBatch
 	}
-	size := 0
-	for k := range b.Records {
-		size += len(b.Records[k].Value) + recordcrypt.Overhead
-	}
-	values, sealed, err := sealer.SealAll(s.ctx, b.Records, slices.Grow(values, size))
-	*n += sealed
-	if err != nil {
-		return values, err
-	}
-	s.g.cfg.Metrics.sealedBatch(b.Compression().String())
+	produced := b.Compression()
 	if s.g.crypt.cfg.SealedCompression == SealedUncompressed {
 		b.SetCompression(batch.None)
 	}
-	return values, err
+	dst, err := codec.EncodeEach(dst, b, s.scratch.seal.each)
+	if err == nil {
+		s.g.cfg.Metrics.sealedBatch(produced.String())
+	}
+	return dst, err
+}
+
+// sealRun seals a topic's records a run at a time as their batches are
+// encoded (batch.Codec.EncodeEach), into one buffer: a run's sealed values
+// are copied into the batch before the next run is sealed, so the buffer
+// stays one run long and in the processor's cache. (Sealing a whole batch
+// first and encoding it after moved every value through memory twice
+// more.)
+type sealRun struct {
+	ctx    context.Context
+	sealer *recordcrypt.Sealer
+	values []byte
+	n      int // records sealed
+}
+
+func (r *sealRun) each(run []kmsg.Record) error {
+	size := 0
+	for k := range run {
+		size += len(run[k].Value) + recordcrypt.Overhead
+	}
+	var sealed int
+	var err error
+	r.values, sealed, err = r.sealer.SealAll(r.ctx, run, slices.Grow(r.values[:0], size))
+	r.n += sealed
+	return err
 }
 
 // sealScratch are the buffers the sealing of a connection's Produce
@@ -190,6 +205,8 @@ type sealScratch struct {
 	fwd [][]byte
 	// dec decodes the batches (made on first use).
 	dec *batch.Decoder
+	// seal seals a topic's records run by run as they are encoded.
+	seal sealRun
 }
 
 // maxScratch bounds what a connection keeps between requests.

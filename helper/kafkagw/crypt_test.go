@@ -452,6 +452,39 @@ func TestSealScratchAcrossRequests(t *testing.T) {
 	}
 }
 
+// TestSealManyRecordsPerBatch: batches of hundreds of small records (the
+// gateway seals a batch a run of batch.EachRun records at a time, in one
+// buffer, as it encodes it) are stored with no plaintext and read back
+// through the gateway exact and in order.
+func TestSealManyRecordsPerBatch(t *testing.T) {
+	const n = 1000
+	c, sources, direct := startCryptCluster(t)
+	gw, _ := startEncrypting(t, c, sources(idPipeA), kmstest.New(topicA), nil)
+	prod := plainClient(t, gw, kgo.ProducerLinger(50*time.Millisecond))
+	want := make([]string, n)
+	results := make(chan error, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("secret-%04d-%s", i, bytes.Repeat([]byte{'a' + byte(i%26)}, 150))
+		prod.Produce(context.Background(), &kgo.Record{Topic: topicA, Value: []byte(want[i])}, func(_ *kgo.Record, err error) { results <- err })
+	}
+	for range n {
+		if err := <-results; err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	codecs, stored := fetchedCodecs(t, direct(), topicA)
+	if len(stored) != n || len(stored)/len(codecs) <= batch.EachRun {
+		t.Fatalf("stored %d records in %d batches: want %d, more than %d a batch on average", len(stored), len(codecs), n, batch.EachRun)
+	}
+	if strings.Contains(strings.Join(stored, ""), "secret") {
+		t.Fatal("plaintext stored")
+	}
+	_, got := fetchedCodecs(t, plainClient(t, gw), topicA)
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("fetched through the gateway: %d values, not the %d produced in order", len(got), n)
+	}
+}
+
 // fetchedCodecs fetches partition 0 of topic from its start with cl (a
 // raw Fetch request, as a broker answers it) and returns each batch's
 // codec and its records' values.

@@ -35,8 +35,9 @@ func benchBatch(b *testing.B, n, size int, c batch.Compression) []byte {
 // BenchmarkSealBatchStages splits the sealing of one produced batch (700
 // records of 1 KiB, about what librdkafka sends) into its stages, each
 // against a plain copy of the batch: decoding (a fresh Codec.Decode and a
-// reused Decoder), decoding and re-encoding, and the whole path the
-// gateway runs (decode, SealAll, encode).
+// reused Decoder), decoding and re-encoding, sealing the whole batch and
+// then encoding it, and the path the gateway runs (decode, then encode
+// with EncodeEach sealing each run of records just before it is encoded).
 func BenchmarkSealBatchStages(b *testing.B) {
 	raw := benchBatch(b, 700, 1024, batch.None)
 	codec := batch.NewCodec(0)
@@ -76,7 +77,7 @@ func BenchmarkSealBatchStages(b *testing.B) {
 			}
 		}
 	})
-	b.Run("decode+seal+encode", func(b *testing.B) {
+	b.Run("decode+seal-all+encode", func(b *testing.B) {
 		dst := make([]byte, 0, 2*len(raw))
 		vals := make([]byte, 0, 2*len(raw))
 		b.SetBytes(int64(len(raw)))
@@ -91,10 +92,24 @@ func BenchmarkSealBatchStages(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(dst))/float64(len(raw)), "growth")
 	})
+	b.Run("decode+encode-sealing-each-run", func(b *testing.B) {
+		dst := make([]byte, 0, 2*len(raw))
+		seal := runSealer(s)
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			bs, _, _ := dec.Decode(raw)
+			var err error
+			if dst, err = codec.EncodeEach(dst[:0], &bs[0], seal); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(dst))/float64(len(raw)), "growth")
+	})
 }
 
 // BenchmarkSealBatchCodecs is the gateway's whole sealing path (decode,
-// SealAll, encode) for one batch of 700 records of 1 KiB in each
+// then encode sealing each run of records) for one batch of 700 records of 1 KiB in each
 // compression codec: "seal" stores the sealed batch uncompressed (the
 // gateway's default), "seal-recompress" in the producer's codec
 // (sealed_compression = "producer"), beside "reencode", decoding and
@@ -111,7 +126,11 @@ func BenchmarkSealBatchCodecs(b *testing.B) {
 				continue
 			}
 			b.Run(c.String()+"/"+mode, func(b *testing.B) {
-				var dst, vals []byte
+				var dst []byte
+				var seal func([]kmsg.Record) error
+				if mode != "reencode" {
+					seal = runSealer(s)
+				}
 				b.SetBytes(700 * 1024)
 				b.ReportAllocs()
 				for b.Loop() {
@@ -119,20 +138,25 @@ func BenchmarkSealBatchCodecs(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if mode != "reencode" {
-						if vals, _, err = s.SealAll(ctx, bs[0].Records, vals[:0]); err != nil {
-							b.Fatal(err)
-						}
-					}
 					if mode == "seal" {
 						bs[0].SetCompression(batch.None)
 					}
-					if dst, err = codec.EncodeAll(dst[:0], bs); err != nil {
+					if dst, err = codec.EncodeEach(dst[:0], &bs[0], seal); err != nil {
 						b.Fatal(err)
 					}
 				}
 				b.ReportMetric(float64(len(dst))/float64(len(raw)), "growth")
 			})
 		}
+	}
+}
+
+// runSealer seals each run of records into one buffer, as the gateway
+// does (batch.Codec.EncodeEach copies a run before the next is sealed).
+func runSealer(s *Sealer) func([]kmsg.Record) error {
+	var vals []byte
+	return func(run []kmsg.Record) (err error) {
+		vals, _, err = s.SealAll(ctx, run, vals[:0])
+		return err
 	}
 }

@@ -252,6 +252,21 @@ func (d *Decoder) decodeOne(raw []byte) (Batch, error) {
 // otherwise its records, compressed with the batch's compression, under
 // its header with Length, NumRecords and the CRC32C recomputed.
 func (c *Codec) Encode(dst []byte, b *Batch) ([]byte, error) {
+	return c.EncodeEach(dst, b, nil)
+}
+
+// EachRun is how many records EncodeEach hands its function at a time:
+// about 64 KiB of 1 KiB records, so that what the function writes for a
+// run is still in the processor's cache when the run is encoded.
+const EachRun = 64
+
+// EncodeEach is Encode, calling each (unless nil) on the records of a
+// non-passthrough batch, a run of at most EachRun at a time, just before
+// the run is encoded: each may change the records (sealing their values),
+// and the run's fields are copied into dst before each is called again,
+// so that every run can use the same buffer. An error from each is
+// returned as is.
+func (c *Codec) EncodeEach(dst []byte, b *Batch, each func([]kmsg.Record) error) ([]byte, error) {
 	if b.Passthrough() {
 		return append(dst, b.Raw...), nil
 	}
@@ -263,23 +278,48 @@ func (c *Codec) Encode(dst []byte, b *Batch) ([]byte, error) {
 	h.Records = nil
 	h.NumRecords = int32(len(b.Records))
 	dst = h.AppendTo(dst)
-	var err error
-	if comp := b.Compression(); comp == None {
+	comp := b.Compression()
+	// Uncompressed, the records go straight into dst, and the CRC32C is
+	// taken run by run while the run is in the cache; compressed, they go
+	// into a buffer of their own first.
+	var plain []byte
+	crc := crc32.Update(0, castagnoli, dst[start+offAttributes:])
+	if comp != None {
+		plain = make([]byte, 0, recordsSize(b.Records))
+	} else if each == nil {
 		// Room for every record at once: grown record by record, a
 		// batch of small records was copied over and over.
-		dst = appendRecords(slices.Grow(dst, recordsSize(b.Records)), b.Records)
-	} else {
-		plain := appendRecords(make([]byte, 0, recordsSize(b.Records)), b.Records)
+		dst = slices.Grow(dst, recordsSize(b.Records))
+	}
+	for recs := b.Records; len(recs) > 0; {
+		run := recs[:min(len(recs), EachRun)]
+		recs = recs[len(run):]
+		if each != nil {
+			if err := each(run); err != nil {
+				return nil, err
+			}
+		}
+		if comp != None {
+			plain = appendRecords(plain, run)
+			continue
+		}
+		at := len(dst)
+		dst = appendRecords(slices.Grow(dst, recordsSize(run)), run)
+		crc = crc32.Update(crc, castagnoli, dst[at:])
+	}
+	if comp != None {
+		var err error
 		if dst, err = compress(dst, comp, plain); err != nil {
 			return nil, err
 		}
+		crc = crc32.Checksum(dst[start+offAttributes:], castagnoli)
 	}
 	out := dst[start:]
 	if int64(len(out))-12 > math.MaxInt32 {
 		return nil, fmt.Errorf("batch: encoded batch of %d bytes is too long", len(out))
 	}
 	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-12))
-	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], castagnoli))
+	binary.BigEndian.PutUint32(out[offCRC:], crc)
 	return dst, nil
 }
 

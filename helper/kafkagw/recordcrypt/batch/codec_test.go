@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"reflect"
@@ -262,4 +263,82 @@ func TestDecoderReusesDecompressionBuffers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEncodeEachEditsRunByRun: EncodeEach hands the records over in runs
+// of at most EachRun, in order, each just before it is encoded, and
+// every run's edits may reuse one buffer (as sealing does): the batch
+// must decode, CRC32C checked, to exactly the edited records, in every
+// codec, and match Encode of the same edits made beforehand. An error
+// from the function ends the encoding with that error.
+func TestEncodeEachEditsRunByRun(t *testing.T) {
+	edit := func(buf []byte, rec *kmsg.Record) []byte {
+		at := len(buf)
+		buf = append(buf, "sealed:"...)
+		buf = append(buf, rec.Value...)
+		rec.Value = buf[at:len(buf):len(buf)]
+		rec.Headers = append(rec.Headers, kmsg.Header{Key: "edited", Value: []byte{1}})
+		return buf
+	}
+	cd := NewCodec(0)
+	for _, c := range allCodecs {
+		for _, n := range []int{1, EachRun, 2*EachRun + 5} {
+			t.Run(fmt.Sprintf("%s/%d", c, n), func(t *testing.T) {
+				raw := sampleBatch(t, c, sampleRecords(n, 100))
+				bs, _, err := cd.Decode(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var buf []byte // one buffer for every run
+				var runs []int
+				next := 0
+				out, err := cd.EncodeEach(nil, &bs[0], func(run []kmsg.Record) error {
+					if len(run) == 0 || len(run) > EachRun || run[0].OffsetDelta != int32(next) {
+						t.Fatalf("run of %d records from offset delta %d, want 1 to %d from %d", len(run), run[0].OffsetDelta, EachRun, next)
+					}
+					runs = append(runs, len(run))
+					next += len(run)
+					buf = buf[:0]
+					for i := range run {
+						buf = edit(buf, &run[i])
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if next != n {
+					t.Fatalf("runs %v cover %d records, want %d", runs, next, n)
+				}
+				want := sampleRecords(n, 100)
+				var wbuf []byte
+				for i := range want {
+					wbuf = edit(wbuf, &want[i])
+				}
+				got, tail, err := NewCodec(0).Decode(out)
+				if err != nil || len(tail) != 0 || len(got) != 1 {
+					t.Fatalf("decode of EncodeEach's batch: %d batches, tail %d, err %v", len(got), len(tail), err)
+				}
+				sameRecords(t, got[0].Records, want)
+				wb := Batch{Header: got[0].Header, Records: want}
+				enc, err := cd.Encode(nil, &wb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c == None && !bytes.Equal(out, enc) {
+					t.Fatal("EncodeEach and Encode of the same records differ")
+				}
+			})
+		}
+	}
+	t.Run("error", func(t *testing.T) {
+		bs, _, err := cd.Decode(sampleBatch(t, None, sampleRecords(3, 10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		boom := errors.New("boom")
+		if out, err := cd.EncodeEach([]byte("kept"), &bs[0], func([]kmsg.Record) error { return boom }); err != boom || out != nil {
+			t.Fatalf("EncodeEach = %q, %v; want nil, %v", out, err, boom)
+		}
+	})
 }
