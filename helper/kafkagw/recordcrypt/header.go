@@ -1,7 +1,6 @@
 package recordcrypt
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -111,46 +110,52 @@ type wrapSpan struct{ at, end int }
 
 // parseHeader is ParseHeader, also returning where the wrapped DEK lies.
 func parseHeader(src []byte) (Header, wrapSpan, error) {
-	var h Header
-	var sp wrapSpan
+	h, ring, sp, err := parseHeaderRing(src)
+	h.Ring = string(ring)
+	return h, sp, err
+}
+
+// parseHeaderRing is parseHeader leaving h.Ring empty and returning the
+// ring's name as bytes of src instead, so that opening a record with a
+// cached key allocates no string for it.
+func parseHeaderRing(src []byte) (h Header, ringName []byte, sp wrapSpan, err error) {
 	if len(src) < 2+commitLen {
-		return h, sp, fmt.Errorf("%w: %d bytes", ErrForgedHeader, len(src))
+		return h, nil, sp, fmt.Errorf("%w: %d bytes", ErrForgedHeader, len(src))
 	}
 	h.Version, h.Fields = src[0], Fields(src[1])
 	if h.Version != FormatVersion {
-		return h, sp, fmt.Errorf("%w: format version %d, want %d", ErrForgedHeader, h.Version, FormatVersion)
+		return h, nil, sp, fmt.Errorf("%w: format version %d, want %d", ErrForgedHeader, h.Version, FormatVersion)
 	}
 	if h.Fields&^allFields != 0 || h.Fields == 0 {
-		return h, sp, fmt.Errorf("%w: fields %#x", ErrForgedHeader, byte(h.Fields))
+		return h, nil, sp, fmt.Errorf("%w: fields %#x", ErrForgedHeader, byte(h.Fields))
 	}
 	copy(h.Commitment[:], src[2:])
 	rest := src[2+commitLen:]
 	ring, rest, ok := lenPrefixed(rest, MaxRingLen)
 	if !ok || validRing(string(ring)) != nil {
-		return h, sp, fmt.Errorf("%w: key ring name", ErrForgedHeader)
+		return h, nil, sp, fmt.Errorf("%w: key ring name", ErrForgedHeader)
 	}
-	h.Ring = string(ring)
 	sp.at = len(src) - len(rest)
 	if h.WrappedKey, rest, ok = lenPrefixed(rest, MaxWrappedKeyLen); !ok || len(h.WrappedKey) == 0 {
-		return h, sp, fmt.Errorf("%w: wrapped data key", ErrForgedHeader)
+		return h, ring, sp, fmt.Errorf("%w: wrapped data key", ErrForgedHeader)
 	}
 	sp.end = len(src) - len(rest)
 	n, l := binary.Uvarint(rest)
 	if !minimal(n, l) || n > maxHeaderNames || (n > 0) != (h.Fields&FieldHeaders != 0) {
-		return h, sp, fmt.Errorf("%w: header names", ErrForgedHeader)
+		return h, ring, sp, fmt.Errorf("%w: header names", ErrForgedHeader)
 	}
 	rest = rest[l:]
 	for range n {
 		var name []byte
 		if name, rest, ok = lenPrefixed(rest, maxHeaderNameLen); !ok || len(name) == 0 || string(name) == HeaderKey {
-			return h, sp, fmt.Errorf("%w: header name", ErrForgedHeader)
+			return h, ring, sp, fmt.Errorf("%w: header name", ErrForgedHeader)
 		}
 		h.Headers = append(h.Headers, string(name))
 	}
 	if len(rest) != 0 {
-		return h, sp, fmt.Errorf("%w: %d bytes after the header", ErrForgedHeader, len(rest))
+		return h, ring, sp, fmt.Errorf("%w: %d bytes after the header", ErrForgedHeader, len(rest))
 	}
-	return h, sp, nil
+	return h, ring, sp, nil
 }
 
 func lenPrefixed(src []byte, limit int) (val, rest []byte, ok bool) {
@@ -203,22 +208,39 @@ func findHeader(hs []kmsg.Header) (int, error) {
 // aadPrefix is the AAD of every field before its field byte.
 var aadPrefix = []byte("edgeid-enc/1")
 
-// buildAAD is the AAD of one field: the fixed prefix, the field (1 value,
-// 2 key, 4 header), the topic, the header value hdr without the wrapped
-// DEK at sp and, for a header, its name; every variable part
-// length-prefixed.
-func buildAAD(field Fields, topic string, hdr []byte, sp wrapSpan, headerName string) []byte {
-	var b bytes.Buffer
-	b.Write(aadPrefix)
-	b.WriteByte(byte(field))
-	b.Write(binary.AppendUvarint(nil, uint64(len(topic))))
-	b.WriteString(topic)
-	b.Write(binary.AppendUvarint(nil, uint64(len(hdr)-(sp.end-sp.at))))
-	b.Write(hdr[:sp.at])
-	b.Write(hdr[sp.end:])
+// appendAAD appends the AAD of one field to dst: the fixed prefix, the
+// field (1 value, 2 key, 4 header), the topic, the header value hdr
+// without the wrapped DEK at sp and, for a header, its name; every
+// variable part length-prefixed. aadLen is its length.
+func appendAAD(dst []byte, field Fields, topic string, hdr []byte, sp wrapSpan, headerName string) []byte {
+	dst = append(dst, aadPrefix...)
+	dst = append(dst, byte(field))
+	dst = binary.AppendUvarint(dst, uint64(len(topic)))
+	dst = append(dst, topic...)
+	dst = binary.AppendUvarint(dst, uint64(len(hdr)-(sp.end-sp.at)))
+	dst = append(dst, hdr[:sp.at]...)
+	dst = append(dst, hdr[sp.end:]...)
 	if field == FieldHeaders {
-		b.Write(binary.AppendUvarint(nil, uint64(len(headerName))))
-		b.WriteString(headerName)
+		dst = binary.AppendUvarint(dst, uint64(len(headerName)))
+		dst = append(dst, headerName...)
 	}
-	return b.Bytes()
+	return dst
+}
+
+// aadLen is the length of what appendAAD appends.
+func aadLen(field Fields, topic string, hdr []byte, sp wrapSpan, headerName string) int {
+	n := len(hdr) - (sp.end - sp.at)
+	l := len(aadPrefix) + 1 + uvarintLen(len(topic)) + len(topic) + uvarintLen(n) + n
+	if field == FieldHeaders {
+		l += uvarintLen(len(headerName)) + len(headerName)
+	}
+	return l
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
 }

@@ -36,20 +36,23 @@ func cacheKey(ring string, wrapped []byte) string {
 	return ring + "\x00" + string(wrapped)
 }
 
-// get returns the cached key, or the remembered refusal, or neither.
-func (c *keyCache) get(ring string, wrapped []byte) (*dek, error) {
-	k := cacheKey(ring, wrapped)
+// get returns the cached key, or the remembered refusal, or neither. A
+// hit allocates nothing: the key is built on the stack (up to its size)
+// and looked up as string(bytes), which Go does without a copy.
+func (c *keyCache) get(ring, wrapped []byte) (*dek, error) {
+	var kb [256]byte
+	k := append(append(append(kb[:0], ring...), 0), wrapped...)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.byKey[k]; ok {
+	if e, ok := c.byKey[string(k)]; ok {
 		c.lru.MoveToFront(e)
 		return e.Value.(*dek), nil
 	}
-	if r, ok := c.refused[k]; ok {
+	if r, ok := c.refused[string(k)]; ok {
 		if c.now().Before(r.until) {
 			return nil, r.err
 		}
-		delete(c.refused, k)
+		delete(c.refused, string(k))
 	}
 	return nil, nil
 }

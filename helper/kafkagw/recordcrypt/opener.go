@@ -75,14 +75,14 @@ func (o *Opener) Open(ctx context.Context, topic string, rec *kmsg.Record, buf [
 		return buf, ErrNotEncrypted
 	}
 	raw := rec.Headers[at].Value
-	h, sp, err := parseHeader(raw)
+	h, ring, sp, err := parseHeaderRing(raw)
 	if err != nil {
 		return buf, err
 	}
-	if err := o.checkShape(topic, rec, &h); err != nil {
+	if err := o.checkShape(topic, rec, &h, ring); err != nil {
 		return buf, err
 	}
-	d, err := o.key(ctx, &h)
+	d, err := o.key(ctx, ring, h.WrappedKey)
 	if err != nil {
 		return buf, err
 	}
@@ -94,10 +94,10 @@ func (o *Opener) Open(ctx context.Context, topic string, rec *kmsg.Record, buf [
 
 // checkShape checks what needs no key: the ring the topic must use, and
 // that every encrypted field is long enough.
-func (o *Opener) checkShape(topic string, rec *kmsg.Record, h *Header) error {
+func (o *Opener) checkShape(topic string, rec *kmsg.Record, h *Header, ring []byte) error {
 	if o.ringFor != nil {
-		if want, ok := o.ringFor(topic); ok && want != h.Ring {
-			return fmt.Errorf("%w: key ring %q, topic %q uses %q", ErrForgedHeader, h.Ring, topic, want)
+		if want, ok := o.ringFor(topic); ok && want != string(ring) {
+			return fmt.Errorf("%w: key ring %q, topic %q uses %q", ErrForgedHeader, ring, topic, want)
 		}
 	}
 	check := func(what string, b []byte) error {
@@ -129,22 +129,24 @@ func (o *Opener) checkShape(topic string, rec *kmsg.Record, h *Header) error {
 	return nil
 }
 
-// key returns the unwrapped data key of h, from the cache or the KMS.
-func (o *Opener) key(ctx context.Context, h *Header) (*dek, error) {
-	if d, err := o.cache.get(h.Ring, h.WrappedKey); d != nil || err != nil {
+// key returns the unwrapped data key wrapped under ring, from the cache
+// or the KMS.
+func (o *Opener) key(ctx context.Context, ringName, wrapped []byte) (*dek, error) {
+	if d, err := o.cache.get(ringName, wrapped); d != nil || err != nil {
 		return d, err
 	}
-	plain, err := o.kms.DecryptDataKey(ctx, h.Ring, h.WrappedKey)
+	ring := string(ringName)
+	plain, err := o.kms.DecryptDataKey(ctx, ring, wrapped)
 	if err != nil {
 		if errors.Is(err, ErrBadWrappedKey) {
 			err = fmt.Errorf("%w: %w", ErrForgedHeader, err)
 		}
 		if !errors.Is(err, ErrKMSUnavailable) && ctx.Err() == nil {
-			o.cache.refuse(h.Ring, h.WrappedKey, err)
+			o.cache.refuse(ring, wrapped, err)
 		}
 		return nil, err
 	}
-	d, err := newDEK(h.Ring, plain, h.WrappedKey, time.Time{})
+	d, err := newDEK(ring, plain, wrapped, time.Time{})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrForgedHeader, err)
 	}
@@ -158,19 +160,22 @@ func (o *Opener) openFields(topic string, rec *kmsg.Record, h *Header, raw []byt
 	var err error
 	var value, key []byte
 	if h.Fields&FieldValue != 0 {
-		if buf, value, err = open(buf, d, rec.Value, buildAAD(FieldValue, topic, raw, sp, ""), "value"); err != nil {
+		if buf, value, err = open(buf, d, rec.Value, FieldValue, topic, raw, sp, ""); err != nil {
 			return buf[:start], err
 		}
 	}
 	if h.Fields&FieldKey != 0 {
-		if buf, key, err = open(buf, d, rec.Key, buildAAD(FieldKey, topic, raw, sp, ""), "key"); err != nil {
+		if buf, key, err = open(buf, d, rec.Key, FieldKey, topic, raw, sp, ""); err != nil {
 			return buf[:start], err
 		}
 	}
-	hdrVals := make([][]byte, len(rec.Headers))
+	var hdrVals [][]byte
+	if len(h.Headers) > 0 {
+		hdrVals = make([][]byte, len(rec.Headers))
+	}
 	for i, hd := range rec.Headers {
 		if i != at && hd.Value != nil && slices.Contains(h.Headers, hd.Key) {
-			if buf, hdrVals[i], err = open(buf, d, hd.Value, buildAAD(FieldHeaders, topic, raw, sp, hd.Key), "header "+hd.Key); err != nil {
+			if buf, hdrVals[i], err = open(buf, d, hd.Value, FieldHeaders, topic, raw, sp, hd.Key); err != nil {
 				return buf[:start], err
 			}
 		}
@@ -190,14 +195,29 @@ func (o *Opener) openFields(topic string, rec *kmsg.Record, h *Header, raw []byt
 	return buf, nil
 }
 
-func open(buf []byte, d *dek, field, aad []byte, what string) ([]byte, []byte, error) {
-	// AEAD.Open grows a full buf to exactly the size it needs, copying
-	// it: without room made here, opening a batch's records one after
+// open appends to buf the plaintext of field, a field of kind sealed
+// under d with the AAD of (kind, topic, the header value hdr, the header
+// name) as appendAAD builds it, and returns buf and the plaintext.
+func open(buf []byte, d *dek, field []byte, kind Fields, topic string, hdr []byte, sp wrapSpan, name string) ([]byte, []byte, error) {
+	// Room for the plaintext, and after it for the AAD, built in buf's
+	// spare capacity so that opening allocates nothing (AEAD.Open writes
+	// the plaintext, shorter than field, before where the AAD lies).
+	// Without room made here, AEAD.Open would grow a full buf to exactly
+	// the size it needs, copying it: opening a batch's records one after
 	// another into one buf would copy it once per record (quadratic).
-	buf = slices.Grow(buf, len(field))
+	n := aadLen(kind, topic, hdr, sp, name)
+	buf = slices.Grow(buf, len(field)+n)
 	start := len(buf)
+	aad := appendAAD(buf[start+len(field):start+len(field)], kind, topic, hdr, sp, name)
 	opened, err := d.aead.Open(buf, field[:nonceLen], field[nonceLen:], aad)
 	if err != nil {
+		what := "value"
+		switch kind {
+		case FieldKey:
+			what = "key"
+		case FieldHeaders:
+			what = "header " + name
+		}
 		return buf, nil, fmt.Errorf("%w: %s", ErrTampered, what)
 	}
 	out := opened[start:len(opened):len(opened)]

@@ -106,10 +106,10 @@ func (s *Sealer) stateOf(d *dek) (*sealState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("recordcrypt: header of ring %q: %w", d.ring, err)
 		}
-		st.aadValue[v] = buildAAD(FieldValue, s.topic, st.hdr[v], sp, "")
-		st.aadKey[v] = buildAAD(FieldKey, s.topic, st.hdr[v], sp, "")
+		st.aadValue[v] = appendAAD(nil, FieldValue, s.topic, st.hdr[v], sp, "")
+		st.aadKey[v] = appendAAD(nil, FieldKey, s.topic, st.hdr[v], sp, "")
 		for _, n := range s.names {
-			st.aadHdr[v] = append(st.aadHdr[v], buildAAD(FieldHeaders, s.topic, st.hdr[v], sp, n))
+			st.aadHdr[v] = append(st.aadHdr[v], appendAAD(nil, FieldHeaders, s.topic, st.hdr[v], sp, n))
 		}
 	}
 	s.st.Store(st)
