@@ -60,100 +60,123 @@ func (s *session) openPartition(topic string, p *kmsg.FetchResponseTopicPartitio
 		s.log.Warn("Passing on a record batch that does not decode", "topic", topic, "partition", p.Partition, "error", err.Error())
 		return
 	}
-	// The opened values of the partition before are encoded by now.
-	s.fetchScratch.values = keepScratch(s.fetchScratch.values)
-	changed := false
+	if !s.anythingToOpen(batches) {
+		return
+	}
+	sc := &s.fetchScratch
+	start := len(sc.batches)
+	// Opened batches are shorter than sealed ones: room for all at once.
+	out := slices.Grow(sc.batches, len(p.RecordBatches))
+	sc.open = openRun{s: s, topic: topic, partition: p.Partition, values: sc.values}
+	defer func() { sc.values, sc.open = keepScratch(sc.open.values), openRun{} }()
 	for j := range batches {
 		b := &batches[j]
-		if b.Passthrough() {
-			continue
-		}
-		if s.openBatch(topic, p.Partition, b) {
+		if !b.Passthrough() {
 			// An opened batch goes to the app beside the gateway: it is
 			// handed over uncompressed instead of compressed again.
 			b.SetCompression(batch.None)
-			changed = true
+		}
+		sc.open.b = b
+		if out, err = c.codec.EncodeEach(out, b, sc.open.each); err != nil {
+			// Unreachable for batches that decoded; keep what was received.
+			s.log.Error("Re-encoding a fetched batch failed; passing it on as received", "topic", topic, "error", err.Error())
+			return
 		}
 	}
-	if !changed {
-		return
-	}
-	// Opened batches are shorter than sealed ones: room for all at once.
-	sc := &s.fetchScratch
-	start := len(sc.batches)
-	out, err := c.codec.EncodeAll(slices.Grow(sc.batches, len(p.RecordBatches)), batches)
-	if err != nil {
-		// Unreachable for batches that decoded; keep what was received.
-		s.log.Error("Re-encoding a fetched batch failed; passing it on as received", "topic", topic, "error", err.Error())
-		return
+	if !sc.open.changed {
+		return // nothing opened or withheld: the batches as received
 	}
 	out = append(out, tail...)
 	sc.batches = out
 	p.RecordBatches = out[start:len(out):len(out)]
 }
 
-// fetchScratch are the buffers opening a connection's Fetch responses
-// reuses from one response to the next: opened values (reused partition
-// by partition, once the partition's batches are encoded) and the encoded
-// batches of a response (until it is encoded into its frame). They belong
-// to the upstream reader, which handles one response at a time;
-// allocating them per response (up to the client's fetch size each) was
-// most of the garbage opening made.
-type fetchScratch struct {
-	values, batches []byte
+// anythingToOpen reports whether a record of batches is sealed, or is
+// plaintext that the policy does not pass as it is: otherwise the batches
+// go on as received, not encoded again.
+func (s *session) anythingToOpen(batches []batch.Batch) bool {
+	allow := s.g.crypt.cfg.Plaintext == PlaintextAllow
+	for j := range batches {
+		for k := range batches[j].Records {
+			rec := &batches[j].Records[k]
+			if recordcrypt.Encrypted(rec) || !allow && rec.Value != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
-// openBatch opens b's records in place, replacing quarantined plaintext
-// records by markers, and reports whether anything changed.
-func (s *session) openBatch(topic string, partition int32, b *batch.Batch) bool {
+// fetchScratch are the buffers opening a connection's Fetch responses
+// reuses from one response to the next: opened values (one run of records
+// at a time, see openRun) and the encoded batches of a response (until it
+// is encoded into its frame). They belong to the upstream reader, which
+// handles one response at a time; allocating them per response (up to the
+// client's fetch size each) was most of the garbage opening made.
+type fetchScratch struct {
+	values, batches []byte
+	// open opens a partition's records run by run as they are encoded.
+	open openRun
+}
+
+// openRun opens the records of one partition's batches a run at a time,
+// as each batch is encoded (batch.Codec.EncodeEach), into one buffer: a
+// run's opened values are copied into the batch before the next run is
+// opened (see sealRun). Records are changed in place: opened, replaced by
+// a marker when quarantined plaintext is withheld, or left as received.
+type openRun struct {
+	s         *session
+	topic     string
+	partition int32
+	b         *batch.Batch // the batch being encoded
+	values    []byte
+	// changed: a record was opened or withheld.
+	changed bool
+}
+
+func (r *openRun) each(run []kmsg.Record) error {
+	s, b := r.s, r.b
 	c, m := s.g.crypt, s.g.cfg.Metrics
-	changed, opened := false, 0
-	// Room for every opened value at once (each is shorter than its
-	// sealed form), and the records kept in place: each lands at or
-	// before the index it is read from.
+	// Room for every opened value at once: each is shorter than its
+	// sealed form.
 	size := 0
-	for k := range b.Records {
-		size += len(b.Records[k].Value)
+	for k := range run {
+		size += len(run[k].Value)
 	}
-	buf := slices.Grow(s.fetchScratch.values, size)
-	kept := b.Records[:0]
-	for k := range b.Records {
-		rec := &b.Records[k]
+	buf := slices.Grow(r.values[:0], size)
+	opened := 0
+	for k := range run {
+		rec := &run[k]
 		if !recordcrypt.Encrypted(rec) {
 			if rec.Value == nil {
 				// A tombstone: a null value is never sealed, so that
 				// compaction keeps working.
-				kept = append(kept, *rec)
 				continue
 			}
 			if c.cfg.Plaintext == PlaintextAllow {
 				m.plaintext(actionPassed)
-				kept = append(kept, *rec)
 				continue
 			}
-			if s.quarantine(topic, partition, b, rec, recordcrypt.ErrNotEncrypted) {
+			if s.quarantine(r.topic, r.partition, b, rec, recordcrypt.ErrNotEncrypted) {
 				m.plaintext(actionWithheld)
-				kept = append(kept, withheld(rec))
-				changed = true
+				*rec = withheld(rec)
+				r.changed = true
 				continue
 			}
 			m.plaintext(actionQuarantineFailed)
-			kept = append(kept, *rec)
 			continue
 		}
 		var err error
-		if buf, err = c.opener.Open(s.ctx, topic, rec, buf); err != nil {
-			s.undecryptable(topic, partition, b, rec, err)
+		if buf, err = c.opener.Open(s.ctx, r.topic, rec, buf); err != nil {
+			s.undecryptable(r.topic, r.partition, b, rec, err)
 		} else {
 			opened++
-			changed = true
+			r.changed = true
 		}
-		kept = append(kept, *rec)
 	}
-	s.fetchScratch.values = buf
+	r.values = buf
 	m.opened(opened)
-	b.Records = kept
-	return changed
+	return nil
 }
 
 // WithheldHeader marks the record that stands in for a withheld one.

@@ -160,3 +160,60 @@ func runSealer(s *Sealer) func([]kmsg.Record) error {
 		return err
 	}
 }
+
+// BenchmarkOpenBatchStages is the consuming side of BenchmarkSealBatchStages
+// for one sealed batch of 700 records of 1 KiB: opening every record and
+// then encoding the batch, against the gateway's path (encode with
+// EncodeEach opening each run of records just before it is encoded). MB/s
+// are of the sealed batch.
+func BenchmarkOpenBatchStages(b *testing.B) {
+	codec := batch.NewCodec(0)
+	s, o := newPair(b, kmstest.New("r"), SealerConfig{Topic: "t", Ring: "r", Fields: FieldValue})
+	bs, _, err := codec.Decode(benchBatch(b, 700, 1024, batch.None))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sealed, err := codec.EncodeEach(nil, &bs[0], runSealer(s))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec := codec.NewDecoder()
+	openRecs := func(recs []kmsg.Record, vals []byte) ([]byte, error) {
+		for i := range recs {
+			var err error
+			if vals, err = o.Open(ctx, "t", &recs[i], vals); err != nil {
+				return vals, err
+			}
+		}
+		return vals, nil
+	}
+	b.Run("decode+open-all+encode", func(b *testing.B) {
+		var dst, vals []byte
+		b.SetBytes(int64(len(sealed)))
+		b.ReportAllocs()
+		for b.Loop() {
+			bs, _, _ := dec.Decode(sealed)
+			var err error
+			if vals, err = openRecs(bs[0].Records, vals[:0]); err != nil {
+				b.Fatal(err)
+			}
+			dst, _ = codec.EncodeAll(dst[:0], bs)
+		}
+	})
+	b.Run("decode+encode-opening-each-run", func(b *testing.B) {
+		var dst, vals []byte
+		open := func(run []kmsg.Record) (err error) {
+			vals, err = openRecs(run, vals[:0])
+			return err
+		}
+		b.SetBytes(int64(len(sealed)))
+		b.ReportAllocs()
+		for b.Loop() {
+			bs, _, _ := dec.Decode(sealed)
+			var err error
+			if dst, err = codec.EncodeEach(dst[:0], &bs[0], open); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
