@@ -88,7 +88,7 @@ bench: deps tools
 	# The gateway paths (direct, relay, cloud, edge) in one run, the policy decision cost, then record encryption.
 	$(GO) test -run '^$$' -bench . -count 1 -timeout 15m ./test/bench/gateway/
 	# Sealing one record with a current data key: its time, and no allocation.
-	$(GO) test -run '^$$' -bench Seal -benchmem -count 1 ./helper/kafkagw/recordcrypt/
+	$(GO) test -run '^$$' -bench 'Seal|Open' -benchmem -count 1 ./helper/kafkagw/recordcrypt/
 	# SPIRE's own x509pop next to kubeedge; a module of its own, so SPIRE
 	# never enters the root go.mod.
 	cd test/bench/kubeedge/spirex509pop && GONOSUMDB=github.com/GoogleCloudPlatform/cloudsql-proxy $(GO) test -run '^$$' -bench . -cpu 1 .
