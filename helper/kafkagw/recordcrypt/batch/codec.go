@@ -284,19 +284,31 @@ func (c *Codec) EncodeEach(dst []byte, b *Batch, each func([]kmsg.Record) error)
 	// into a buffer of their own first.
 	var plain []byte
 	crc := crc32.Update(0, castagnoli, dst[start+offAttributes:])
-	if comp != None {
-		plain = make([]byte, 0, recordsSize(b.Records))
-	} else if each == nil {
+	if each == nil {
 		// Room for every record at once: grown record by record, a
 		// batch of small records was copied over and over.
-		dst = slices.Grow(dst, recordsSize(b.Records))
+		if comp != None {
+			plain = make([]byte, 0, recordsSize(b.Records))
+		} else {
+			dst = slices.Grow(dst, recordsSize(b.Records))
+		}
 	}
 	for recs := b.Records; len(recs) > 0; {
 		run := recs[:min(len(recs), EachRun)]
 		recs = recs[len(run):]
 		if each != nil {
+			before := 0
+			if comp != None && plain == nil {
+				before = recordsSize(run)
+			}
 			if err := each(run); err != nil {
 				return nil, err
+			}
+			if before > 0 {
+				// Room for the whole batch as each changes it, judged
+				// by how the first run grew: sized before the change, the
+				// buffer was copied to a larger one near its end.
+				plain = make([]byte, 0, changedSize(recordsSize(run), before, recordsSize(recs)))
 			}
 		}
 		if comp != None {
@@ -321,6 +333,12 @@ func (c *Codec) EncodeEach(dst []byte, b *Batch, each func([]kmsg.Record) error)
 	binary.BigEndian.PutUint32(out[offLength:], uint32(len(out)-12))
 	binary.BigEndian.PutUint32(out[offCRC:], crc)
 	return dst, nil
+}
+
+// changedSize is the size of a batch's records once changed, when its
+// first run went from before to after bytes and rest bytes follow it.
+func changedSize(after, before, rest int) int {
+	return after + int(int64(rest)*int64(after)/int64(before)) + after/8
 }
 
 // EncodeAll appends every batch to dst, in order.
