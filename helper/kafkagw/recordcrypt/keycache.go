@@ -33,7 +33,14 @@ func newKeyCache(max int, negTTL time.Duration, now func() time.Time) *keyCache 
 }
 
 func cacheKey(ring string, wrapped []byte) string {
-	return ring + "\x00" + string(wrapped)
+	return string(appendCacheKey(nil, ring, wrapped))
+}
+
+// appendCacheKey appends the cache's key of a wrapped data key of ring to
+// dst: the ring's name, a zero byte (which no ring name has), the wrapped
+// key.
+func appendCacheKey[R string | []byte](dst []byte, ring R, wrapped []byte) []byte {
+	return append(append(append(dst, ring...), 0), wrapped...)
 }
 
 // get returns the cached key, or the remembered refusal, or neither. A
@@ -41,7 +48,7 @@ func cacheKey(ring string, wrapped []byte) string {
 // and looked up as string(bytes), which Go does without a copy.
 func (c *keyCache) get(ring, wrapped []byte) (*dek, error) {
 	var kb [256]byte
-	k := append(append(append(kb[:0], ring...), 0), wrapped...)
+	k := appendCacheKey(kb[:0], ring, wrapped)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byKey[string(k)]; ok {
