@@ -299,7 +299,7 @@ func (g *Gateway) handle(l *listener, raw net.Conn) {
 			_ = raw.Close()
 			return
 		}
-		client, actor = tc, peerID(tc.Conn)
+		client, actor = tc, tc.PeerID()
 	}
 	s := newSession(g, l.upstream, client, actor)
 	if !g.track(s, true) {
@@ -373,16 +373,4 @@ func (g *Gateway) dialUpstream(ctx context.Context, addr string) (net.Conn, erro
 		return nil, fmt.Errorf("upstream %s: %w", addr, err)
 	}
 	return tc, nil
-}
-
-func peerID(c *tls.Conn) string {
-	certs := c.ConnectionState().PeerCertificates
-	if len(certs) == 0 {
-		return ""
-	}
-	id, err := x509svid.IDFromCert(certs[0])
-	if err != nil {
-		return ""
-	}
-	return id.String()
 }

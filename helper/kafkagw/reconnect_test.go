@@ -18,8 +18,10 @@ import (
 
 // TestPipelinedProduceAcrossReconnects: an idempotent producer (franz-go
 // keeps up to five Produce requests in flight) writes through an edge
-// gateway whose upstream connections live 20 ms, so that many are
-// replaced while requests are still owed a response. The client's
+// gateway whose upstream connections live 5 ms, so that many are
+// replaced while requests are still owed a response (with the old
+// connection closed at once, 2 to 5 of 20 replacements dropped the
+// client's connection). The client's
 // connection must never drop (closing an upstream connection before its
 // owed responses are read ends the session, and the producer would retry
 // unseen), and every record must be acknowledged without error and stored
@@ -36,7 +38,7 @@ func TestPipelinedProduceAcrossReconnects(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	gw := runGateway(t, Config{Name: "edge", Mode: ModeEdge, Upstreams: c.ListenAddrs(), TrustDomain: td,
-		MaxConnLifetime: 20 * time.Millisecond, Logger: testLogger(t)}, Sources{SVIDs: svid(t, ca, idPipeA), Bundles: ca.Bundle()})
+		MaxConnLifetime: 5 * time.Millisecond, Logger: testLogger(t)}, Sources{SVIDs: svid(t, ca, idPipeA), Bundles: ca.Bundle()})
 	var drops disconnects
 	cl, err := kgo.NewClient(kgo.SeedBrokers(gw.BootstrapAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(4<<10),
@@ -48,21 +50,27 @@ func TestPipelinedProduceAcrossReconnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	const records = 4000
+	// Waves of records until the upstream connection has been replaced at
+	// least minReplacements times (a fast machine sends thousands of
+	// records within a few lifetimes), bounded in records.
+	const wave, minRecords, maxRecords, minReplacements = 1000, 4000, 200000, 20
 	before := handshakes.Load()
-	results := make(chan error, records)
-	for i := range records {
-		v := fmt.Appendf(make([]byte, 0, 512), "%d:", i)
-		v = append(v, make([]byte, 500)...) // a few records a batch
-		cl.Produce(ctx, &kgo.Record{Topic: topicA, Partition: 0, Value: v}, func(_ *kgo.Record, err error) { results <- err })
-	}
-	failed := 0
-	for i := range records {
-		if err := <-results; err != nil {
-			if failed++; failed <= 3 {
-				t.Errorf("produce %d of %d: %v", i+1, records, err)
+	records, failed := 0, 0
+	for records < maxRecords && (records < minRecords || handshakes.Load()-before < minReplacements) {
+		results := make(chan error, wave)
+		for i := records; i < records+wave; i++ {
+			v := fmt.Appendf(make([]byte, 0, 512), "%d:", i)
+			v = append(v, make([]byte, 500)...) // a few records a batch
+			cl.Produce(ctx, &kgo.Record{Topic: topicA, Partition: 0, Value: v}, func(_ *kgo.Record, err error) { results <- err })
+		}
+		for i := records; i < records+wave; i++ {
+			if err := <-results; err != nil {
+				if failed++; failed <= 3 {
+					t.Errorf("produce %d: %v", i, err)
+				}
 			}
 		}
+		records += wave
 	}
 	reconnects := handshakes.Load() - before
 	t.Logf("%d records acknowledged, %d failed; %d upstream handshakes while producing", records-failed, failed, reconnects)
@@ -72,7 +80,7 @@ func TestPipelinedProduceAcrossReconnects(t *testing.T) {
 	if n := drops.n.Load(); n > 0 {
 		t.Fatalf("the gateway closed the client's connection %d times (the producer retried; a replacement must be invisible)", n)
 	}
-	if reconnects < 5 {
+	if reconnects < minReplacements {
 		t.Fatalf("%d upstream handshakes while producing: too few replacements to test", reconnects)
 	}
 

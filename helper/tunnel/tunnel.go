@@ -271,7 +271,7 @@ func (t *Tunnel) acceptServer(ctx context.Context, raw net.Conn) (net.Conn, net.
 		t.reject("handshake", "Refused connection", raw.RemoteAddr(), err)
 		return nil, nil, err
 	}
-	peer := peerID(tc.Conn)
+	peer := tc.PeerID()
 	out, err := (&net.Dialer{Timeout: t.cfg.DialTimeout}).DialContext(ctx, "tcp", t.cfg.Target)
 	if err != nil {
 		t.reject("target", "Unable to reach target", raw.RemoteAddr(), err)
@@ -298,7 +298,7 @@ func (t *Tunnel) dialClient(ctx context.Context) (net.Conn, error) {
 		t.reject("handshake", "Unable to open tunnel to target", nil, err)
 		return nil, err
 	}
-	t.log.Debug("Opened connection", "peer", peerID(c.Conn), "target", t.cfg.Target)
+	t.log.Debug("Opened connection", "peer", c.PeerID(), "target", t.cfg.Target)
 	return c, nil
 }
 
@@ -360,16 +360,4 @@ func (t *Tunnel) closeAll() {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-}
-
-func peerID(c *tls.Conn) string {
-	certs := c.ConnectionState().PeerCertificates
-	if len(certs) == 0 {
-		return ""
-	}
-	id, err := x509svid.IDFromCert(certs[0])
-	if err != nil {
-		return ""
-	}
-	return id.String()
 }

@@ -20,6 +20,8 @@ import (
 	"net"
 	"sync"
 	"syscall"
+
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
 const (
@@ -174,6 +176,20 @@ func ReadQueued(c net.Conn, p []byte) int {
 type TLSConn struct {
 	*tls.Conn
 	Raw *Conn
+}
+
+// PeerID is the SPIFFE ID of the peer's verified certificate, "" without
+// one (before the handshake, or a peer that sent none).
+func (c *TLSConn) PeerID() string {
+	certs := c.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return ""
+	}
+	id, err := x509svid.IDFromCert(certs[0])
+	if err != nil {
+		return ""
+	}
+	return id.String()
 }
 
 // Server is tls.Server over New(raw).

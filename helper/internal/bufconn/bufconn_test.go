@@ -175,3 +175,18 @@ func waitStill(n *atomic.Int64) {
 		}
 	}
 }
+
+// TestPeerID: the SPIFFE ID of the certificate the peer presented, and ""
+// before a handshake.
+func TestPeerID(t *testing.T) {
+	p, _, _ := newPair(t, false)
+	if got, want := p.client.PeerID(), "spiffe://example.org/server"; got != want {
+		t.Fatalf("PeerID after the handshake = %q, want %q", got, want)
+	}
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	if got := Client(c1, &tls.Config{}).PeerID(); got != "" {
+		t.Fatalf("PeerID before a handshake = %q, want \"\"", got)
+	}
+}
