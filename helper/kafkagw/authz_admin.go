@@ -36,23 +36,15 @@ func (s *session) createTopics(r *kmsg.CreateTopicsRequest) action {
 	if len(denied) == 0 {
 		return action{}
 	}
-	merge := func(resp kmsg.Response) error {
-		cr := resp.(*kmsg.CreateTopicsResponse)
+	r.Topics = keep
+	return cutDenied(action{}, len(keep), kmsg.NewPtrCreateTopicsResponse, func(cr *kmsg.CreateTopicsResponse) {
 		for _, name := range denied {
 			rt := kmsg.NewCreateTopicsResponseTopic()
 			rt.Topic, rt.ErrorCode = name, topicDenied
 			rt.ErrorMessage = kmsg.StringPtr("denied by the edgeid gateway policy")
 			cr.Topics = append(cr.Topics, rt)
 		}
-		return nil
-	}
-	if len(keep) == 0 {
-		resp := kmsg.NewPtrCreateTopicsResponse()
-		_ = merge(resp)
-		return action{local: resp}
-	}
-	r.Topics = keep
-	return action{modified: true, fix: merge}
+	})
 }
 
 // deleteTopics (v0-5): DELETE per topic; denied topics get
@@ -69,22 +61,14 @@ func (s *session) deleteTopics(r *kmsg.DeleteTopicsRequest) action {
 	if len(denied) == 0 {
 		return action{}
 	}
-	merge := func(resp kmsg.Response) error {
-		dr := resp.(*kmsg.DeleteTopicsResponse)
+	r.TopicNames = keep
+	return cutDenied(action{}, len(keep), kmsg.NewPtrDeleteTopicsResponse, func(dr *kmsg.DeleteTopicsResponse) {
 		for _, name := range denied {
 			rt := kmsg.NewDeleteTopicsResponseTopic()
 			rt.Topic, rt.ErrorCode = kmsg.StringPtr(name), topicDenied
 			dr.Topics = append(dr.Topics, rt)
 		}
-		return nil
-	}
-	if len(keep) == 0 {
-		resp := kmsg.NewPtrDeleteTopicsResponse()
-		_ = merge(resp)
-		return action{local: resp}
-	}
-	r.TopicNames = keep
-	return action{modified: true, fix: merge}
+	})
 }
 
 // acls: DescribeAcls needs DESCRIBE on the cluster, CreateAcls and

@@ -30,34 +30,29 @@ func (s *session) produce(r *kmsg.ProduceRequest) action {
 			denied = append(denied, t)
 		}
 	}
-	noResponse := r.Acks == 0
+	a := action{noResponse: r.Acks == 0}
 	if len(denied) == 0 {
-		return action{noResponse: noResponse}
-	}
-	merge := func(resp kmsg.Response) error {
-		pr := resp.(*kmsg.ProduceResponse)
-		for _, t := range denied {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = t.Topic
-			for _, p := range t.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			pr.Topics = append(pr.Topics, rt)
-		}
-		return nil
-	}
-	if len(keep) == 0 {
-		if noResponse {
-			return action{drop: true}
-		}
-		resp := kmsg.NewPtrProduceResponse()
-		_ = merge(resp)
-		return action{local: resp}
+		return a
 	}
 	r.Topics = keep
-	return action{modified: true, fix: merge, noResponse: noResponse}
+	return cutDenied(a, len(keep), kmsg.NewPtrProduceResponse, func(pr *kmsg.ProduceResponse) {
+		for _, t := range denied {
+			pr.Topics = append(pr.Topics, produceError(t, code))
+		}
+	})
+}
+
+// produceError is the response topic of a produce request topic whose
+// every partition failed with code.
+func produceError(t kmsg.ProduceRequestTopic, code int16) kmsg.ProduceResponseTopic {
+	rt := kmsg.NewProduceResponseTopic()
+	rt.Topic = t.Topic
+	for _, p := range t.Partitions {
+		rp := kmsg.NewProduceResponseTopicPartition()
+		rp.Partition, rp.ErrorCode = p.Partition, code
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	return rt
 }
 
 // fetch: READ per topic; a follower fetch needs CLUSTER_ACTION. Denied
@@ -127,8 +122,8 @@ func (s *session) listOffsets(r *kmsg.ListOffsetsRequest) action {
 	if len(denied) == 0 {
 		return action{}
 	}
-	merge := func(resp kmsg.Response) error {
-		lr := resp.(*kmsg.ListOffsetsResponse)
+	r.Topics = keep
+	return cutDenied(action{}, len(keep), kmsg.NewPtrListOffsetsResponse, func(lr *kmsg.ListOffsetsResponse) {
 		for _, t := range denied {
 			rt := kmsg.NewListOffsetsResponseTopic()
 			rt.Topic = t.Topic
@@ -139,15 +134,7 @@ func (s *session) listOffsets(r *kmsg.ListOffsetsRequest) action {
 			}
 			lr.Topics = append(lr.Topics, rt)
 		}
-		return nil
-	}
-	if len(keep) == 0 {
-		resp := kmsg.NewPtrListOffsetsResponse()
-		_ = merge(resp)
-		return action{local: resp}
-	}
-	r.Topics = keep
-	return action{modified: true, fix: merge}
+	})
 }
 
 // metadata: DESCRIBE per topic. Requested topics the actor may not

@@ -111,8 +111,8 @@ func (s *session) offsetCommit(r *kmsg.OffsetCommitRequest) action {
 	if !groupOK {
 		code = groupDenied
 	}
-	merge := func(resp kmsg.Response) error {
-		or := resp.(*kmsg.OffsetCommitResponse)
+	r.Topics = keep
+	return cutDenied(action{}, len(keep), kmsg.NewPtrOffsetCommitResponse, func(or *kmsg.OffsetCommitResponse) {
 		for _, t := range denied {
 			rt := kmsg.NewOffsetCommitResponseTopic()
 			rt.Topic = t.Topic
@@ -123,15 +123,7 @@ func (s *session) offsetCommit(r *kmsg.OffsetCommitRequest) action {
 			}
 			or.Topics = append(or.Topics, rt)
 		}
-		return nil
-	}
-	if len(keep) == 0 {
-		resp := kmsg.NewPtrOffsetCommitResponse()
-		_ = merge(resp)
-		return action{local: resp}
-	}
-	r.Topics = keep
-	return action{modified: true, fix: merge}
+	})
 }
 
 // offsetFetch (v0-7): DESCRIBE on the group (else

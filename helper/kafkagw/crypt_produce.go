@@ -89,30 +89,11 @@ func (s *session) sealProduce(r *kmsg.ProduceRequest, a action) action {
 	if len(failed) == 0 {
 		return a
 	}
-	merge := func(resp kmsg.Response) error {
-		pr := resp.(*kmsg.ProduceResponse)
+	return cutDenied(a, len(keep), kmsg.NewPtrProduceResponse, func(pr *kmsg.ProduceResponse) {
 		for _, f := range failed {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = f.topic.Topic
-			for _, p := range f.topic.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, f.code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			pr.Topics = append(pr.Topics, rt)
+			pr.Topics = append(pr.Topics, produceError(f.topic, f.code))
 		}
-		return nil
-	}
-	a.fix = chainFix(a.fix, merge)
-	if len(keep) == 0 {
-		if a.noResponse {
-			return action{drop: true}
-		}
-		resp := kmsg.NewPtrProduceResponse()
-		_ = a.fix(resp)
-		return action{local: resp}
-	}
-	return a
+	})
 }
 
 // sealTopic seals every record of every partition of t in place and
@@ -219,19 +200,6 @@ func keepScratch(b []byte) []byte {
 		return nil
 	}
 	return b[:0]
-}
-
-// chainFix runs first (if any), then second.
-func chainFix(first, second fixFunc) fixFunc {
-	if first == nil {
-		return second
-	}
-	return func(resp kmsg.Response) error {
-		if err := first(resp); err != nil {
-			return err
-		}
-		return second(resp)
-	}
 }
 
 // cryptFilter applies the encryption filter to a request the gateway

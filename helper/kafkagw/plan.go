@@ -23,6 +23,39 @@ type plan struct {
 // fixFunc edits a parsed upstream response before it goes to the client.
 type fixFunc func(kmsg.Response) error
 
+// cutDenied is the action of a request some of whose parts were cut out
+// (denied, or refused by the encryption filter), on top of a: answer
+// adds their errors to a response of the request's kind. With kept == 0
+// parts left the gateway answers alone (or drops the request, if the
+// client wants no response); otherwise the edited request goes on and
+// answer completes the broker's response, after a's own fix.
+func cutDenied[R kmsg.Response](a action, kept int, newResp func() R, answer func(R)) action {
+	fix := chainFix(a.fix, func(resp kmsg.Response) error { answer(resp.(R)); return nil })
+	if kept == 0 {
+		if a.noResponse {
+			return action{drop: true}
+		}
+		resp := newResp()
+		_ = fix(resp)
+		return action{local: resp}
+	}
+	a.modified, a.fix = true, fix
+	return a
+}
+
+// chainFix runs first (if any), then second.
+func chainFix(first, second fixFunc) fixFunc {
+	if first == nil {
+		return second
+	}
+	return func(resp kmsg.Response) error {
+		if err := first(resp); err != nil {
+			return err
+		}
+		return second(resp)
+	}
+}
+
 // action is an authorizer's verdict on one parsed request.
 type action struct {
 	// local answers the request without forwarding it.
