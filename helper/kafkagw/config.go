@@ -119,6 +119,13 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Mode == ModeCloud && cfg.LocalUsers != nil {
 		return cfg, fmt.Errorf("kafkagw %s: local users apply to edge mode only (cloud clients present SVIDs)", cfg.Name)
 	}
+	if cfg.Mode == ModeCloud && !cfg.UpstreamTLS {
+		for _, u := range cfg.Upstreams {
+			if err := tunnel.RequireLoopback(u); err != nil {
+				return cfg, fmt.Errorf("kafkagw %s: upstream %q: plaintext to the brokers is for a gateway beside them, on loopback; set upstream_tls to dial them with mTLS", cfg.Name, u)
+			}
+		}
+	}
 	if cfg.Mode == ModeCloud && cfg.Policy == nil {
 		return cfg, fmt.Errorf("kafkagw %s: cloud mode needs a policy", cfg.Name)
 	}

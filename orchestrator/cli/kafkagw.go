@@ -28,12 +28,15 @@ type gatewayFlags struct {
 	cfg                            kafkagw.Config
 	workloadAPI, spiffeID, metrics string
 	upstreams, upstreamIDs         string
+	upstreamPlaintext              bool
 }
 
 // kafkaGateway is the cloud-mode Kafka gateway `edgeid up` starts in front
 // of the demo broker: SPIFFE mTLS from clients, each request authorized by
 // the client's SPIFFE ID against the rendered policy, mTLS upstream with
-// the gateway's own SVID. SIGHUP reloads the policy file.
+// the gateway's own SVID (or plaintext to a broker on loopback, with
+// -upstream-plaintext). The policy file is reloaded when its content
+// changes and on SIGHUP.
 func kafkaGateway(ctx context.Context, cmd command, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kafka-gateway", flag.ContinueOnError)
 	var f gatewayFlags
@@ -42,6 +45,7 @@ func kafkaGateway(ctx context.Context, cmd command, args []string, stdout, stder
 	fs.StringVar(&f.cfg.TrustDomain, "trust-domain", "", "trust domain of clients and brokers")
 	fs.StringVar(&f.upstreams, "upstream", "", "comma-separated bootstrap brokers, host:port")
 	fs.StringVar(&f.upstreamIDs, "upstream-id", "", "comma-separated SPIFFE IDs the brokers may present (default: any of the trust domain)")
+	fs.BoolVar(&f.upstreamPlaintext, "upstream-plaintext", false, "dial the brokers in plaintext, loopback addresses only (a gateway beside the broker); default: mTLS with the gateway's SVID")
 	fs.StringVar(&f.cfg.ListenHost, "listen-host", kafkagw.DefaultListenHost, "host the listeners bind")
 	fs.StringVar(&f.cfg.AdvertisedHost, "advertise", "", "host name clients are given, which the gateway's SVID carries (default: -listen-host)")
 	fs.IntVar(&f.cfg.PortMin, "port-min", 0, "first listener port (0: ephemeral)")
@@ -53,6 +57,9 @@ func kafkaGateway(ctx context.Context, cmd command, args []string, stdout, stder
 	}
 	if f.workloadAPI == "" || f.spiffeID == "" || f.upstreams == "" || f.cfg.PolicyFile == "" {
 		return fmt.Errorf("%w: kafka-gateway needs -workload-api, -spiffe-id, -upstream and -policy", ErrUsage)
+	}
+	if f.upstreamPlaintext && f.upstreamIDs != "" {
+		return fmt.Errorf("%w: kafka-gateway: -upstream-id names the brokers' SVIDs, which -upstream-plaintext never sees", ErrUsage)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	return runGateway(ctx, f, log)
@@ -78,7 +85,7 @@ func runGateway(ctx context.Context, f gatewayFlags, log *slog.Logger) error {
 		return fmt.Errorf("kafka-gateway: %w", err)
 	}
 	cfg := f.cfg
-	cfg.Name, cfg.Mode, cfg.UpstreamTLS, cfg.Policy = "cloud", kafkagw.ModeCloud, true, p
+	cfg.Name, cfg.Mode, cfg.UpstreamTLS, cfg.Policy = "cloud", kafkagw.ModeCloud, !f.upstreamPlaintext, p
 	cfg.Upstreams = strings.Split(f.upstreams, ",")
 	if f.upstreamIDs != "" {
 		cfg.UpstreamIDs = strings.Split(f.upstreamIDs, ",")
@@ -100,15 +107,9 @@ func runGateway(ctx context.Context, f gatewayFlags, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			g.Wait()
-			return nil
-		case <-hup:
-			_ = g.Reload() // a bad file keeps the old policy, and is logged
-		}
-	}
+	err = kafkagw.WatchPolicy(ctx, g, cfg.PolicyFile, hup) // a bad file keeps the old policy, and is logged
+	g.Wait()
+	return err
 }
 
 // serveGatewayMetrics serves /metrics, /healthz and /readyz on a loopback

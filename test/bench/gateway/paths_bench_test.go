@@ -29,7 +29,12 @@ const (
 	pathOrderNote    = "throughput: median of the rounds, paths in turn; latency: every sample, paths interleaved request by request"
 )
 
-var pathNames = []string{"direct plaintext", "direct mTLS", "TCP relay (mTLS)", "cloud gateway", "edge gateway"}
+var pathNames = []string{"direct plaintext", "direct mTLS", "TCP relay (mTLS)", "cloud gateway", cloudLocalPath, "edge gateway"}
+
+// cloudLocalPath is a cloud gateway beside the broker: it terminates the
+// client's mTLS and reaches the broker in plaintext on loopback, so that
+// it does the relay's TLS work and no more.
+const cloudLocalPath = "cloud gateway, plaintext upstream"
 
 type result struct {
 	mbps     float64 // produce throughput, MB/s of record values
@@ -69,8 +74,10 @@ func BenchmarkProducePaths(b *testing.B) {
 		med[name] = result{mbps: median(tput[name]).mbps, p50: l[len(l)/2], p99: l[len(l)*99/100], n: len(l)}
 	}
 	printTable(med)
-	relay, cloud, edge := med["TCP relay (mTLS)"], med["cloud gateway"], med["edge gateway"]
+	relay, cloud, local, edge := med["TCP relay (mTLS)"], med["cloud gateway"], med[cloudLocalPath], med["edge gateway"]
 	b.ReportMetric(cloud.mbps/relay.mbps*100, "cloud_tput_%relay")
+	b.ReportMetric(local.mbps/relay.mbps*100, "cloud_local_tput_%relay")
+	b.ReportMetric(float64(local.p99)/float64(relay.p99), "cloud_local_p99_x_relay")
 	b.ReportMetric(edge.mbps/relay.mbps*100, "edge_tput_%relay")
 	b.ReportMetric(float64(cloud.p99)/float64(relay.p99), "cloud_p99_x_relay")
 	b.ReportMetric(float64(edge.p99)/float64(relay.p99), "edge_p99_x_relay")

@@ -52,6 +52,7 @@ type paths struct {
 	plainKF *kfake.Cluster // plaintext broker: the no-TLS reference
 	relay   string
 	cloud   *kafkagw.Gateway
+	local   *kafkagw.Gateway // cloud mode, plaintext to plainKF
 	edge    *kafkagw.Gateway
 }
 
@@ -85,6 +86,7 @@ func setup(tb testing.TB, ctx context.Context) *paths {
 		tb.Fatal(err)
 	}
 	p.cloud = p.gateway(tb, ctx, kafkagw.Config{Name: "cloud", Mode: kafkagw.ModeCloud, UpstreamTLS: true, Policy: pol}, idCloud)
+	p.local = p.gateway(tb, ctx, kafkagw.Config{Name: "cloud-local", Mode: kafkagw.ModeCloud, Policy: pol, Upstreams: p.plainKF.ListenAddrs()}, idCloud)
 	p.edge = p.gateway(tb, ctx, kafkagw.Config{Name: "edge", Mode: kafkagw.ModeEdge}, idEdge)
 	return p
 }
@@ -94,7 +96,10 @@ func (p *paths) gateway(tb testing.TB, ctx context.Context, cfg kafkagw.Config, 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg.Upstreams, cfg.TrustDomain, cfg.UpstreamIDs, cfg.Metrics = p.tlsKF.ListenAddrs(), td, []string{idKafka}, m
+	if cfg.Upstreams == nil {
+		cfg.Upstreams = p.tlsKF.ListenAddrs()
+	}
+	cfg.TrustDomain, cfg.UpstreamIDs, cfg.Metrics = td, []string{idKafka}, m
 	cfg.DenialLogInterval = time.Hour
 	gw, err := kafkagw.New(cfg, kafkagw.Sources{SVIDs: p.source(tb, id), Bundles: p.ca.Bundle()})
 	if err != nil {
@@ -131,6 +136,8 @@ func (p *paths) client(tb testing.TB, name string, extra ...kgo.Opt) *kgo.Client
 		})}
 	case "cloud gateway":
 		opts = []kgo.Opt{kgo.SeedBrokers(p.cloud.BootstrapAddrs()...), kgo.DialTLSConfig(p.clientTLS(tb))}
+	case cloudLocalPath:
+		opts = []kgo.Opt{kgo.SeedBrokers(p.local.BootstrapAddrs()...), kgo.DialTLSConfig(p.clientTLS(tb))}
 	case "edge gateway":
 		opts = []kgo.Opt{kgo.SeedBrokers(p.edge.BootstrapAddrs()...)}
 	default:
