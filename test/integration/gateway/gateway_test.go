@@ -173,28 +173,37 @@ func (e *env) directClient() *kgo.Client {
 // clientProps are librdkafka's connection settings for id: only the
 // gateway's address, its name verified against the gateway SVID's DNS SAN.
 func (e *env) clientProps(id string) []string {
-	dir := filepath.Join(e.dir, strings.NewReplacer("spiffe://", "", "/", "_").Replace(id))
+	return clientProps(e.t, e.ca, e.dir, e.gw.BootstrapAddrs()[0], id)
+}
+
+// clientProps writes id's SVID files under dir and returns librdkafka's
+// settings for reaching a gateway at bootstrap with them.
+func clientProps(t *testing.T, ca *svidtest.CA, dir, bootstrap, id string) []string {
+	dir = filepath.Join(dir, strings.NewReplacer("spiffe://", "", "/", "_").Replace(id))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	s, err := e.ca.SVID(id, time.Hour)
+	s, err := ca.SVID(id, time.Hour)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	cert, key, caPath, err := e.ca.WriteFiles(dir, s)
+	cert, key, caPath, err := ca.WriteFiles(dir, s)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return []string{"bootstrap.servers=" + e.gw.BootstrapAddrs()[0],
+	return []string{"bootstrap.servers=" + bootstrap,
 		"security.protocol=ssl", "ssl.ca.location=" + caPath,
 		"ssl.certificate.location=" + cert, "ssl.key.location=" + key,
 		"ssl.endpoint.identification.algorithm=https", "broker.address.family=v4"}
 }
 
 // kcatArgs are clientProps as kcat options.
-func (e *env) kcatArgs(id string) []string {
+func (e *env) kcatArgs(id string) []string { return asKcatArgs(e.clientProps(id)) }
+
+// asKcatArgs turns librdkafka properties into kcat -X options.
+func asKcatArgs(props []string) []string {
 	var args []string
-	for _, p := range e.clientProps(id) {
+	for _, p := range props {
 		args = append(args, "-X", p)
 	}
 	return args
