@@ -18,7 +18,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestCommandBesideBroker: the `edgeid kafka-gateway` program with
@@ -47,7 +46,11 @@ func TestCommandBesideBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(kf.Close)
-	spreadPlaintextLeaders(t, kf, topicA, topicB)
+	plain, err := kgo.NewClient(kgo.SeedBrokers(kf.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spreadLeaders(t, kf, plain, topicA, topicB)
 	pfile := filepath.Join(e.dir, "policy.hcl")
 	if err := os.WriteFile(pfile, []byte(seedPolicy), 0o600); err != nil {
 		t.Fatal(err)
@@ -129,30 +132,5 @@ func TestCommandBesideBroker(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "Policy file changed; reloading") {
 		t.Fatal("the gateway did not log the reload")
-	}
-}
-
-// spreadPlaintextLeaders puts partition p of each topic on broker p%3.
-func spreadPlaintextLeaders(t *testing.T, kf *kfake.Cluster, topics ...string) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kf.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Brokers) != 3 {
-		t.Fatalf("%d brokers", len(resp.Brokers))
-	}
-	for _, topic := range topics {
-		for p := range int32(6) {
-			if err := kf.MoveTopicPartition(topic, p, resp.Brokers[p%3].NodeID); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 }

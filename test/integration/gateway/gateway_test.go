@@ -95,7 +95,7 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.cluster.Close)
-	e.spreadLeaders()
+	spreadLeaders(t, e.cluster, e.directClient(), topicA, topicB, topicU)
 	pfile := filepath.Join(e.dir, "policy.hcl")
 	if err := os.WriteFile(pfile, []byte(seedPolicy), 0o600); err != nil {
 		t.Fatal(err)
@@ -137,23 +137,23 @@ func (e *env) source(id string) *svidtest.Source {
 	return svidtest.NewSource(s)
 }
 
-// spreadLeaders puts partition p of each topic on broker p%3.
-func (e *env) spreadLeaders() {
-	cl := e.directClient()
+// spreadLeaders puts partition p of each topic of kf on broker p%3,
+// asking through cl (closed after) which brokers there are.
+func spreadLeaders(t *testing.T, kf *kfake.Cluster, cl *kgo.Client, topics ...string) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if len(resp.Brokers) != 3 {
-		e.t.Fatalf("%d brokers", len(resp.Brokers))
+		t.Fatalf("%d brokers", len(resp.Brokers))
 	}
-	for _, topic := range []string{topicA, topicB, topicU} {
+	for _, topic := range topics {
 		for p := range int32(6) {
-			if err := e.cluster.MoveTopicPartition(topic, p, resp.Brokers[p%3].NodeID); err != nil {
-				e.t.Fatal(err)
+			if err := kf.MoveTopicPartition(topic, p, resp.Brokers[p%3].NodeID); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}
