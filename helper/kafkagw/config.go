@@ -113,7 +113,7 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.Mode == ModeEdge && !cfg.AllowRemoteClients {
 		if err := tunnel.RequireLoopback(net.JoinHostPort(cfg.ListenHost, "0")); err != nil {
-			return cfg, fmt.Errorf("kafkagw %s: %w", cfg.Name, err)
+			return cfg, fmt.Errorf("kafkagw %s: listen_host %q is not loopback: an edge gateway lends its SVID to anyone who connects; set allow_remote_clients = true to listen elsewhere", cfg.Name, cfg.ListenHost)
 		}
 	}
 	if cfg.Mode == ModeCloud && cfg.LocalUsers != nil {
