@@ -201,13 +201,8 @@ func (g *Gateway) Reload() error {
 	if g.cfg.PolicyFile == "" {
 		return errors.New("kafkagw: no policy file to reload")
 	}
-	p, err := policy.ParseFile(g.cfg.PolicyFile)
-	if err != nil {
-		g.log.Error("Policy reload failed; keeping the old policy", "file", g.cfg.PolicyFile, "error", err)
-		return err
-	}
-	g.SetPolicy(p)
-	return nil
+	_, err := PolicyWatcher{Path: g.cfg.PolicyFile, Logger: g.log}.reload(g)
+	return err
 }
 
 // listenerFor returns the listener standing in for upstream, binding and

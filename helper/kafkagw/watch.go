@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/helper/kafkagw/policy"
+	"github.com/edgeid/edgeid/internal/hcldiag"
 )
 
 // DefaultPolicyPollInterval is how often a PolicyWatcher reads the file.
@@ -68,28 +69,22 @@ func (w PolicyWatcher) Run(ctx context.Context, target PolicySetter, hup <-chan 
 			return nil
 		case sig := <-hup:
 			w.Logger.Info("Reloading the policy", "file", w.Path, "signal", fmt.Sprint(sig))
-			last = w.reload(target)
+			last, _ = w.reload(target)
 		case <-tick.C:
 			sum, _, err := w.read()
 			if err != nil || bytes.Equal(sum, last) {
 				continue // a missing file keeps the policy; its return is a change
 			}
 			w.Logger.Info("Policy file changed; reloading", "file", w.Path)
-			last = w.reload(target)
+			last, _ = w.reload(target)
 		}
 	}
 }
 
-// read returns the file's SHA-256 and content.
+// read returns the file's SHA-256 and content, read as policy.ParseFile
+// reads it.
 func (w PolicyWatcher) read() (sum, src []byte, err error) {
-	info, err := os.Stat(w.Path)
-	if err != nil {
-		return nil, nil, err
-	}
-	if info.Size() > policy.MaxFileBytes {
-		return nil, nil, fmt.Errorf("policy: %s is %d bytes, over the %d byte limit", w.Path, info.Size(), policy.MaxFileBytes)
-	}
-	src, err = os.ReadFile(w.Path)
+	src, err = hcldiag.ReadFile("policy", w.Path, policy.MaxFileBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -98,8 +93,9 @@ func (w PolicyWatcher) read() (sum, src []byte, err error) {
 }
 
 // reload parses the file and swaps the policy in; it returns the hash of
-// the version it read (good or bad), so a bad version is reported once.
-func (w PolicyWatcher) reload(target PolicySetter) []byte {
+// the version it read (good or bad), so a bad version is reported once,
+// and why the policy in force was kept, if it was.
+func (w PolicyWatcher) reload(target PolicySetter) ([]byte, error) {
 	sum, src, err := w.read()
 	var p *policy.Set
 	if err == nil {
@@ -113,5 +109,5 @@ func (w PolicyWatcher) reload(target PolicySetter) []byte {
 	if w.Reloaded != nil {
 		w.Reloaded(p, err)
 	}
-	return sum
+	return sum, err
 }
