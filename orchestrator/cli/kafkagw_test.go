@@ -40,12 +40,10 @@ allow "site-a-idempotent" {
 `
 )
 
-// TestKafkaGatewayBesideBroker: `edgeid kafka-gateway -upstream-plaintext`
-// in front of a plaintext broker on loopback. A client with an SVID
-// produces through it; the policy file is then edited (no signal) and the
-// same client, on the same connection, is refused within the watcher's
-// bound.
-func TestKafkaGatewayBesideBroker(t *testing.T) {
+// gatewayTestSetup is a CA, a Workload API serving the gateway's SVID
+// from it, and a policy file holding gwTestOpen.
+func gatewayTestSetup(t *testing.T) (*svidtest.CA, *fakewlapi.Server, string) {
+	t.Helper()
 	ca, err := svidtest.NewCA("example.org")
 	if err != nil {
 		t.Fatal(err)
@@ -56,15 +54,25 @@ func TestKafkaGatewayBesideBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	api.Push([]*x509svid.SVID{gwSVID}, ca.Bundle())
+	policyFile := filepath.Join(t.TempDir(), "policy.hcl")
+	if err := os.WriteFile(policyFile, []byte(gwTestOpen), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca, api, policyFile
+}
+
+// TestKafkaGatewayBesideBroker: `edgeid kafka-gateway -upstream-plaintext`
+// in front of a plaintext broker on loopback. A client with an SVID
+// produces through it; the policy file is then edited (no signal) and the
+// same client, on the same connection, is refused within the watcher's
+// bound.
+func TestKafkaGatewayBesideBroker(t *testing.T) {
+	ca, api, policyFile := gatewayTestSetup(t)
 	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "site-a.detections"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(kf.Close)
-	policyFile := filepath.Join(t.TempDir(), "policy.hcl")
-	if err := os.WriteFile(policyFile, []byte(gwTestOpen), 0o600); err != nil {
-		t.Fatal(err)
-	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &harness.SyncBuffer{}
@@ -147,20 +155,7 @@ func (d dialCounter) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ ne
 // is not on loopback, or with -upstream-id, is refused before anything
 // listens.
 func TestKafkaGatewayPlaintextRefusals(t *testing.T) {
-	api := fakewlapi.Start(t)
-	ca, err := svidtest.NewCA("example.org")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwSVID, err := ca.SVID(gwTestID, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api.Push([]*x509svid.SVID{gwSVID}, ca.Bundle())
-	policyFile := filepath.Join(t.TempDir(), "policy.hcl")
-	if err := os.WriteFile(policyFile, []byte(gwTestOpen), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, api, policyFile := gatewayTestSetup(t)
 	base := []string{"kafka-gateway", "-workload-api", api.Addr, "-spiffe-id", gwTestID, "-trust-domain", "example.org", "-policy", policyFile, "-upstream-plaintext"}
 	for _, tc := range []struct {
 		extra []string
