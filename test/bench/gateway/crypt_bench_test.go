@@ -122,7 +122,7 @@ func BenchmarkRecordEncryption(b *testing.B) {
 		var pair [2]sinkRun
 		for j := range 2 {
 			enc := (i + j) % 2
-			run, err := r.produceToSink(ctx, enc == 1)
+			run, err := r.produceToSink(ctx, 1<<10, enc == 1)
 			if err != nil {
 				b.Fatalf("target pair %d, encrypted=%v: %v", i, enc == 1, err)
 			}
@@ -149,6 +149,7 @@ func BenchmarkRecordEncryption(b *testing.B) {
 // sinkRun is one produceToSink measurement.
 type sinkRun struct {
 	mbps      float64 // MB/s of values
+	records   int64
 	cpu, wall float64 // the process's CPU seconds (user + system), and wall seconds
 }
 
@@ -159,9 +160,9 @@ const (
 	sinkTopic   = cryptTopicStem + "sink"
 )
 
-// produceToSink produces targetBytes of 1 KiB records through the plain or
-// the encrypting gateway to the discarding broker.
-func (r *cryptRig) produceToSink(ctx context.Context, enc bool) (sinkRun, error) {
+// produceToSink produces targetBytes of size-byte records through the
+// plain or the encrypting gateway to the discarding broker.
+func (r *cryptRig) produceToSink(ctx context.Context, size int, enc bool) (sinkRun, error) {
 	gw := r.plainSink
 	if enc {
 		gw = r.sealSink
@@ -172,13 +173,13 @@ func (r *cryptRig) produceToSink(ctx context.Context, enc bool) (sinkRun, error)
 		return sinkRun{}, err
 	}
 	defer cl.Close()
-	values := cryptValues(1 << 10)
+	values := cryptValues(size)
 	if _, _, err := produceLatency(ctx, cl, values[:1]); err != nil { // warm: metadata, connection, DEK
 		return sinkRun{}, err
 	}
 	cpu0, start := processCPU(), time.Now()
-	mbps, _, err := produceBytes(ctx, cl, values, targetBytes)
-	return sinkRun{mbps: mbps, cpu: (processCPU() - cpu0).Seconds(), wall: time.Since(start).Seconds()}, err
+	mbps, n, err := produceBytes(ctx, cl, values, targetBytes)
+	return sinkRun{mbps: mbps, records: n, cpu: (processCPU() - cpu0).Seconds(), wall: time.Since(start).Seconds()}, err
 }
 
 // processCPU is the CPU time (user and system) this process has used.
