@@ -18,6 +18,8 @@ if [ "$rc" -ne 0 ]; then
 		/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; next }
 		/^ *--- FAIL: / { failed[++nf] = $3; next }
 		# A message from t.Log/t.Error/t.Fatal: "    file_test.go:123: text".
+		# A dumped service log ("---- path ----") is not why a test failed.
+		/^ +[A-Za-z0-9_.]+\.go:[0-9]+: ---- .* ----$/ { next }
 		/^ +[A-Za-z0-9_.]+\.go:[0-9]+: / {
 			n[cur]++
 			msg[cur, n[cur]] = substr($0, 1, 400)
