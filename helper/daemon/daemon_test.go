@@ -275,14 +275,20 @@ health_checks {
 	if pair, err := tls.LoadX509KeyPair(filepath.Join(certDir, "svid.pem"), filepath.Join(certDir, "svid_key.pem")); err != nil || pair.Leaf == nil {
 		t.Errorf("published pair: %v", err)
 	}
-	_, metrics := get(t, base+"/metrics")
-	for _, want := range []string{"edgeid_helper_rotations_total 2\n", "edgeid_helper_process_starts_total 1\n", "edgeid_helper_process_signals_total 1\n", "edgeid_helper_svid_expiry_seconds ",
-		// Both rotations in the latency histogram, for both stages.
-		"edgeid_helper_rotation_duration_seconds_count{stage=\"swap\"} 2\n", "edgeid_helper_rotation_duration_seconds_count{stage=\"signal\"} 2\n"} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q:\n%s", want, metrics)
+	// The daemon counts a rotation once it has also settled the files,
+	// after the program was signalled: the metrics may lag what the
+	// program saw by that much.
+	eventually(t, "metrics of both rotations", func() error {
+		_, metrics := get(t, base+"/metrics")
+		for _, want := range []string{"edgeid_helper_rotations_total 2\n", "edgeid_helper_process_starts_total 1\n", "edgeid_helper_process_signals_total 1\n", "edgeid_helper_svid_expiry_seconds ",
+			// Both rotations in the latency histogram, for both stages.
+			"edgeid_helper_rotation_duration_seconds_count{stage=\"swap\"} 2\n", "edgeid_helper_rotation_duration_seconds_count{stage=\"signal\"} 2\n"} {
+			if !strings.Contains(metrics, want) {
+				return fmt.Errorf("metrics lack %q:\n%s", want, metrics)
+			}
 		}
-	}
+		return nil
+	})
 
 	// An update without the configured ID keeps the previous files.
 	api.Push([]*x509svid.SVID{other}, ca.Bundle())
