@@ -22,7 +22,7 @@ if [ "$rc" -ne 0 ]; then
 		/^ +[A-Za-z0-9_.]+\.go:[0-9]+: ---- .* ----$/ { next }
 		/^ +[A-Za-z0-9_.]+\.go:[0-9]+: / {
 			n[cur]++
-			msg[cur, n[cur]] = substr($0, 1, 400)
+			msg[cur, n[cur]] = substr($0, 1, 800)
 		}
 		END {
 			for (i = 1; i <= nf; i++) {
