@@ -191,14 +191,21 @@ func TestDeepStreamIdentityAttacks(t *testing.T) {
 
 	t.Run("protection off: the same attacks against entries that trust claims", func(t *testing.T) {
 		e.addWeakEntries()
-		// The victim's stream receives the launcher-free entry once the
-		// new entries reached the agent.
+		// The entries are created one by one and may reach the agent in
+		// different syncs: wait for the agent to hold an SVID of each, and
+		// for the victim's stream to have received the launcher-free one.
 		harness.Eventually(t, 60*time.Second, func() error {
+			agentLog := e.agent.Proc.Log()
+			for _, id := range []string{dsIDHeldNoLauncher, dsIDClaimsBinary, dsIDClaimsPython} {
+				if !agentCreatedSVID(agentLog, id) {
+					return fmt.Errorf("the agent has no SVID of the new entry %s yet", id)
+				}
+			}
 			evs := dsReadLaunchLog(t, pipelineLog)
 			if len(evs) > 0 && slices.Contains(evs[len(evs)-1].ids(), dsIDHeldNoLauncher) {
 				return nil
 			}
-			return errors.New("new entries not on the agent yet")
+			return errors.New("the victim's stream has not received the new entry yet")
 		})
 		got, errText := attackCopy("off-a1")
 		dsWantIDs(t, "attacker's copy calling for itself, against claims", got, errText, dsIDClaimsBinary)
@@ -360,4 +367,15 @@ func dsCheckRotations(t *testing.T, events []dsLaunchEvent, start, end time.Time
 	if during < 2 {
 		t.Errorf("%d rotations of the pipeline's SVID during the flood, want at least 2", during)
 	}
+}
+
+// agentCreatedSVID: the agent's log says it made an SVID of an entry for
+// id (SPIRE v1.13.3 logs "Creating X509-SVID" with the entry's spiffe_id).
+func agentCreatedSVID(agentLog, id string) bool {
+	for _, line := range strings.Split(agentLog, "\n") {
+		if strings.Contains(line, `msg="Creating X509-SVID"`) && strings.Contains(line, `spiffe_id="`+id+`"`) {
+			return true
+		}
+	}
+	return false
 }
