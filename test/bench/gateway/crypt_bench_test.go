@@ -256,8 +256,7 @@ func (r *cryptRig) measure(ctx context.Context, b *testing.B, size int, codec kg
 	if enc {
 		gw = r.seal
 	}
-	r.n++
-	topic := fmt.Sprintf("%s%d", cryptTopicStem, r.n)
+	topic := r.nextTopic()
 	values := cryptValues(size)
 	// Sealing adds about 135 bytes per record: batches of at most 800 kB
 	// (both paths) stay under the broker's 1 MiB message size once sealed.
@@ -267,11 +266,11 @@ func (r *cryptRig) measure(ctx context.Context, b *testing.B, size int, codec kg
 		return cryptCell{}, err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+	drop, err := createTopic(ctx, cl, topic)
+	if err != nil {
 		return cryptCell{}, err
 	}
-	defer func() { _, _ = adm.DeleteTopics(context.Background(), topic) }()
+	defer drop()
 	var cell cryptCell
 	if cell.p50, cell.p99, err = produceLatency(ctx, cl, values); err != nil {
 		return cell, err
@@ -282,6 +281,23 @@ func (r *cryptRig) measure(ctx context.Context, b *testing.B, size int, codec kg
 	}
 	cell.consumeMBps, err = consumeAll(ctx, gw, topic, n+cryptLatencyN, int64(size))
 	return cell, err
+}
+
+// nextTopic names a topic no measurement has used, under the encrypt
+// block's site-a.bench-* pattern.
+func (r *cryptRig) nextTopic() string {
+	r.n++
+	return fmt.Sprintf("%s%d", cryptTopicStem, r.n)
+}
+
+// createTopic creates topic (one partition) through cl and returns how to
+// delete it.
+func createTopic(ctx context.Context, cl *kgo.Client, topic string) (func(), error) {
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		return nil, err
+	}
+	return func() { _, _ = adm.DeleteTopics(context.Background(), topic) }, nil
 }
 
 // cryptValues are cryptValueKinds values of size bytes, each half random

@@ -2,7 +2,6 @@ package gatewaybench
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -11,10 +10,6 @@ import (
 	"time"
 
 	"github.com/edgeid/edgeid/internal/svidtest"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -74,18 +69,17 @@ func BenchmarkSealedRecordBytes(b *testing.B) {
 // sealedGrowth is how many bytes longer a 1 KiB record is, encoded, once
 // the encrypting gateway has sealed it.
 func (r *cryptRig) sealedGrowth(ctx context.Context) (int, error) {
-	r.n++
-	topic := fmt.Sprintf("%s%d", cryptTopicStem, r.n)
+	topic := r.nextTopic()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(r.seal.BootstrapAddrs()...), kgo.DefaultProduceTopic(topic))
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+	drop, err := createTopic(ctx, cl, topic)
+	if err != nil {
 		return 0, err
 	}
-	defer func() { _, _ = adm.DeleteTopics(context.Background(), topic) }()
+	defer drop()
 	value := cryptValues(1 << 10)[0]
 	if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
 		return 0, err
@@ -95,7 +89,7 @@ func (r *cryptRig) sealedGrowth(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	direct, err := kgo.NewClient(kgo.SeedBrokers(r.kf.ListenAddrs()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DialTLSConfig(clientTLSFor(r.ca, reader)))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DialTLSConfig(mtlsClient(r.ca, svidtest.NewSource(reader))))
 	if err != nil {
 		return 0, err
 	}
@@ -128,8 +122,4 @@ func encodedLen(r *kgo.Record) int {
 	}
 	body := len(rec.AppendTo(nil)) - 1 // a Length of 0 takes one byte
 	return len(binary.AppendVarint(nil, int64(body))) + body
-}
-
-func clientTLSFor(ca *svidtest.CA, s *x509svid.SVID) *tls.Config {
-	return tlsconfig.MTLSClientConfig(svidtest.NewSource(s), ca.Bundle(), tlsconfig.AuthorizeMemberOf(spiffeid.RequireTrustDomainFromString(td)))
 }

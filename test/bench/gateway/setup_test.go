@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -112,7 +113,13 @@ func (p *paths) gateway(tb testing.TB, ctx context.Context, cfg kafkagw.Config, 
 }
 
 func (p *paths) clientTLS(tb testing.TB) *tls.Config {
-	return tlsconfig.MTLSClientConfig(p.source(tb, idClient), p.ca.Bundle(), tlsconfig.AuthorizeMemberOf(spiffeid.RequireTrustDomainFromString(td)))
+	return mtlsClient(p.ca, p.source(tb, idClient))
+}
+
+// mtlsClient is a client's SPIFFE mTLS config with src's SVID, trusting
+// ca for any server of the trust domain.
+func mtlsClient(ca *svidtest.CA, src x509svid.Source) *tls.Config {
+	return tlsconfig.MTLSClientConfig(src, ca.Bundle(), tlsconfig.AuthorizeMemberOf(spiffeid.RequireTrustDomainFromString(td)))
 }
 
 // client opens a kgo client for path name, with extra options.

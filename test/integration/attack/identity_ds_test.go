@@ -190,14 +190,16 @@ func TestDeepStreamIdentityAttacks(t *testing.T) {
 	})
 
 	t.Run("protection off: the same attacks against entries that trust claims", func(t *testing.T) {
+		added := time.Now()
 		e.addWeakEntries()
 		// The entries are created one by one and may reach the agent in
-		// different syncs: wait for the agent to hold an SVID of each, and
+		// different syncs: wait for the agent to have made an SVID of each
+		// (SPIRE v1.13.3 logs "Creating X509-SVID" with its spiffe_id), and
 		// for the victim's stream to have received the launcher-free one.
 		harness.Eventually(t, 60*time.Second, func() error {
-			agentLog := e.agent.Proc.Log()
+			created := strings.Join(harness.SPIRELogLinesSince(t, e.agent.Proc.LogPath, added, `msg="Creating X509-SVID"`), "\n")
 			for _, id := range []string{dsIDHeldNoLauncher, dsIDClaimsBinary, dsIDClaimsPython} {
-				if !agentCreatedSVID(agentLog, id) {
+				if !strings.Contains(created, `spiffe_id="`+id+`"`) {
 					return fmt.Errorf("the agent has no SVID of the new entry %s yet", id)
 				}
 			}
@@ -367,15 +369,4 @@ func dsCheckRotations(t *testing.T, events []dsLaunchEvent, start, end time.Time
 	if during < 2 {
 		t.Errorf("%d rotations of the pipeline's SVID during the flood, want at least 2", during)
 	}
-}
-
-// agentCreatedSVID: the agent's log says it made an SVID of an entry for
-// id (SPIRE v1.13.3 logs "Creating X509-SVID" with the entry's spiffe_id).
-func agentCreatedSVID(agentLog, id string) bool {
-	for _, line := range strings.Split(agentLog, "\n") {
-		if strings.Contains(line, `msg="Creating X509-SVID"`) && strings.Contains(line, `spiffe_id="`+id+`"`) {
-			return true
-		}
-	}
-	return false
 }
