@@ -19,6 +19,7 @@ import (
 	"github.com/edgeid/edgeid/helper/internal/bufconn"
 	"github.com/edgeid/edgeid/helper/internal/localpeer"
 	"github.com/edgeid/edgeid/internal/logonce"
+	"github.com/edgeid/edgeid/internal/loopback"
 	"github.com/edgeid/edgeid/internal/tlspolicy"
 )
 
@@ -137,18 +138,14 @@ func New(cfg Config, svids x509svid.Source, bundles x509bundle.Source) (*Tunnel,
 // a loopback address.
 var ErrNotLoopback = errors.New("a client tunnel listens on loopback only (127.0.0.0/8, [::1] or localhost); it gives its identity to anyone who connects, so set allow_remote_clients = true to listen elsewhere")
 
-// RequireLoopback checks that the host of addr ("host:port") is a loopback
-// IP address or "localhost". An empty host or 0.0.0.0 means every
-// interface, and other names may resolve anywhere: both are refused.
+// RequireLoopback checks that the host of addr ("host:port") names the
+// loopback interface (loopback.Host).
 func RequireLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("listen %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+	if loopback.Host(host) {
 		return nil
 	}
 	return fmt.Errorf("listen %q: %w", addr, ErrNotLoopback)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"filippo.io/age"
+	"github.com/edgeid/edgeid/internal/loopback"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
@@ -161,7 +162,7 @@ func (v *validator) sealTransit(sb *SealTransitBlock) *SealTransit {
 	switch {
 	case st.Address == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/"):
 		v.errorf(sb.AddressRange, "vault.seal_transit.address: %q is not a Vault address such as \"https://vault-unsealer:8200\"", sb.Address)
-	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+	case u.Scheme == "http" && !loopback.Host(u.Hostname()):
 		v.errorf(sb.AddressRange, "vault.seal_transit.address: %q would send Vault's seal token in clear text; use https:// (http:// only to a loopback address)", sb.Address)
 	case u.Scheme == "http" && st.CACert != "":
 		v.errorf(sb.CACertRange, "vault.seal_transit.ca_cert: the address is http://; a CA certificate needs https://")
@@ -184,15 +185,6 @@ func (v *validator) sealTransit(sb *SealTransitBlock) *SealTransit {
 // mountPath is what Vault accepts as a mount path (without slashes at the
 // ends).
 var mountPath = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}){0,4}$`)
-
-// loopbackHost reports whether host is localhost or a loopback IP.
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 func (v *validator) kubeedge(kb *KubeEdgeBlock, dir string) KubeEdge {
 	if kb == nil {

@@ -3,8 +3,8 @@ package ui
 import (
 	"fmt"
 	"net"
-	"net/netip"
-	"strings"
+
+	"github.com/edgeid/edgeid/internal/loopback"
 )
 
 // CheckListen refuses a listen address that is not loopback (an empty
@@ -14,20 +14,10 @@ func CheckListen(addr string, allowRemote bool) error {
 	if err != nil {
 		return fmt.Errorf("ui: listen address %q: %w", addr, err)
 	}
-	if allowRemote || isLoopbackHost(host) {
+	if allowRemote || loopback.Host(host) {
 		return nil
 	}
 	return fmt.Errorf("ui: listen address %q is not loopback; the page has no login, so pass --allow-remote to serve it beyond this machine", addr)
-}
-
-// isLoopbackHost is true for localhost and loopback IP addresses.
-func isLoopbackHost(host string) bool {
-	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 // loopbackRequestHost is true when a request's Host header names this
@@ -37,5 +27,5 @@ func loopbackRequestHost(hostHeader string) bool {
 	if h, _, err := net.SplitHostPort(hostHeader); err == nil {
 		host = h
 	}
-	return isLoopbackHost(host)
+	return loopback.Host(host)
 }
