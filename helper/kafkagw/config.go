@@ -125,6 +125,9 @@ func (c *Config) withDefaults() (Config, error) {
 				return cfg, fmt.Errorf("kafkagw %s: upstream %q: plaintext to the brokers is for a gateway beside them, on loopback; set upstream_tls to dial them with mTLS", cfg.Name, u)
 			}
 		}
+		if len(cfg.UpstreamIDs) > 0 {
+			return cfg, fmt.Errorf("kafkagw %s: upstream IDs %v would not be checked: a plaintext upstream presents no SVID; set upstream_tls to dial the brokers with mTLS", cfg.Name, cfg.UpstreamIDs)
+		}
 	}
 	if cfg.Mode == ModeCloud && cfg.Policy == nil {
 		return cfg, fmt.Errorf("kafkagw %s: cloud mode needs a policy", cfg.Name)

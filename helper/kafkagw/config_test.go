@@ -27,6 +27,8 @@ func TestConfigRefusals(t *testing.T) {
 		{"cloud, plaintext to localhost", func() Config { c := cloud(); c.Upstreams = []string{"localhost:9092"}; return c }, ""},
 		{"cloud, plaintext to another host", func() Config { c := cloud(); c.Upstreams = []string{"127.0.0.1:9092", "10.0.0.7:9092"}; return c },
 			`upstream "10.0.0.7:9092": plaintext to the brokers is for a gateway beside them`},
+		{"cloud, plaintext, with upstream IDs", func() Config { c := cloud(); c.UpstreamIDs = []string{"spiffe://" + td + "/kafka"}; return c },
+			"upstream IDs [spiffe://" + td + "/kafka] would not be checked"},
 		{"cloud, mTLS to another host", func() Config {
 			c := cloud()
 			c.Upstreams, c.UpstreamTLS = []string{"10.0.0.7:9092"}, true
