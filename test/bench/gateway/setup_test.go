@@ -100,7 +100,10 @@ func (p *paths) gateway(tb testing.TB, ctx context.Context, cfg kafkagw.Config, 
 	if cfg.Upstreams == nil {
 		cfg.Upstreams = p.tlsKF.ListenAddrs()
 	}
-	cfg.TrustDomain, cfg.UpstreamIDs, cfg.Metrics = td, []string{idKafka}, m
+	cfg.TrustDomain, cfg.Metrics = td, m
+	if cfg.Mode == kafkagw.ModeEdge || cfg.UpstreamTLS {
+		cfg.UpstreamIDs = []string{idKafka}
+	}
 	cfg.DenialLogInterval = time.Hour
 	gw, err := kafkagw.New(cfg, kafkagw.Sources{SVIDs: p.source(tb, id), Bundles: p.ca.Bundle()})
 	if err != nil {
