@@ -86,9 +86,9 @@ func setup(tb testing.TB, ctx context.Context) *paths {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p.cloud = p.gateway(tb, ctx, kafkagw.Config{Name: "cloud", Mode: kafkagw.ModeCloud, UpstreamTLS: true, Policy: pol}, idCloud)
+	p.cloud = p.gateway(tb, ctx, kafkagw.Config{Name: "cloud", Mode: kafkagw.ModeCloud, UpstreamTLS: true, UpstreamIDs: []string{idKafka}, Policy: pol}, idCloud)
 	p.local = p.gateway(tb, ctx, kafkagw.Config{Name: "cloud-local", Mode: kafkagw.ModeCloud, Policy: pol, Upstreams: p.plainKF.ListenAddrs()}, idCloud)
-	p.edge = p.gateway(tb, ctx, kafkagw.Config{Name: "edge", Mode: kafkagw.ModeEdge}, idEdge)
+	p.edge = p.gateway(tb, ctx, kafkagw.Config{Name: "edge", Mode: kafkagw.ModeEdge, UpstreamIDs: []string{idKafka}}, idEdge)
 	return p
 }
 
@@ -101,9 +101,6 @@ func (p *paths) gateway(tb testing.TB, ctx context.Context, cfg kafkagw.Config, 
 		cfg.Upstreams = p.tlsKF.ListenAddrs()
 	}
 	cfg.TrustDomain, cfg.Metrics = td, m
-	if cfg.Mode == kafkagw.ModeEdge || cfg.UpstreamTLS {
-		cfg.UpstreamIDs = []string{idKafka}
-	}
 	cfg.DenialLogInterval = time.Hour
 	gw, err := kafkagw.New(cfg, kafkagw.Sources{SVIDs: p.source(tb, id), Bundles: p.ca.Bundle()})
 	if err != nil {
